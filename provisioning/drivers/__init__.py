@@ -1,0 +1,98 @@
+"""Stamp drivers: one ``Driver`` interface, several implementations.
+
+``get_driver(kind, name=..., endpoint=..., credentials=...)`` builds one from
+a stamp's configuration.  Kinds: ``simulated`` (a stampsim over HTTP),
+``memory`` (in process, for tests), ``libvirt`` (not available yet).
+Nothing here imports Django.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .base import (
+    Capacity,
+    CheckpointInfo,
+    Conflict,
+    ConflictCode,
+    ContainerInfo,
+    Driver,
+    DriverError,
+    DriverNotAvailable,
+    FirewallRuleInfo,
+    GatewayInfo,
+    InvalidRequest,
+    Inventory,
+    NatRuleInfo,
+    NetworkInfo,
+    NotFound,
+    OperationFailed,
+    OperationTimeout,
+    PowerState,
+    ReplicationInfo,
+    ReplicationRole,
+    ReplicationState,
+    StampHealth,
+    StampUnreachable,
+    Unauthorized,
+    VmInfo,
+    VmKind,
+)
+
+__all__ = [
+    "DRIVER_KINDS",
+    "Capacity",
+    "CheckpointInfo",
+    "Conflict",
+    "ConflictCode",
+    "ContainerInfo",
+    "Driver",
+    "DriverError",
+    "DriverNotAvailable",
+    "FirewallRuleInfo",
+    "GatewayInfo",
+    "InvalidRequest",
+    "Inventory",
+    "NatRuleInfo",
+    "NetworkInfo",
+    "NotFound",
+    "OperationFailed",
+    "OperationTimeout",
+    "PowerState",
+    "ReplicationInfo",
+    "ReplicationRole",
+    "ReplicationState",
+    "StampHealth",
+    "StampUnreachable",
+    "Unauthorized",
+    "VmInfo",
+    "VmKind",
+    "get_driver",
+]
+
+DRIVER_KINDS = ("simulated", "memory", "libvirt")
+
+
+def get_driver(
+    kind: str,
+    *,
+    name: str,
+    endpoint: str,
+    credentials: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Driver:
+    """Build the driver for a stamp; ``options`` (timeout, retries, backoff) pass through."""
+    if kind == "simulated":
+        from .simulated import SimulatedDriver
+
+        return SimulatedDriver(name, endpoint, credentials, **options)
+    if kind == "memory":
+        from .memory import MemoryDriver
+
+        return MemoryDriver(name, endpoint, credentials, **options)
+    if kind == "libvirt":
+        raise DriverNotAvailable(name, "driver.load", "the libvirt driver is not implemented yet")
+    raise DriverNotAvailable(
+        name, "driver.load", f"unknown driver kind {kind!r} (known: {', '.join(DRIVER_KINDS)})"
+    )

@@ -1,0 +1,259 @@
+"""The fabric's object model, capacity accounting and persistence.
+
+The whole state is one JSON document::
+
+    {"schema": 1,
+     "containers": {id: {...}}, "gateways": {...}, "networks": {...},
+     "nat_rules": {...}, "firewall_rules": {...}, "vms": {...},
+     "checkpoints": {...}, "replications": {vm_id: {...}},
+     "operations": {id: {...}}, "keys": {idempotency key: {...}}}
+
+``Store`` writes it after every change to ``<data dir>/state.json`` through a
+temporary file, ``fsync`` and ``os.replace``, so a crash leaves either the old
+or the new document, never a torn one.  Without a data directory the state
+lives in memory only (used by the in-process memory driver).
+
+Capacity is a property of the running process (command-line flags), not of
+the stored state: every VM counts against it whatever its power state or kind,
+because a powered-off replica must be able to start after a failover.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import not_found
+
+__all__ = [
+    "CAPACITY_KEYS",
+    "DEFAULT_CAPACITY",
+    "RESOURCES",
+    "OperationState",
+    "PowerState",
+    "ReplicationRole",
+    "ReplicationState",
+    "State",
+    "Store",
+    "VmKind",
+    "new_id",
+    "public",
+    "utcnow",
+]
+
+SCHEMA_VERSION = 1
+RESOURCES = (
+    "containers",
+    "gateways",
+    "networks",
+    "nat_rules",
+    "firewall_rules",
+    "vms",
+    "checkpoints",
+    "replications",
+)
+CAPACITY_KEYS = ("vcpus", "memory_mb", "storage_gb", "vms")
+DEFAULT_CAPACITY = {
+    "vcpus": 1024,
+    "memory_mb": 4 * 1024 * 1024,
+    "storage_gb": 200 * 1024,
+    "vms": 2000,
+}
+
+# Fields kept on disk but never shown to clients.
+_PRIVATE_FIELDS = {"target_token", "params", "key", "fingerprint"}
+
+
+class PowerState(enum.StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class VmKind(enum.StrEnum):
+    NORMAL = "normal"
+    REPLICA = "replica"
+
+
+class ReplicationRole(enum.StrEnum):
+    SOURCE = "source"  # this stamp holds the primary VM and pushes syncs
+    TARGET = "target"  # this stamp holds the replica (or the failed-over VM)
+
+
+class ReplicationState(enum.StrEnum):
+    ENABLED = "enabled"
+    FAILED_OVER = "failed-over"
+
+
+class OperationState(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def public(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A copy of a stored object without its private fields."""
+    if obj is None:
+        return None
+    return {k: copy.deepcopy(v) for k, v in obj.items() if k not in _PRIVATE_FIELDS}
+
+
+class State:
+    """The fabric's objects and the queries the rules need.
+
+    Not thread-safe by itself: the fabric holds its lock around every use.
+    """
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        self.data: dict[str, Any] = data if data is not None else {}
+        self.data.setdefault("schema", SCHEMA_VERSION)
+        for table in (*RESOURCES, "operations", "keys"):
+            self.data.setdefault(table, {})
+
+    # -- tables ----------------------------------------------------------
+    def table(self, name: str) -> dict[str, dict[str, Any]]:
+        return self.data[name]
+
+    @property
+    def containers(self) -> dict[str, dict[str, Any]]:
+        return self.data["containers"]
+
+    @property
+    def gateways(self) -> dict[str, dict[str, Any]]:
+        return self.data["gateways"]
+
+    @property
+    def networks(self) -> dict[str, dict[str, Any]]:
+        return self.data["networks"]
+
+    @property
+    def nat_rules(self) -> dict[str, dict[str, Any]]:
+        return self.data["nat_rules"]
+
+    @property
+    def firewall_rules(self) -> dict[str, dict[str, Any]]:
+        return self.data["firewall_rules"]
+
+    @property
+    def vms(self) -> dict[str, dict[str, Any]]:
+        return self.data["vms"]
+
+    @property
+    def checkpoints(self) -> dict[str, dict[str, Any]]:
+        return self.data["checkpoints"]
+
+    @property
+    def replications(self) -> dict[str, dict[str, Any]]:
+        """Replication relationships keyed by the local VM's id (one per VM)."""
+        return self.data["replications"]
+
+    @property
+    def operations(self) -> dict[str, dict[str, Any]]:
+        return self.data["operations"]
+
+    @property
+    def keys(self) -> dict[str, dict[str, Any]]:
+        return self.data["keys"]
+
+    def require(self, table: str, obj_id: str, what: str) -> dict[str, Any]:
+        obj = self.data[table].get(obj_id)
+        if obj is None:
+            raise not_found(what, obj_id)
+        return obj
+
+    # -- queries ---------------------------------------------------------
+    def in_container(self, table: str, container_id: str) -> list[dict[str, Any]]:
+        return [o for o in self.data[table].values() if o.get("container_id") == container_id]
+
+    def vms_on_network(self, network_id: str) -> list[dict[str, Any]]:
+        return [vm for vm in self.vms.values() if vm.get("network_id") == network_id]
+
+    def allocated(self) -> dict[str, int]:
+        vms = self.vms.values()
+        return {
+            "vcpus": sum(vm["vcpus"] for vm in vms),
+            "memory_mb": sum(vm["memory_mb"] for vm in vms),
+            "storage_gb": sum(vm["disk_gb"] for vm in vms),
+            "vms": len(self.vms),
+        }
+
+    def external_address_holders(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(address, holder) for every external address a gateway or NAT rule holds."""
+        for gateway in self.gateways.values():
+            yield gateway["external_ip"], gateway
+        for rule in self.nat_rules.values():
+            yield rule["external_ip"], rule
+
+    # -- cascading removal -----------------------------------------------
+    def remove_vm(self, vm_id: str) -> None:
+        self.vms.pop(vm_id, None)
+        self.replications.pop(vm_id, None)
+        for cp_id in [c["id"] for c in self.checkpoints.values() if c["vm_id"] == vm_id]:
+            del self.checkpoints[cp_id]
+
+    def remove_container(self, container_id: str) -> None:
+        for vm in self.in_container("vms", container_id):
+            self.remove_vm(vm["id"])
+        for table in ("networks", "gateways", "nat_rules", "firewall_rules"):
+            for obj in self.in_container(table, container_id):
+                del self.data[table][obj["id"]]
+        self.containers.pop(container_id, None)
+
+    def inventory(self) -> dict[str, list[dict[str, Any]]]:
+        return {table: [public(o) for o in self.data[table].values()] for table in RESOURCES}
+
+
+class Store:
+    """Loads and atomically saves the state document (or keeps nothing on disk)."""
+
+    FILENAME = "state.json"
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None, *, durable: bool = True) -> None:
+        self.dir = Path(data_dir) if data_dir is not None else None
+        self.durable = durable
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def path(self) -> Path | None:
+        return self.dir / self.FILENAME if self.dir is not None else None
+
+    def load(self) -> dict[str, Any] | None:
+        if self.path is None or not self.path.exists():
+            return None
+        with self.path.open(encoding="utf-8") as fh:
+            data = json.load(fh)
+        if data.get("schema") != SCHEMA_VERSION:
+            raise ValueError(f"{self.path}: unsupported state schema {data.get('schema')!r}")
+        return data
+
+    def save(self, data: dict[str, Any]) -> None:
+        if self.dir is None:
+            return
+        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, separators=(",", ":"))
+                fh.flush()
+                if self.durable:
+                    os.fsync(fh.fileno())
+            os.replace(tmp, self.dir / self.FILENAME)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
