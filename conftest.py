@@ -1,0 +1,143 @@
+"""Fixtures shared by every test: API clients for each kind of caller, a provider catalog."""
+
+import itertools
+import os
+
+import pytest
+
+_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles(request, monkeypatch):
+    """Each test counts its own throttled requests, apart from parallel test workers that
+    share the Redis cache."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        return  # stampsim and driver tests also run without Django
+    from django.core.cache.backends.locmem import LocMemCache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "cache", LocMemCache(unique("throttle"), {}))
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request):
+    if not request.config.pluginmanager.hasplugin("django"):
+        return
+    settings = request.getfixturevalue("settings")
+    # PBKDF2 at full strength costs ~0.3 s a login; tests log in hundreds of times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def on_postgres() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"
+
+
+def require_services() -> bool:
+    return os.environ.get("BUFFET_REQUIRE_SERVICES") == "1"
+
+
+@pytest.fixture
+def postgres():
+    """Tests of concurrency invariants need PostgreSQL's row locks."""
+    if not on_postgres():
+        if require_services():
+            pytest.fail("BUFFET_REQUIRE_SERVICES=1 but DATABASE_URL is not PostgreSQL")
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{os.getpid()}x{next(_counter)}"
+
+
+class Api:
+    """A logged-in API client that remembers who it is."""
+
+    def __init__(self, client, email: str = "", tenant: dict | None = None):
+        self.client = client
+        self.email = email
+        self.tenant = tenant or {}
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def APIClient():  # noqa: N802 - reads like the class it builds
+    from rest_framework.test import APIClient as Client
+
+    return Client()
+
+
+@pytest.fixture
+def anon():
+    return APIClient()
+
+
+@pytest.fixture
+def signup(db):
+    """``signup()`` creates a tenant through the API and returns its owner's client."""
+
+    def make(tenant_name: str | None = None, email: str | None = None) -> Api:
+        client = APIClient()
+        email = email or f"{unique('owner')}@example.com"
+        password = "correct horse battery"
+        response = client.post("/api/v1/auth/signup/", {
+            "email": email, "password": password,
+            "tenant_name": tenant_name or unique("Tenant ")}, format="json")
+        assert response.status_code == 201, response.content
+        token = client.post("/api/v1/auth/token/", {"email": email, "password": password},
+                            format="json").json()["token"]
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        return Api(client, email, response.json()["tenant"])
+
+    return make
+
+
+@pytest.fixture
+def staff(db) -> Api:
+    from tenants.models import User
+
+    email = f"{unique('admin')}@provider.example"
+    User.objects.create_superuser(email, "provider password 1")
+    client = APIClient()
+    token = client.post("/api/v1/auth/token/", {"email": email,
+                                                "password": "provider password 1"},
+                        format="json").json()["token"]
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return Api(client, email)
+
+
+@pytest.fixture
+def catalog(staff):
+    """A provider catalog built through the admin API: two stamps, two clouds, plans."""
+    def post(path, body):
+        response = staff.post(f"/api/v1/admin/{path}/", body, format="json")
+        assert response.status_code == 201, (path, response.content)
+        return response.json()
+
+    stamp_a = post("stamps", {"name": unique("stamp-a-"), "region": "west", "driver": "memory",
+                              "endpoint": f"mem://{unique('a')}", "credentials": {"token": "s"}})
+    stamp_b = post("stamps", {"name": unique("stamp-b-"), "region": "north", "driver": "memory",
+                              "endpoint": f"mem://{unique('b')}"})
+    capacity = {"vcpus": 64, "memory_mb": 262144, "storage_gb": 4000, "vms": 100}
+    cloud_a = post("clouds", {"name": unique("cloud-a-"), "stamp": stamp_a["id"],
+                              "capacity": capacity, "overcommit": {"cpu": "2", "memory": "1"}})
+    cloud_b = post("clouds", {"name": unique("cloud-b-"), "stamp": stamp_b["id"],
+                              "capacity": capacity})
+    template = post("templates", {"name": "debian-12", "os": "Debian 12", "cloud": cloud_a["id"],
+                                  "image": "img-debian", "min_memory_mb": 512,
+                                  "min_disk_gb": 10})
+    extra = post("addons", {"name": unique("Extra "), "kind": "quota",
+                            "quotas": {"vcpus": 4, "vms": 2}, "price_monthly": "5.00"})
+    dr = post("addons", {"name": unique("DR "), "kind": "dr", "recovery_cloud": cloud_b["id"],
+                         "price_monthly": "10.00"})
+    quotas = {"vcpus": 8, "memory_mb": 16384, "storage_gb": 200, "vms": 4, "networks": 2,
+              "snapshots": 4}
+    plan = post("plans", {"name": unique("Small "), "state": "public", "cloud": cloud_a["id"],
+                          "quotas": quotas, "templates": [template["id"]],
+                          "addons": [extra["id"], dr["id"]], "price_monthly": "9.00"})
+    return {"stamp_a": stamp_a, "stamp_b": stamp_b, "cloud_a": cloud_a, "cloud_b": cloud_b,
+            "template": template, "extra": extra, "dr": dr, "plan": plan, "quotas": quotas,
+            "post": post}

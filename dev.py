@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Set up and run Buffet with nothing but Python 3.11+.
+
+    python3 dev.py run    virtualenv, install, migrate, demo data, then web + worker + beat
+                          + two stampsim instances; prints the URL and the logins
+    python3 dev.py test   virtualenv, install with test extras, run the whole test suite
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("BUFFET_VENV", ROOT / ".venv"))
+PY = VENV / "bin" / "python"
+
+
+def _venv() -> None:
+    if PY.exists():
+        return
+    if subprocess.run([sys.executable, "-m", "venv", str(VENV)]).returncode != 0:
+        shutil.rmtree(VENV, ignore_errors=True)
+        if shutil.which("apt-get") and os.geteuid() == 0:
+            print("python3-venv is missing; installing it with apt-get…", flush=True)
+            subprocess.run(["apt-get", "update", "-qq"], check=True)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "python3-venv"], check=True)
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        else:
+            sys.exit("Cannot create a virtualenv: install python3-venv (Debian) and retry.")
+
+
+def _install(extras: str) -> None:
+    """pip install the project once per content of pyproject.toml and extras."""
+    stamp = VENV / f".installed-{extras or 'base'}"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    print("Installing Python packages…", flush=True)
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    target = f".[{extras}]" if extras else "."
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "-e", target], cwd=ROOT, check=True)
+    stamp.write_text(digest)
+
+
+def main() -> int:
+    command = sys.argv[1] if len(sys.argv) > 1 else "help"
+    rest = sys.argv[2:]
+    if command == "run":
+        _venv()
+        _install("")
+        os.execv(str(PY), [str(PY), "-m", "portal.cli", "run", *rest])
+    if command == "test":
+        _venv()
+        _install("test")
+        os.chdir(ROOT)
+        lint = subprocess.run([str(PY), "-m", "ruff", "check", "."])
+        if lint.returncode != 0:
+            return lint.returncode
+        workers = os.environ.get("BUFFET_TEST_WORKERS", "auto")
+        args = ["-n", workers, *rest] if workers != "0" else rest
+        tests = subprocess.run([str(PY), "-m", "pytest", *args])
+        # pytest says 5 when it collected nothing: that is a failure of the suite here.
+        return 1 if tests.returncode == 5 else tests.returncode
+    print(__doc__)
+    return 0 if command in {"help", "-h", "--help"} else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+from django.contrib import admin
+
+from dr_addon.models import NetworkMapping
+
+admin.site.register(NetworkMapping)

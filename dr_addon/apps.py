@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DrAddonConfig(AppConfig):
+    name = "dr_addon"
+    verbose_name = "Disaster recovery"

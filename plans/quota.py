@@ -1,0 +1,87 @@
+"""The quota ledger and the cloud capacity ledger: reserve and release.
+
+A reservation is one conditional ``UPDATE ... SET used = used + d WHERE used + d <= limit``
+per ledger row, taken in a fixed order (dimension name) so two reservations never
+deadlock. If any row refuses, the surrounding savepoint is rolled back and the
+error names every dimension that is over, with requested, used and limit.
+"""
+
+from collections.abc import Mapping
+
+from django.db import transaction
+from django.db.models import F
+
+from plans.models import QuotaDimension, QuotaLedger, Subscription
+from portal.errors import QuotaExceeded
+from provisioning.models import CloudCapacity
+
+__all__ = ["release", "reserve", "set_limits", "summary"]
+
+
+def _reserve_rows(model, owner_field: str, owner_id, deltas: Mapping[str, int],
+                  *, error_title: str) -> None:
+    over: dict[str, dict[str, int]] = {}
+    nonzero = {d: n for d, n in sorted(deltas.items()) if n}
+    with transaction.atomic():
+        for dimension, amount in nonzero.items():
+            rows = model.objects.filter(**{owner_field: owner_id}, dimension=dimension)
+            if amount > 0:
+                updated = rows.filter(used__lte=F("limit") - amount).update(
+                    used=F("used") + amount)
+            else:
+                updated = rows.update(used=F("used") + amount)
+            if not updated:
+                over[dimension] = {"requested": amount}
+        if over:
+            current = {r.dimension: r for r in model.objects.filter(
+                **{owner_field: owner_id}, dimension__in=list(over))}
+            for dimension, info in over.items():
+                row = current.get(dimension)
+                info["used"] = row.used if row else 0
+                info["limit"] = row.limit if row else 0
+            transaction.set_rollback(True)
+    if over:
+        names = ", ".join(sorted(over))
+        raise QuotaExceeded(f"{error_title}: {names}.", errors=over)
+
+
+def reserve(subscription: Subscription, deltas: Mapping[str, int], *, cloud_id=None) -> None:
+    """Reserve quota (and, with ``cloud_id``, cloud capacity) or raise QuotaExceeded."""
+    with transaction.atomic():
+        _reserve_rows(QuotaLedger, "subscription_id", subscription.pk, deltas,
+                      error_title="The subscription's quota would be exceeded")
+        if cloud_id is not None:
+            capacity = {d: n for d, n in deltas.items() if d in {
+                QuotaDimension.VCPUS, QuotaDimension.MEMORY_MB, QuotaDimension.STORAGE_GB,
+                QuotaDimension.VMS}}
+            _reserve_rows(CloudCapacity, "cloud_id", cloud_id, capacity,
+                          error_title="The provider's cloud has no capacity left for")
+
+
+def release(subscription: Subscription, deltas: Mapping[str, int], *, cloud_id=None) -> None:
+    """Give back what ``reserve`` took. Never refused (the CHECK guards against < 0)."""
+    with transaction.atomic():
+        for dimension, amount in sorted(deltas.items()):
+            if amount:
+                QuotaLedger.objects.filter(subscription_id=subscription.pk,
+                                           dimension=dimension).update(used=F("used") - amount)
+                if cloud_id is not None and dimension in {
+                        QuotaDimension.VCPUS, QuotaDimension.MEMORY_MB,
+                        QuotaDimension.STORAGE_GB, QuotaDimension.VMS}:
+                    CloudCapacity.objects.filter(cloud_id=cloud_id, dimension=dimension).update(
+                        used=F("used") - amount)
+
+
+def set_limits(subscription: Subscription, limits: Mapping[str, int]) -> None:
+    """Write the limits of every dimension, creating the rows on first use."""
+    for dimension in QuotaDimension.values:
+        QuotaLedger.objects.update_or_create(
+            subscription=subscription, dimension=dimension,
+            defaults={"limit": limits.get(dimension, 0)})
+
+
+def summary(subscription: Subscription) -> dict[str, dict[str, int]]:
+    rows = {r.dimension: r for r in subscription.quota_rows.all()}
+    return {d: {"limit": rows[d].limit if d in rows else 0,
+                "used": rows[d].used if d in rows else 0}
+            for d in QuotaDimension.values}

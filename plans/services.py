@@ -1,0 +1,218 @@
+"""Use cases of the catalog and of subscriptions. The only place that changes them."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django_fsm import TransitionNotAllowed
+
+from plans import quota
+from plans.models import (
+    AddOn,
+    AddOnKind,
+    Plan,
+    PlanState,
+    Subscription,
+    SubscriptionAddOn,
+    SubscriptionState,
+)
+from portal import events
+from portal.errors import Conflict, Invalid, NotFound
+from provisioning.models import Cloud, Template
+from tenants.models import Tenant, User
+
+__all__ = [
+    "attach_addon",
+    "detach_addon",
+    "limits_of",
+    "resume_subscription",
+    "save_addon",
+    "save_plan",
+    "subscribe",
+    "suspend_subscription",
+    "visible_plans",
+]
+
+LIVE_STATES = (SubscriptionState.ACTIVE, SubscriptionState.SUSPENDED, SubscriptionState.DELETING)
+
+
+# --- Catalog --------------------------------------------------------------------------
+
+def _check_dr_addons(cloud: Cloud, addons: Iterable[AddOn]) -> None:
+    wrong = [a.name for a in addons
+             if a.kind == AddOnKind.DR and a.recovery_cloud.stamp_id == cloud.stamp_id]
+    if wrong:
+        raise Invalid(
+            "A DR add-on's recovery cloud must be on a different stamp than the plan's cloud.",
+            errors={"addons": [f"'{n}' recovers to the stamp the plan runs on." for n in wrong]})
+
+
+def _check_templates(cloud: Cloud, templates: Iterable[Template]) -> None:
+    wrong = [t.name for t in templates if t.cloud_id != cloud.pk]
+    if wrong:
+        raise Invalid("Templates must belong to the plan's cloud.",
+                      errors={"templates": [f"'{n}' is not in cloud '{cloud.name}'."
+                                            for n in wrong]})
+
+
+@transaction.atomic
+def save_plan(plan: Plan | None, *, fields: dict[str, Any], templates=None, addons=None,
+              offered_to=None, acting_user: User) -> Plan:
+    """Create or change a plan; quota changes reach every live subscription's limits."""
+    creating = plan is None
+    plan = plan or Plan()
+    if not creating and "cloud" in fields and fields["cloud"].pk != plan.cloud_id \
+            and plan.subscriptions.filter(state__in=LIVE_STATES).exists():
+        raise Conflict("The cloud of a plan with subscriptions cannot change.",
+                       errors={"cloud": ["The plan has live subscriptions."]})
+    for name, value in fields.items():
+        setattr(plan, name, value)
+    cloud = plan.cloud
+    templates = list(templates) if templates is not None else (
+        [] if creating else list(plan.templates.all()))
+    addons = list(addons) if addons is not None else (
+        [] if creating else list(plan.addons.all()))
+    _check_templates(cloud, templates)
+    _check_dr_addons(cloud, addons)
+    plan.full_clean(exclude=["cloud"])
+    plan.save()
+    plan.templates.set(templates)
+    plan.addons.set(addons)
+    if offered_to is not None:
+        plan.offered_to.set(offered_to)
+    if not creating:
+        for subscription in plan.subscriptions.filter(state__in=LIVE_STATES):
+            quota.set_limits(subscription, limits_of(subscription))
+    return plan
+
+
+@transaction.atomic
+def save_addon(addon: AddOn | None, *, fields: dict[str, Any], acting_user: User) -> AddOn:
+    creating = addon is None
+    addon = addon or AddOn()
+    for name, value in fields.items():
+        setattr(addon, name, value)
+    if addon.kind == AddOnKind.DR and addon.recovery_cloud_id is None:
+        raise Invalid("A DR add-on needs a recovery cloud.",
+                      errors={"recovery_cloud": ["Required for a DR add-on."]})
+    if addon.kind == AddOnKind.QUOTA and addon.recovery_cloud_id is not None:
+        raise Invalid("A quota add-on has no recovery cloud.",
+                      errors={"recovery_cloud": ["Only DR add-ons have a recovery cloud."]})
+    if addon.kind == AddOnKind.DR and any(addon.quotas().values()):
+        raise Invalid("A DR add-on adds no quota.", errors={"quotas": ["Leave them at 0."]})
+    if not creating:
+        for plan in addon.plans.select_related("cloud"):
+            _check_dr_addons(plan.cloud, [addon])
+    addon.full_clean()
+    addon.save()
+    if not creating and addon.kind == AddOnKind.QUOTA:
+        for subscription in Subscription.objects.filter(addons=addon, state__in=LIVE_STATES):
+            quota.set_limits(subscription, limits_of(subscription))
+    return addon
+
+
+# --- Subscriptions --------------------------------------------------------------------
+
+def visible_plans(tenant: Tenant | None) -> QuerySet[Plan]:
+    """Public plans, and private plans offered to this tenant."""
+    offered = Q(state=PlanState.PRIVATE, offered_to=tenant) if tenant else Q(pk__in=[])
+    return Plan.objects.filter(Q(state=PlanState.PUBLIC) | offered).distinct()
+
+
+def limits_of(subscription: Subscription) -> dict[str, int]:
+    limits = subscription.plan.quotas()
+    for link in subscription.addon_links.select_related("addon"):
+        if link.addon.kind == AddOnKind.QUOTA:
+            for dimension, amount in link.addon.quotas().items():
+                limits[dimension] += amount
+    return limits
+
+
+@transaction.atomic
+def subscribe(tenant: Tenant, *, plan_id, name: str, acting_user: User) -> Subscription:
+    """Subscribe the tenant to a plan it can see, within the plan's subscription limit."""
+    # Locking the plan row serialises concurrent subscribers of the same plan, so
+    # max_subscriptions holds under any concurrency.
+    plan = (Plan.objects.select_for_update().filter(pk=plan_id)
+            .filter(pk__in=_plan_ids_seen_by(tenant)).first())
+    if plan is None:
+        raise NotFound("No such plan.")
+    if plan.state == PlanState.DECOMMISSIONED:
+        raise Conflict("This plan is decommissioned and takes no new subscriptions.",
+                       code="plan-decommissioned")
+    if plan.max_subscriptions is not None:
+        taken = plan.subscriptions.filter(state__in=LIVE_STATES).count()
+        if taken >= plan.max_subscriptions:
+            raise Conflict("This plan has no free subscriptions left.", code="plan-full")
+    name = (name or "").strip() or plan.name
+    subscription = Subscription.objects.create(tenant=tenant, plan=plan, name=name)
+    quota.set_limits(subscription, plan.quotas())
+    events.emit("subscription.created", subscription, acting_user=acting_user)
+    return subscription
+
+
+def _plan_ids_seen_by(tenant: Tenant):
+    # Decommissioned plans stay visible to the API caller who knows them, so that
+    # subscribing answers 409 rather than pretending the plan never existed.
+    return (Plan.objects.filter(Q(state__in=[PlanState.PUBLIC, PlanState.DECOMMISSIONED])
+                                | Q(offered_to=tenant)).values("pk"))
+
+
+def _lock(subscription: Subscription) -> Subscription:
+    return Subscription.objects.select_for_update().get(pk=subscription.pk)
+
+
+@transaction.atomic
+def attach_addon(subscription: Subscription, *, addon_id, acting_user: User) -> SubscriptionAddOn:
+    subscription = _lock(subscription)
+    addon = subscription.plan.addons.filter(pk=addon_id).first()
+    if addon is None:
+        raise Invalid("This add-on is not offered with the subscription's plan.",
+                      errors={"addon": ["Not offered with this plan."]})
+    if subscription.state != SubscriptionState.ACTIVE:
+        raise Conflict(f"The subscription is {subscription.state}.", code="subscription-state")
+    if subscription.addon_links.filter(addon=addon).exists():
+        raise Conflict("This add-on is already attached.", code="addon-attached")
+    link = SubscriptionAddOn.objects.create(subscription=subscription, addon=addon)
+    quota.set_limits(subscription, limits_of(subscription))
+    events.emit("addon.attached", link, acting_user=acting_user)
+    return link
+
+
+@transaction.atomic
+def detach_addon(subscription: Subscription, *, addon_id, acting_user: User) -> None:
+    subscription = _lock(subscription)
+    link = subscription.addon_links.filter(addon_id=addon_id).select_related("addon").first()
+    if link is None:
+        raise NotFound("This add-on is not attached.")
+    link.delete()
+    # Limits may now be below use: allowed, it only blocks new reservations.
+    quota.set_limits(subscription, limits_of(subscription))
+    events.emit("addon.detached", link, acting_user=acting_user)
+
+
+def _transition(subscription: Subscription, verb: str, transition) -> Subscription:
+    subscription = _lock(subscription)
+    try:
+        transition(subscription)
+    except TransitionNotAllowed as exc:
+        raise Conflict(f"A {subscription.state} subscription cannot be {verb}.",
+                       code="subscription-state") from exc
+    subscription.save()
+    return subscription
+
+
+@transaction.atomic
+def suspend_subscription(subscription: Subscription, *, acting_user: User) -> Subscription:
+    subscription = _transition(subscription, "suspended", Subscription.suspend)
+    events.emit("subscription.suspended", subscription, acting_user=acting_user)
+    return subscription
+
+
+@transaction.atomic
+def resume_subscription(subscription: Subscription, *, acting_user: User) -> Subscription:
+    subscription = _transition(subscription, "resumed", Subscription.resume)
+    events.emit("subscription.resumed", subscription, acting_user=acting_user)
+    return subscription
+

@@ -1,0 +1,29 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from plans.api import views as plans
+from provisioning.api import views as provisioning
+from tenants.api import views as tenants
+
+admin_router = DefaultRouter()
+admin_router.register("stamps", provisioning.StampViewSet, basename="admin-stamp")
+admin_router.register("clouds", provisioning.CloudViewSet, basename="admin-cloud")
+admin_router.register("templates", provisioning.TemplateViewSet, basename="admin-template")
+admin_router.register("plans", plans.PlanViewSet, basename="admin-plan")
+admin_router.register("addons", plans.AddOnViewSet, basename="admin-addon")
+admin_router.register("tenants", plans.ProviderTenantViewSet, basename="admin-tenant")
+admin_router.register("subscriptions", plans.ProviderSubscriptionViewSet,
+                      basename="admin-subscription")
+
+router = DefaultRouter()
+router.register("plans", plans.PublicPlanViewSet, basename="plan")
+router.register("subscriptions", plans.SubscriptionViewSet, basename="subscription")
+router.register("tenant/members", tenants.MemberViewSet, basename="member")
+
+urlpatterns = [
+    path("auth/signup/", tenants.SignUpView.as_view(), name="signup"),
+    path("auth/token/", tenants.TokenView.as_view(), name="token"),
+    path("tenant/", tenants.TenantView.as_view(), name="tenant"),
+    path("admin/", include(admin_router.urls)),
+    path("", include(router.urls)),
+]

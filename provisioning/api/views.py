@@ -1,0 +1,67 @@
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from portal.api.viewsets import ProviderViewSet
+from provisioning import services
+from provisioning.api.serializers import CloudSerializer, StampSerializer, TemplateSerializer
+from provisioning.models import Cloud, Stamp, Template
+
+__all__ = ["CloudViewSet", "StampViewSet", "TemplateViewSet"]
+
+
+class CatalogViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    ProviderViewSet,
+):
+    """Provider CRUD whose writes go through one ``save`` service."""
+
+    def save(self, instance, serializer):
+        raise NotImplementedError
+
+    def perform_create(self, serializer):
+        serializer.instance = self.save(None, serializer)
+
+    def perform_update(self, serializer):
+        serializer.instance = self.save(serializer.instance, serializer)
+
+
+class StampViewSet(CatalogViewSet):
+    queryset = Stamp.objects.all()
+    serializer_class = StampSerializer
+    filterset_fields = ["region", "driver", "health"]
+
+    def save(self, instance, serializer):
+        return services.save_stamp(
+            instance, fields=serializer.validated_data, acting_user=self.request.user
+        )
+
+    @action(detail=True, methods=["post"])
+    def check(self, request, pk=None):
+        stamp = services.check_stamp(self.get_object(), acting_user=request.user)
+        return Response(StampSerializer(stamp).data, status=status.HTTP_200_OK)
+
+
+class CloudViewSet(CatalogViewSet):
+    queryset = Cloud.objects.select_related("stamp").prefetch_related("capacity_rows")
+    serializer_class = CloudSerializer
+    filterset_fields = ["stamp"]
+
+    def save(self, instance, serializer):
+        return services.save_cloud(
+            instance, fields=serializer.validated_data, acting_user=self.request.user
+        )
+
+
+class TemplateViewSet(CatalogViewSet):
+    queryset = Template.objects.select_related("cloud")
+    serializer_class = TemplateSerializer
+    filterset_fields = ["cloud", "os"]
+
+    def save(self, instance, serializer):
+        return services.save_template(
+            instance, fields=serializer.validated_data, acting_user=self.request.user
+        )

@@ -1,0 +1,86 @@
+"""Use cases of the provider's fabric catalog: stamps, clouds, templates."""
+
+from dataclasses import asdict
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal import events
+from portal.errors import Invalid
+from provisioning.models import Cloud, CloudCapacity, Health, Stamp, Template
+from tenants.models import User
+
+__all__ = ["check_stamp", "driver_for", "save_cloud", "save_stamp", "save_template"]
+
+
+def _save(instance, fields: dict[str, Any]):
+    for name, value in fields.items():
+        setattr(instance, name, value)
+    instance.full_clean()
+    instance.save()
+    return instance
+
+
+@transaction.atomic
+def save_stamp(stamp: Stamp | None, *, fields: dict[str, Any], acting_user: User) -> Stamp:
+    creating = stamp is None
+    stamp = _save(stamp or Stamp(), fields)
+    events.emit("stamp.registered" if creating else "stamp.changed", stamp, acting_user=acting_user)
+    return stamp
+
+
+@transaction.atomic
+def save_cloud(cloud: Cloud | None, *, fields: dict[str, Any], acting_user: User) -> Cloud:
+    """Create or resize a cloud; its capacity ledger follows (use may exceed a lowered limit)."""
+    if (
+        cloud is not None
+        and "stamp" in fields
+        and fields["stamp"].pk != cloud.stamp_id
+        and cloud.plans.exists()
+    ):
+        raise Invalid(
+            "A cloud that plans use cannot move to another stamp.",
+            errors={"stamp": ["Plans are bound to this cloud."]},
+        )
+    cloud = _save(cloud or Cloud(), fields)
+    for dimension, limit in cloud.limits().items():
+        CloudCapacity.objects.update_or_create(
+            cloud=cloud, dimension=dimension, defaults={"limit": limit}
+        )
+    return cloud
+
+
+@transaction.atomic
+def save_template(
+    template: Template | None, *, fields: dict[str, Any], acting_user: User
+) -> Template:
+    return _save(template or Template(), fields)
+
+
+def driver_for(stamp: Stamp):
+    """The driver that talks to this stamp."""
+    from provisioning.drivers import get_driver
+
+    return get_driver(
+        stamp.driver, name=stamp.name, endpoint=stamp.endpoint, credentials=stamp.credentials
+    )
+
+
+def check_stamp(stamp: Stamp, *, acting_user: User | None = None) -> Stamp:
+    """Ask the fabric for its health and capacity and record the answer."""
+    from provisioning.drivers import DriverError
+
+    try:
+        health = driver_for(stamp).health()
+    except DriverError as exc:
+        stamp.health, stamp.health_detail = Health.UNREACHABLE, str(exc)
+    else:
+        stamp.health, stamp.health_detail = Health.HEALTHY, ""
+        stamp.capacity = {
+            "capacity": asdict(health.capacity),
+            "allocated": asdict(health.allocated),
+        }
+    stamp.last_checked_at = timezone.now()
+    stamp.save(update_fields=["health", "health_detail", "capacity", "last_checked_at"])
+    return stamp

@@ -1,0 +1,98 @@
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from portal.api.idempotency import IdempotentMixin
+from portal.api.viewsets import TenantRolePermission, TenantViewSet, current_tenant
+from portal.errors import NotFound
+from tenants import services
+from tenants.api.serializers import (
+    MemberSerializer,
+    SignUpResultSerializer,
+    SignUpSerializer,
+    TenantSerializer,
+    TokenRequestSerializer,
+    TokenResultSerializer,
+)
+from tenants.models import Membership
+
+__all__ = ["MemberViewSet", "SignUpView", "TenantView", "TokenView"]
+
+
+class SignUpView(IdempotentMixin, APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "signup"
+
+    @extend_schema(request=SignUpSerializer, responses={201: SignUpResultSerializer})
+    def post(self, request):
+        serializer = SignUpSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.sign_up(**serializer.validated_data)
+        user = membership.user
+        body = {"user": {"id": user.pk, "email": user.email, "full_name": user.full_name},
+                "tenant": TenantSerializer(membership.tenant).data}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class TokenView(APIView):
+    """Not idempotent by key: a token's key is never stored, so it cannot be replayed."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "token"
+
+    def get_authenticate_header(self, request):
+        return "Token"  # a wrong password is 401, as for a wrong token
+
+    @extend_schema(request=TokenRequestSerializer, responses={200: TokenResultSerializer})
+    def post(self, request):
+        serializer = TokenRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = authenticate(request, email=serializer.validated_data["email"],
+                            password=serializer.validated_data["password"])
+        if user is None:
+            raise AuthenticationFailed("Wrong email or password.")
+        issued = services.issue_token(user, name=serializer.validated_data["name"])
+        return Response({"token": issued.key}, status=status.HTTP_200_OK)
+
+
+class TenantView(APIView):
+    permission_classes = [TenantRolePermission]
+    write_permission = "tenants.manage_members"
+
+    @extend_schema(responses=TenantSerializer)
+    def get(self, request):
+        return Response(TenantSerializer(current_tenant(request.user)).data)
+
+
+class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                    mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet):
+    queryset = Membership.objects.select_related("user")
+    serializer_class = MemberSerializer
+    write_permission = "tenants.manage_members"
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = services.add_member(
+            self.tenant, email=data["user"]["email"], role=data["role"],
+            acting_user=self.request.user)
+
+    def perform_update(self, serializer):
+        if "role" not in serializer.validated_data:
+            return
+        serializer.instance = services.change_role(
+            serializer.instance, role=serializer.validated_data["role"],
+            acting_user=self.request.user)
+
+    def perform_destroy(self, instance):
+        if instance.tenant_id != self.tenant.pk:
+            raise NotFound("No such member.")
+        services.remove_member(instance, acting_user=self.request.user)

@@ -1,0 +1,46 @@
+"""No input makes the API answer 500: schemathesis generates requests from the schema
+that ``/api/schema/`` serves, and each is sent through the Django test client with a
+real token (staff for ``/admin/``, a tenant owner otherwise)."""
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+import schemathesis
+from drf_spectacular.generators import SchemaGenerator
+from hypothesis import HealthCheck, settings
+
+schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
+
+
+@pytest.fixture
+def tokens(signup, staff, catalog):
+    owner = signup()
+    owner.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"], "name": "fuzz"},
+               format="json")
+    return {"tenant": owner.client._credentials["HTTP_AUTHORIZATION"],
+            "staff": staff.client._credentials["HTTP_AUTHORIZATION"]}
+
+
+def test_the_served_schema_is_the_one_fuzzed(anon, db):
+    served = anon.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    assert set(served["paths"]) == set(schema.raw_schema["paths"])
+
+
+@schema.parametrize()
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_server_errors(case, tokens, anon):
+    caller = "staff" if case.path.startswith("/api/v1/admin/") else "tenant"
+    path = case.formatted_path + (f"?{urlencode(case.query, doseq=True)}" if case.query else "")
+    extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (case.headers or {}).items()}
+    extra["HTTP_AUTHORIZATION"] = tokens[caller]
+    body = case.body
+    if body is None or isinstance(body, schemathesis.core.NotSet):
+        body = ""
+    elif not isinstance(body, bytes):
+        body = json.dumps(body)
+    response = anon.generic(case.method, path, body, content_type="application/json", **extra)
+    assert response.status_code < 500, (case.method, path, body, response.content[:500])
+    if response.status_code >= 400:
+        assert response["Content-Type"] == "application/problem+json", (
+            case.method, path, response.status_code, response.content[:300])
