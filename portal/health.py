@@ -40,13 +40,13 @@ def _check_broker() -> str | None:
 def _check_stamps() -> dict[str, str | None]:
     from provisioning.drivers import DriverError
     from provisioning.models import Stamp
-    from provisioning.services import driver_for
+    from provisioning.services import HEALTH_TIMEOUT, driver_for
 
     stamps = list(Stamp.objects.all())
 
     def probe(stamp):
         try:
-            driver_for(stamp).health()
+            driver_for(stamp, timeout=HEALTH_TIMEOUT).health()
         except DriverError as exc:
             return stamp.name, str(exc)
         return stamp.name, None

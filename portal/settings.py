@@ -141,7 +141,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.2, "visibility_timeout": 3600}
+# kombu's SQLAlchemy transport hands its options to create_engine: give it none.
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {} if CELERY_BROKER_URL.startswith("sqla+") else {"visibility_timeout": 3600}
+)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
@@ -221,3 +224,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("BUFFET_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Runbook engine -------------------------------------------------------------------
+# A running job whose worker has not been heard of for this long is handed to another.
+BUFFET_JOB_LEASE_SECONDS = int(os.environ.get("BUFFET_JOB_LEASE_SECONDS", "60"))
+# A job not published this long after its commit is published by the relay.
+BUFFET_OUTBOX_GRACE_SECONDS = int(os.environ.get("BUFFET_OUTBOX_GRACE_SECONDS", "10"))
+# A job not finished this long after it was asked for is reported as stuck.
+BUFFET_JOB_STUCK_SECONDS = int(os.environ.get("BUFFET_JOB_STUCK_SECONDS", "1800"))
+# Timeout of one call to a stamp (retries and polling included).
+BUFFET_DRIVER_TIMEOUT = float(os.environ.get("BUFFET_DRIVER_TIMEOUT", "30"))

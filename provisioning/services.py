@@ -3,6 +3,7 @@
 from dataclasses import asdict
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -12,6 +13,9 @@ from provisioning.models import Cloud, CloudCapacity, Health, Stamp, Template
 from tenants.models import User
 
 __all__ = ["check_stamp", "driver_for", "save_cloud", "save_stamp", "save_template"]
+
+
+HEALTH_TIMEOUT = 5.0  # a health probe answers fast or the stamp counts as unreachable
 
 
 def _save(instance, fields: dict[str, Any]):
@@ -58,12 +62,16 @@ def save_template(
     return _save(template or Template(), fields)
 
 
-def driver_for(stamp: Stamp):
+def driver_for(stamp: Stamp, *, timeout: float | None = None):
     """The driver that talks to this stamp."""
     from provisioning.drivers import get_driver
 
     return get_driver(
-        stamp.driver, name=stamp.name, endpoint=stamp.endpoint, credentials=stamp.credentials
+        stamp.driver,
+        name=stamp.name,
+        endpoint=stamp.endpoint,
+        credentials=stamp.credentials,
+        timeout=timeout or settings.BUFFET_DRIVER_TIMEOUT,
     )
 
 
@@ -72,7 +80,7 @@ def check_stamp(stamp: Stamp, *, acting_user: User | None = None) -> Stamp:
     from provisioning.drivers import DriverError
 
     try:
-        health = driver_for(stamp).health()
+        health = driver_for(stamp, timeout=HEALTH_TIMEOUT).health()
     except DriverError as exc:
         stamp.health, stamp.health_detail = Health.UNREACHABLE, str(exc)
     else:

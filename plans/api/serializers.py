@@ -101,3 +101,8 @@ class QuotaSerializer(serializers.Serializer):
     vms = QuotaUsageSerializer()
     networks = QuotaUsageSerializer()
     snapshots = QuotaUsageSerializer()
+
+
+class DecommissionSerializer(serializers.Serializer):
+    subscription = ProviderSubscriptionSerializer()
+    job = serializers.UUIDField(allow_null=True)

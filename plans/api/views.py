@@ -9,6 +9,7 @@ from plans import quota, services
 from plans.api.serializers import (
     AddOnSerializer,
     AttachAddOnSerializer,
+    DecommissionSerializer,
     PlanSerializer,
     ProviderSubscriptionSerializer,
     PublicPlanSerializer,
@@ -17,6 +18,7 @@ from plans.api.serializers import (
 )
 from plans.models import AddOn, Plan, Subscription, SubscriptionState
 from portal.api.viewsets import ProviderViewSet, TenantViewSet, current_tenant
+from provisioning import runbooks
 from provisioning.api.views import CatalogViewSet
 from tenants.api.serializers import TenantSerializer
 from tenants.models import Tenant
@@ -59,10 +61,18 @@ class ProviderTenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Pr
 
 
 class ProviderSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                                  ProviderViewSet):
+                                  mixins.DestroyModelMixin, ProviderViewSet):
     queryset = Subscription.objects.prefetch_related("addons")
     serializer_class = ProviderSubscriptionSerializer
     filterset_fields = ["state", "tenant", "plan"]
+
+    @extend_schema(responses={202: DecommissionSerializer})
+    def destroy(self, request, *args, **kwargs):
+        """Decommission: remove everything the subscription has on the fabric (a job)."""
+        subscription, job = runbooks.decommission(self.get_object(), acting_user=request.user)
+        body = {"subscription": self.get_serializer(subscription).data,
+                "job": str(job.pk) if job else None}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])

@@ -14,11 +14,13 @@ admin_router.register("addons", plans.AddOnViewSet, basename="admin-addon")
 admin_router.register("tenants", plans.ProviderTenantViewSet, basename="admin-tenant")
 admin_router.register("subscriptions", plans.ProviderSubscriptionViewSet,
                       basename="admin-subscription")
+admin_router.register("jobs", provisioning.ProviderJobViewSet, basename="admin-job")
 
 router = DefaultRouter()
 router.register("plans", plans.PublicPlanViewSet, basename="plan")
 router.register("subscriptions", plans.SubscriptionViewSet, basename="subscription")
 router.register("tenant/members", tenants.MemberViewSet, basename="member")
+router.register("jobs", provisioning.JobViewSet, basename="job")
 
 urlpatterns = [
     path("auth/signup/", tenants.SignUpView.as_view(), name="signup"),

@@ -1,9 +1,15 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from provisioning.models import Cloud, Stamp, Template
+from provisioning.models import Cloud, Job, JobStep, Stamp, StepState, Template
 
-__all__ = ["CloudSerializer", "StampSerializer", "TemplateSerializer"]
+__all__ = [
+    "CloudSerializer",
+    "JobSerializer",
+    "ProviderJobSerializer",
+    "StampSerializer",
+    "TemplateSerializer",
+]
 
 
 class StampSerializer(serializers.ModelSerializer):
@@ -84,3 +90,32 @@ class TemplateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Template
         fields = ["id", "name", "os", "cloud", "image", "min_vcpus", "min_memory_mb", "min_disk_gb"]
+
+
+class JobStepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobStep
+        fields = ["name", "state", "started_at", "finished_at", "log"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    steps = JobStepSerializer(many=True, read_only=True)
+    progress = serializers.SerializerMethodField(help_text="Finished steps / all steps.")
+
+    class Meta:
+        model = Job
+        fields = ["id", "runbook", "state", "steps", "error", "created_at", "started_at",
+                  "finished_at", "subscription", "resource_type", "resource_id", "progress"]
+
+    @extend_schema_field(serializers.FloatField())
+    def get_progress(self, job):
+        steps = list(job.steps.all())
+        done = sum(s.state in {StepState.SUCCEEDED, StepState.UNDONE, StepState.SKIPPED}
+                   for s in steps)
+        return round(done / len(steps), 3) if steps else 1.0
+
+
+class ProviderJobSerializer(JobSerializer):
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "tenant", "stamp", "attempts", "run", "worker",
+                  "traceback", "cancel_requested", "requested_by"]

@@ -1,13 +1,24 @@
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal.api.viewsets import ProviderViewSet
-from provisioning import services
-from provisioning.api.serializers import CloudSerializer, StampSerializer, TemplateSerializer
-from provisioning.models import Cloud, Stamp, Template
+from portal.api.viewsets import ProviderViewSet, TenantViewSet
+from provisioning import engine, services
+from provisioning.api.serializers import (
+    CloudSerializer,
+    JobSerializer,
+    ProviderJobSerializer,
+    StampSerializer,
+    TemplateSerializer,
+)
+from provisioning.models import Cloud, Job, JobStep, Stamp, Template
 
-__all__ = ["CloudViewSet", "StampViewSet", "TemplateViewSet"]
+__all__ = ["CloudViewSet", "JobViewSet", "ProviderJobViewSet", "StampViewSet",
+           "TemplateViewSet"]
+
+JOBS = Job.objects.prefetch_related(Prefetch("steps", queryset=JobStep.objects.order_by("index")))
 
 
 class CatalogViewSet(
@@ -65,3 +76,33 @@ class TemplateViewSet(CatalogViewSet):
         return services.save_template(
             instance, fields=serializer.validated_data, acting_user=self.request.user
         )
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    """The tenant's own jobs."""
+
+    queryset = JOBS
+    serializer_class = JobSerializer
+    filterset_fields = ["state", "runbook", "subscription", "resource_id"]
+
+
+class ProviderJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProviderViewSet):
+    """Every job, with retry and cancel."""
+
+    queryset = JOBS.select_related("stamp", "tenant")
+    serializer_class = ProviderJobSerializer
+    filterset_fields = ["state", "runbook", "stamp", "tenant", "subscription", "resource_id"]
+
+    @extend_schema(request=None, responses={202: ProviderJobSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        job = engine.retry(self.get_object(), acting_user=request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=job.pk)).data,
+                        status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: ProviderJobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = engine.cancel(self.get_object(), acting_user=request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=job.pk)).data,
+                        status=status.HTTP_202_ACCEPTED)

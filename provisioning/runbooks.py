@@ -1,0 +1,243 @@
+"""The provisioning runbooks and the events that trigger them.
+
+``subscription.commission`` is the "commission customer" workflow: a tenant container
+on the plan's stamp, an external address from the cloud's pool, a gateway, a default
+routed network, an outbound firewall rule and source NAT to the external address.
+A failure at any step undoes the steps before it. ``subscription.decommission`` removes
+everything, VMs included, moving forward only: a failure stops it for a retry.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from plans.models import QuotaLedger, Subscription
+from portal import events
+from provisioning import engine, ipam
+from provisioning.engine import Runbook, Step, StepContext
+from provisioning.models import Site, SiteRole, SiteState
+
+__all__ = ["COMMISSION", "DECOMMISSION", "commission_site"]
+
+
+def _site(ctx: StepContext) -> Site:
+    return Site.objects.select_related("cloud", "subscription").get(pk=ctx.inputs["site"])
+
+
+def _record(ctx: StepContext, **fields) -> dict:
+    """Write what a step made onto the site at once, so reconciliation knows it."""
+    Site.objects.filter(pk=ctx.inputs["site"]).update(**fields)
+    return fields
+
+
+# --- commission -----------------------------------------------------------------------
+
+def create_container(ctx):
+    site = _site(ctx)
+    container = ctx.driver.create_container(key=ctx.key(), name=f"sub-{site.subscription_id}")
+    ctx.log(f"container {container.id}")
+    return _record(ctx, container_id=container.id)
+
+
+def delete_container(ctx):
+    ctx.driver.delete_container(key=ctx.key("undo"), container_id=ctx.outputs["container_id"],
+                                force=True)
+    _record(ctx, container_id="")
+
+
+def reserve_external_address(ctx):
+    site = _site(ctx)
+    address = ipam.allocate_external(site, held_by_fabric=ctx.driver.external_addresses())
+    ctx.log(f"external address {address}")
+    return _record(ctx, external_ip=address)
+
+
+def release_external_address(ctx):
+    ipam.release_external(_site(ctx))
+    _record(ctx, external_ip=None)
+
+
+def create_gateway(ctx):
+    gateway = ctx.driver.create_gateway(key=ctx.key(), container_id=ctx.outputs["container_id"],
+                                        external_ip=ctx.outputs["external_ip"])
+    ctx.log(f"gateway {gateway.id} on {gateway.external_ip}")
+    return _record(ctx, gateway_id=gateway.id)
+
+
+def delete_gateway(ctx):
+    ctx.driver.delete_gateway(key=ctx.key("undo"), gateway_id=ctx.outputs["gateway_id"])
+    _record(ctx, gateway_id="")
+
+
+def create_default_network(ctx):
+    site = _site(ctx)
+    network = ctx.driver.create_network(key=ctx.key(), container_id=ctx.outputs["container_id"],
+                                        name="default", cidr=site.cloud.default_network_cidr,
+                                        kind="routed")
+    ctx.log(f"network {network.id} {network.cidr} via {network.gateway_address}")
+    return _record(ctx, network_id=network.id, network_cidr=network.cidr)
+
+
+def delete_default_network(ctx):
+    ctx.driver.delete_network(key=ctx.key("undo"), network_id=ctx.outputs["network_id"])
+    _record(ctx, network_id="", network_cidr="")
+
+
+def allow_outbound(ctx):
+    rule = ctx.driver.add_firewall_rule(
+        key=ctx.key(), container_id=ctx.outputs["container_id"], direction="outbound",
+        action="allow", source=ctx.outputs["network_cidr"], destination="any")
+    ctx.log(f"firewall rule {rule}: outbound from {ctx.outputs['network_cidr']}")
+    return _record(ctx, firewall_rule_id=rule)
+
+
+def delete_outbound_rule(ctx):
+    ctx.driver.delete_firewall_rule(key=ctx.key("undo"),
+                                    rule_id=ctx.outputs["firewall_rule_id"])
+    _record(ctx, firewall_rule_id="")
+
+
+def add_source_nat(ctx):
+    rule = ctx.driver.add_nat_rule(key=ctx.key(), container_id=ctx.outputs["container_id"],
+                                   internal_cidr=ctx.outputs["network_cidr"],
+                                   external_ip=ctx.outputs["external_ip"])
+    ctx.log(f"SNAT rule {rule}: {ctx.outputs['network_cidr']} -> {ctx.outputs['external_ip']}")
+    return _record(ctx, nat_rule_id=rule)
+
+
+def delete_source_nat(ctx):
+    ctx.driver.delete_nat_rule(key=ctx.key("undo"), rule_id=ctx.outputs["nat_rule_id"])
+    _record(ctx, nat_rule_id="")
+
+
+def _commissioned(job):
+    Site.objects.filter(pk=job.inputs["site"]).update(state=SiteState.READY)
+
+
+def _commission_failed(job):
+    Site.objects.filter(pk=job.inputs["site"]).update(state=SiteState.FAILED)
+
+
+def _commission_retried(job):
+    Site.objects.filter(pk=job.inputs["site"]).update(state=SiteState.PROVISIONING)
+
+
+COMMISSION = engine.register(Runbook(
+    name="subscription.commission",
+    description="Create the subscription's tenant container and edge on its stamp.",
+    steps=(
+        Step("Create tenant container", create_container, delete_container),
+        Step("Reserve external address", reserve_external_address, release_external_address),
+        Step("Create gateway", create_gateway, delete_gateway),
+        Step("Create default routed network", create_default_network, delete_default_network),
+        Step("Allow outbound traffic", allow_outbound, delete_outbound_rule),
+        Step("Source NAT to the external address", add_source_nat, delete_source_nat),
+    ),
+    on_success=_commissioned,
+    on_rollback=_commission_failed,
+    on_retry=_commission_retried,
+))
+
+
+# --- decommission ---------------------------------------------------------------------
+
+def delete_vms(ctx):
+    site = _site(ctx)
+    if not site.container_id:
+        return {}
+    inventory = ctx.driver.inventory()
+    vms = [vm for vm in inventory.vms if vm.container_id == site.container_id]
+    for vm in vms:
+        ctx.driver.delete_vm(key=ctx.key(vm.id), vm_id=vm.id)
+        ctx.log(f"deleted VM {vm.id} ({vm.name})")
+    return {"vms_deleted": len(vms)}
+
+
+def delete_edge(ctx):
+    site = _site(ctx)
+    driver = ctx.driver
+    if site.nat_rule_id:
+        driver.delete_nat_rule(key=ctx.key("nat"), rule_id=site.nat_rule_id)
+    if site.firewall_rule_id:
+        driver.delete_firewall_rule(key=ctx.key("fw"), rule_id=site.firewall_rule_id)
+    if site.container_id:
+        inventory = driver.inventory()
+        for network in inventory.networks:
+            if network.container_id == site.container_id:
+                driver.delete_network(key=ctx.key(network.id), network_id=network.id)
+                ctx.log(f"deleted network {network.id} ({network.cidr})")
+    if site.gateway_id:
+        driver.delete_gateway(key=ctx.key("gw"), gateway_id=site.gateway_id)
+    _record(ctx, nat_rule_id="", firewall_rule_id="", network_id="", gateway_id="")
+    return {}
+
+
+def delete_tenant_container(ctx):
+    site = _site(ctx)
+    if site.container_id:
+        ctx.driver.delete_container(key=ctx.key(), container_id=site.container_id, force=True)
+        ctx.log(f"deleted container {site.container_id}")
+    ipam.release_external(site)
+    _record(ctx, container_id="", external_ip=None, state=SiteState.DELETED)
+    return {}
+
+
+def _decommissioned(job):
+    subscription = Subscription.objects.select_for_update().get(pk=job.subscription_id)
+    if not Site.objects.filter(subscription=subscription).exclude(
+            state=SiteState.DELETED).exists():
+        subscription.mark_deleted()
+        subscription.save()
+        QuotaLedger.objects.filter(subscription=subscription).update(used=0)
+        events.emit("subscription.deleted", subscription, at=timezone.now())
+
+
+DECOMMISSION = engine.register(Runbook(
+    name="subscription.decommission",
+    description="Remove everything the subscription has on its stamp.",
+    steps=(
+        Step("Delete VMs", delete_vms),
+        Step("Delete network edge", delete_edge),
+        Step("Delete tenant container", delete_tenant_container),
+    ),
+    on_success=_decommissioned,
+    compensate=False,
+))
+
+
+# --- triggers -------------------------------------------------------------------------
+
+@events.on("subscription.created")
+def commission_site(subscription: Subscription, acting_user) -> None:
+    """A new subscription gets its primary site on the plan's cloud."""
+    cloud = subscription.plan.cloud
+    site = Site.objects.create(subscription=subscription, cloud=cloud, role=SiteRole.PRIMARY)
+    engine.enqueue(COMMISSION.name, stamp=cloud.stamp, inputs={"site": str(site.pk)},
+                   subscription=subscription, resource=site, acting_user=acting_user)
+
+
+@transaction.atomic
+def decommission(subscription: Subscription, *, acting_user):
+    """Start removing a subscription and everything it has on the fabric."""
+    from django_fsm import TransitionNotAllowed
+
+    from portal.errors import Conflict
+
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    try:
+        subscription.start_deleting()
+    except TransitionNotAllowed as exc:
+        raise Conflict(f"A {subscription.state} subscription cannot be decommissioned.",
+                       code="subscription-state") from exc
+    subscription.save()
+    events.emit("subscription.deleting", subscription, acting_user=acting_user)
+    site = Site.objects.filter(subscription=subscription, role=SiteRole.PRIMARY).exclude(
+        state=SiteState.DELETED).select_related("cloud__stamp").first()
+    if site is None:
+        subscription.mark_deleted()
+        subscription.save()
+        return subscription, None
+    Site.objects.filter(pk=site.pk).update(state=SiteState.DELETING)
+    job = engine.enqueue(DECOMMISSION.name, stamp=site.cloud.stamp,
+                         inputs={"site": str(site.pk)}, subscription=subscription,
+                         resource=site, acting_user=acting_user)
+    return subscription, job

@@ -1,0 +1,39 @@
+"""Celery entry points. Thin: they take IDs and call the engine or a service."""
+
+from celery import shared_task
+
+from provisioning import engine
+
+__all__ = ["check_stamps", "run_job", "sweep_jobs"]
+
+
+@shared_task(name="provisioning.run_job", acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)
+def run_job(job_id: str) -> None:
+    from celery import current_task
+
+    engine.run(job_id, worker=current_task.request.hostname or "")
+
+
+@shared_task(name="provisioning.sweep_jobs", ignore_result=True)
+def sweep_jobs() -> dict:
+    report = engine.sweep()
+    return {"published": report.published, "resumed": report.resumed, "stuck": report.stuck}
+
+
+@shared_task(name="provisioning.check_stamps", ignore_result=True)
+def check_stamps() -> None:
+    from provisioning.models import Stamp
+    from provisioning.services import check_stamp
+
+    for stamp in Stamp.objects.all():
+        check_stamp(stamp)
+
+
+@shared_task(name="provisioning.reconcile", ignore_result=True)
+def reconcile() -> dict:
+    from provisioning import reconcile as reconciliation
+    from provisioning.models import Stamp
+
+    return {stamp.name: [str(d) for d in reconciliation.drift(stamp)]
+            for stamp in Stamp.objects.all()}

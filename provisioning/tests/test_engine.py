@@ -1,0 +1,227 @@
+"""The runbook engine, run in-process against the memory driver."""
+
+import pytest
+from django.utils import timezone
+
+from provisioning import engine
+from provisioning.drivers import Conflict as FabricConflict
+from provisioning.drivers import StampUnreachable
+from provisioning.engine import Runbook, Step
+from provisioning.models import Job, JobState, Stamp, StepState
+
+CALLS: list[str] = []
+FAIL: dict[str, Exception] = {}
+
+
+def _step(name):
+    def do(ctx):
+        CALLS.append(f"do {name} {ctx.key()}")
+        if name in FAIL:
+            raise FAIL.pop(name)
+        return {name: f"made-{name}"}
+
+    def undo(ctx):
+        CALLS.append(f"undo {name}")
+        assert ctx.outputs[name] == f"made-{name}"
+        if f"undo {name}" in FAIL:
+            raise FAIL.pop(f"undo {name}")
+
+    return Step(name, do, undo, transient_retries=2)
+
+
+ROLLED_BACK: list[str] = []
+TEST_RUNBOOK = engine.register(Runbook(
+    name="test.three-steps",
+    steps=(_step("one"), _step("two"), _step("three")),
+    on_rollback=lambda job: ROLLED_BACK.append(str(job.pk)),
+))
+FORWARD_RUNBOOK = engine.register(Runbook(
+    name="test.forward", steps=(_step("a"), _step("b")), compensate=False))
+
+
+@pytest.fixture(autouse=True)
+def _clean(settings):
+    settings.BUFFET_JOB_LEASE_SECONDS = 600  # no heartbeat thread writes during a test
+    CALLS.clear()
+    FAIL.clear()
+    ROLLED_BACK.clear()
+
+
+@pytest.fixture
+def stamp(db):
+    return Stamp.objects.create(name="unit", region="r", driver="memory", endpoint="mem://unit")
+
+
+def new_job(stamp, runbook=TEST_RUNBOOK.name):
+    return engine.enqueue(runbook, stamp=stamp, inputs={"n": 1})
+
+
+def test_a_job_runs_its_steps_in_order_and_succeeds(stamp):
+    job = new_job(stamp)
+    # when
+    engine.run(job.pk, worker="w1")
+    # then
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert [c.split()[1] for c in CALLS] == ["one", "two", "three"]
+    assert job.outputs == {"one": "made-one", "two": "made-two", "three": "made-three"}
+    assert [s.state for s in job.steps.all()] == [StepState.SUCCEEDED] * 3
+    assert all(s.started_at and s.finished_at for s in job.steps.all())
+
+
+def test_a_failed_step_undoes_the_finished_ones_in_reverse(stamp):
+    FAIL["three"] = FabricConflict("unit", "thing.create", "refused", code="capacity")
+    job = new_job(stamp)
+    engine.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.ROLLED_BACK
+    assert "Step 'three' failed" in job.error and "refused" in job.error
+    assert [c.split()[0:2] for c in CALLS] == [["do", "one"], ["do", "two"], ["do", "three"],
+                                               ["undo", "two"], ["undo", "one"]]
+    assert [s.state for s in job.steps.all()] == [StepState.UNDONE, StepState.UNDONE,
+                                                  StepState.FAILED]
+    assert [str(job.pk)] == ROLLED_BACK
+
+
+def test_a_transient_error_is_retried_in_place_with_the_same_key(stamp):
+    FAIL["two"] = StampUnreachable("unit", "thing.create", "connection refused")
+    job = new_job(stamp)
+    engine.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    two = [c for c in CALLS if c.startswith("do two")]
+    assert len(two) == 2 and two[0] == two[1]  # same idempotency key
+    assert "transient error, retrying" in job.steps.get(index=2).log
+
+
+def test_undo_that_fails_leaves_a_failed_job_that_says_so(stamp):
+    FAIL["three"] = FabricConflict("unit", "x", "no", code="state")
+    FAIL["undo one"] = FabricConflict("unit", "x", "cannot delete", code="in-use")
+    job = new_job(stamp)
+    engine.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert "Undo of step 'one' failed too" in job.error
+
+
+def test_a_resumed_job_skips_finished_steps_and_redoes_the_interrupted_one(stamp):
+    # given a job whose worker died while step two was running
+    job = new_job(stamp)
+    Job.objects.filter(pk=job.pk).update(state=JobState.RUNNING, attempts=1,
+                                         heartbeat_at=timezone.now() - timezone.timedelta(
+                                             hours=1))
+    job.steps.filter(index=1).update(state=StepState.SUCCEEDED)
+    job.steps.filter(index=2).update(state=StepState.RUNNING, attempts=1)
+    Job.objects.filter(pk=job.pk).update(outputs={"one": "made-one"})
+    # when another worker gets it
+    engine.run(job.pk, worker="w2")
+    # then
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED and job.attempts == 2 and job.worker == "w2"
+    assert [c.split()[1] for c in CALLS] == ["two", "three"]
+    assert job.steps.get(index=2).attempts == 2
+
+
+def test_a_duplicate_delivery_of_a_live_job_does_nothing(stamp):
+    job = new_job(stamp)
+    Job.objects.filter(pk=job.pk).update(state=JobState.RUNNING, attempts=1,
+                                         heartbeat_at=timezone.now())
+    assert engine.run(job.pk) is None
+    assert CALLS == []
+
+
+def test_a_finished_job_is_never_run_again(stamp):
+    job = new_job(stamp)
+    engine.run(job.pk)
+    CALLS.clear()
+    assert engine.run(job.pk) is None
+    assert CALLS == []
+
+
+def test_a_poison_job_gives_up_after_max_attempts(stamp):
+    job = new_job(stamp)
+    Job.objects.filter(pk=job.pk).update(state=JobState.RUNNING, attempts=job.max_attempts,
+                                         heartbeat_at=None)
+    job.steps.filter(index=1).update(state=StepState.SUCCEEDED)
+    Job.objects.filter(pk=job.pk).update(outputs={"one": "made-one"})
+    engine.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.ROLLED_BACK
+    assert "Gave up after 5 deliveries" in job.error
+    assert CALLS == ["undo one"]
+
+
+def test_cancel_a_queued_job_and_retry_it_with_new_keys(stamp):
+    job = new_job(stamp)
+    engine.cancel(job)
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED and [str(job.pk)] == ROLLED_BACK
+    engine.retry(job)
+    job.refresh_from_db()
+    assert job.state == JobState.QUEUED and job.run == 2
+    engine.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert all(f"{job.pk}:2:" in c for c in CALLS)
+
+
+def test_cancel_while_running_undoes_what_was_done(stamp):
+    job = new_job(stamp)
+    Job.objects.filter(pk=job.pk).update(state=JobState.RUNNING, outputs={"one": "made-one"})
+    job.steps.filter(index=1).update(state=StepState.SUCCEEDED)
+    engine.cancel(job)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=None)
+    engine.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED
+    assert CALLS == ["undo one"]
+
+
+def test_a_forward_only_runbook_stops_failed_and_a_retry_resumes_it(stamp):
+    FAIL["b"] = FabricConflict("unit", "x", "busy", code="state")
+    job = new_job(stamp, FORWARD_RUNBOOK.name)
+    engine.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and "busy" in job.error
+    engine.retry(job)
+    engine.run(job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED
+    assert [c.split()[1] for c in CALLS] == ["a", "b", "b"]
+    assert CALLS[-1].split()[2].startswith(f"{job.pk}:2:")
+
+
+@pytest.mark.parametrize("state", [JobState.RUNNING, JobState.SUCCEEDED])
+def test_only_ended_jobs_can_be_retried(stamp, state):
+    from portal.errors import Conflict
+
+    job = new_job(stamp)
+    Job.objects.filter(pk=job.pk).update(state=state)
+    with pytest.raises(Conflict):
+        engine.retry(Job.objects.get(pk=job.pk))
+
+
+def test_sweep_publishes_what_was_never_published(stamp, monkeypatch, settings):
+    published = []
+    monkeypatch.setattr(engine, "publish", lambda job_id: published.append(job_id) or True)
+    settings.BUFFET_OUTBOX_GRACE_SECONDS = 0
+    job = new_job(stamp)
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timezone.timedelta(
+        minutes=1))
+    report = engine.sweep()
+    assert published == [job.pk] and report.published == [str(job.pk)]
+
+
+def test_bad_inputs_are_refused_before_anything_is_recorded(stamp):
+    from rest_framework import serializers
+
+    from portal.errors import Invalid
+
+    class Inputs(serializers.Serializer):
+        size = serializers.IntegerField(min_value=1)
+
+    engine.register(Runbook(name="test.inputs", steps=(_step("x"),), inputs=Inputs))
+    with pytest.raises(Invalid) as error:
+        engine.enqueue("test.inputs", stamp=stamp, inputs={"size": 0})
+    assert "size" in error.value.errors
+    assert not Job.objects.filter(runbook="test.inputs").exists()
