@@ -60,7 +60,7 @@ def main() -> int:
         if lint.returncode != 0:
             return lint.returncode
         workers = os.environ.get("BUFFET_TEST_WORKERS", "auto")
-        args = ["-n", workers, *rest] if workers != "0" else rest
+        args = ["-n", workers, "--dist", "loadgroup", *rest] if workers != "0" else rest
         tests = subprocess.run([str(PY), "-m", "pytest", *args])
         # pytest says 5 when it collected nothing: that is a failure of the suite here.
         return 1 if tests.returncode == 5 else tests.returncode

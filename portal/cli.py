@@ -7,6 +7,7 @@
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,15 @@ def _wait_http(url: str, deadline: float) -> bool:
     return False
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _django_setup():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
@@ -41,6 +51,11 @@ def run(args) -> int:
     var.mkdir(parents=True, exist_ok=True)
     stamps = [("stamp-a", args.stampsim_port), ("stamp-b", args.stampsim_port + 1)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    busy = [p for p in (port, *(p for _, p in stamps)) if not _port_free(p)]
+    if busy:
+        print(f"Port {', '.join(map(str, busy))} is in use. Choose others with BUFFET_PORT and "
+              "BUFFET_STAMPSIM_PORT.", file=sys.stderr)
+        return 2
     children: list[tuple[str, subprocess.Popen]] = []
 
     def start(name: str, command: list[str]) -> None:

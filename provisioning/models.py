@@ -23,12 +23,20 @@ __all__ = [
     "Job",
     "JobState",
     "JobStep",
+    "Network",
+    "NetworkAddress",
+    "NetworkState",
     "Site",
     "SiteRole",
     "SiteState",
     "Stamp",
     "StepState",
+    "Snapshot",
+    "SnapshotState",
     "Template",
+    "VM_LIVE_STATES",
+    "VirtualMachine",
+    "VmState",
 ]
 
 
@@ -400,3 +408,194 @@ class ExternalAddress(models.Model):
 
     def __str__(self):
         return f"{self.address} ({self.state})"
+
+
+# --- Tenant resources -----------------------------------------------------------------
+
+
+class NetworkState(models.TextChoices):
+    PROVISIONING = "provisioning", "Provisioning"
+    READY = "ready", "Ready"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+    FAILED = "failed", "Failed"
+
+
+class Network(models.Model):
+    """A tenant virtual network behind the subscription's gateway."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscription = models.ForeignKey("plans.Subscription", on_delete=models.CASCADE,
+                                     related_name="networks")
+    name = models.CharField(max_length=63)
+    cidr = models.CharField(max_length=43)
+    gateway_address = models.GenericIPAddressField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=NetworkState.choices,
+                             default=NetworkState.PROVISIONING)
+    is_default = models.BooleanField(default=False,
+                                     help_text="Made by the commission; not counted in quota.")
+    fabric_id = models.CharField(max_length=64, blank=True)
+    quota_held = models.BooleanField(default=True, help_text="Counts in the quota ledger now.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "name"],
+                                    condition=~models.Q(state="deleted"),
+                                    name="network_name_unique_live",
+                                    violation_error_message="A network with this name exists."),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.cidr})"
+
+
+class VmState(models.TextChoices):
+    PROVISIONING = "provisioning", "Provisioning"
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+    STARTING = "starting", "Starting"
+    STOPPING = "stopping", "Stopping"
+    RESIZING = "resizing", "Resizing"
+    RESTORING = "restoring", "Restoring a checkpoint"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+    FAILED = "failed", "Failed"
+
+
+VM_LIVE_STATES = frozenset(VmState.values) - {VmState.DELETED}
+
+
+class VirtualMachine(ConcurrentTransitionMixin, models.Model):
+    """A tenant VM. Its state is an FSM; every transition that touches the fabric is a
+    job, and the transitional states say one is in flight."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscription = models.ForeignKey("plans.Subscription", on_delete=models.CASCADE,
+                                     related_name="vms")
+    name = models.CharField(max_length=63)
+    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="vms")
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="vms")
+    vcpus = models.PositiveIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    disk_gb = models.PositiveIntegerField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    state = FSMField(default=VmState.PROVISIONING, choices=VmState.choices, protected=True)
+    fabric_id = models.CharField(max_length=64, blank=True)
+    quota_held = models.BooleanField(default=True, help_text="Counts in the quota ledger now.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    state_changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["subscription", "state"])]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "name"],
+                                    condition=~models.Q(state="deleted"),
+                                    name="vm_name_unique_live",
+                                    violation_error_message="A VM with this name exists."),
+            models.CheckConstraint(condition=models.Q(vcpus__gte=1) & models.Q(memory_mb__gte=1)
+                                   & models.Q(disk_gb__gte=1), name="vm_size_positive"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def usage(self) -> dict[str, int]:
+        return {"vcpus": self.vcpus, "memory_mb": self.memory_mb, "storage_gb": self.disk_gb,
+                "vms": 1}
+
+    @transition(field=state, source=VmState.PROVISIONING, target=VmState.RUNNING)
+    def mark_provisioned(self):
+        pass
+
+    @transition(field=state, source=VmState.STOPPED, target=VmState.STARTING)
+    def start(self):
+        pass
+
+    @transition(field=state, source=VmState.RUNNING, target=VmState.STOPPING)
+    def stop(self):
+        pass
+
+    @transition(field=state, source=VmState.RUNNING, target=VmState.STARTING)
+    def restart(self):
+        pass
+
+    @transition(field=state, source=[VmState.RUNNING, VmState.STOPPED], target=VmState.RESIZING)
+    def resize(self):
+        pass
+
+    @transition(field=state, source=[VmState.RUNNING, VmState.STOPPED],
+                target=VmState.RESTORING)
+    def restore(self):
+        pass
+
+    @transition(field=state, source=[VmState.RUNNING, VmState.STOPPED, VmState.FAILED],
+                target=VmState.DELETING)
+    def start_deleting(self):
+        pass
+
+    @transition(field=state, source="*", target=VmState.RUNNING)
+    def settle_running(self):
+        """A job ended with the VM powered on."""
+
+    @transition(field=state, source="*", target=VmState.STOPPED)
+    def settle_stopped(self):
+        """A job ended with the VM powered off."""
+
+    @transition(field=state, source="*", target=VmState.FAILED)
+    def mark_failed(self):
+        pass
+
+    @transition(field=state, source=VmState.DELETING, target=VmState.DELETED)
+    def mark_deleted(self):
+        pass
+
+
+class SnapshotState(models.TextChoices):
+    CREATING = "creating", "Creating"
+    READY = "ready", "Ready"
+    RESTORING = "restoring", "Restoring"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+    FAILED = "failed", "Failed"
+
+
+class Snapshot(models.Model):
+    """A checkpoint of a VM."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="snapshots")
+    name = models.CharField(max_length=63)
+    state = models.CharField(max_length=16, choices=SnapshotState.choices,
+                             default=SnapshotState.CREATING)
+    fabric_id = models.CharField(max_length=64, blank=True)
+    quota_held = models.BooleanField(default=True, help_text="Counts in the quota ledger now.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name
+
+
+class NetworkAddress(models.Model):
+    """An address of a tenant network held by a VM (the network's IPAM)."""
+
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="addresses")
+    address = models.GenericIPAddressField()
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.SET_NULL, null=True, blank=True,
+                           related_name="+")
+    allocated_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["network", "address"]
+        constraints = [
+            models.UniqueConstraint(fields=["network", "address"],
+                                    name="network_address_once"),
+        ]
+
+    def __str__(self):
+        return self.address

@@ -15,6 +15,7 @@ ROLES = ", ".join(Role.values)
 __all__ = [
     "add_member",
     "authenticate_token",
+    "change_role",
     "issue_token",
     "remove_member",
     "revoke_token",

@@ -4,11 +4,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from django.db import connection
+from django.db import connection, connections
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,3 +76,20 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s: {message}")
         time.sleep(interval)
+
+
+def race(n: int, fn):
+    """Run ``fn(i)`` in n threads released at the same moment; return results/exceptions."""
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        barrier.wait(timeout=30)
+        try:
+            return fn(i)
+        except Exception as exc:  # noqa: BLE001 - the race's outcome is what we assert on
+            return exc
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(run, range(n)))

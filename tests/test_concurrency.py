@@ -1,32 +1,12 @@
 """Invariants under real concurrency: PostgreSQL, one connection per thread."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-from django.db import connections
 from rest_framework.test import APIClient
 
 from conftest import unique
+from tests.processes import race
 
 pytestmark = pytest.mark.services
-
-
-def race(n: int, fn):
-    """Run ``fn(i)`` in n threads released at the same moment; return results/exceptions."""
-    barrier = threading.Barrier(n)
-
-    def run(i):
-        barrier.wait(timeout=30)
-        try:
-            return fn(i)
-        except Exception as exc:  # noqa: BLE001 - the race's outcome is what we assert on
-            return exc
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(run, range(n)))
 
 
 def test_max_subscriptions_holds_under_concurrent_subscribers(postgres, transactional_db,

@@ -2,6 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from plans.api import views as plans
+from provisioning.api import resources
 from provisioning.api import views as provisioning
 from tenants.api import views as tenants
 
@@ -21,6 +22,9 @@ router.register("plans", plans.PublicPlanViewSet, basename="plan")
 router.register("subscriptions", plans.SubscriptionViewSet, basename="subscription")
 router.register("tenant/members", tenants.MemberViewSet, basename="member")
 router.register("jobs", provisioning.JobViewSet, basename="job")
+router.register("networks", resources.NetworkViewSet, basename="network")
+router.register("vms", resources.VmViewSet, basename="vm")
+router.register("templates", resources.TemplateViewSet, basename="template")
 
 urlpatterns = [
     path("auth/signup/", tenants.SignUpView.as_view(), name="signup"),

@@ -14,7 +14,18 @@ from plans.models import QuotaLedger, Subscription
 from portal import events
 from provisioning import engine, ipam
 from provisioning.engine import Runbook, Step, StepContext
-from provisioning.models import Site, SiteRole, SiteState
+from provisioning.models import (
+    Network,
+    NetworkAddress,
+    NetworkState,
+    Site,
+    SiteRole,
+    SiteState,
+    Snapshot,
+    SnapshotState,
+    VirtualMachine,
+    VmState,
+)
 
 __all__ = ["COMMISSION", "DECOMMISSION", "commission_site"]
 
@@ -74,7 +85,8 @@ def create_default_network(ctx):
                                         name="default", cidr=site.cloud.default_network_cidr,
                                         kind="routed")
     ctx.log(f"network {network.id} {network.cidr} via {network.gateway_address}")
-    return _record(ctx, network_id=network.id, network_cidr=network.cidr)
+    return {**_record(ctx, network_id=network.id, network_cidr=network.cidr),
+            "gateway_address": network.gateway_address}
 
 
 def delete_default_network(ctx):
@@ -111,6 +123,11 @@ def delete_source_nat(ctx):
 
 def _commissioned(job):
     Site.objects.filter(pk=job.inputs["site"]).update(state=SiteState.READY)
+    site = Site.objects.get(pk=job.inputs["site"])
+    Network.objects.create(subscription_id=site.subscription_id, name="default",
+                           cidr=site.network_cidr, fabric_id=site.network_id,
+                           gateway_address=job.outputs.get("gateway_address"),
+                           state=NetworkState.READY, is_default=True, quota_held=False)
 
 
 def _commission_failed(job):
@@ -152,6 +169,17 @@ def delete_vms(ctx):
     return {"vms_deleted": len(vms)}
 
 
+def _forget_resources(subscription) -> None:
+    """The fabric has nothing left: the portal's resources are gone too."""
+    VirtualMachine.objects.filter(subscription=subscription).exclude(
+        state=VmState.DELETED).update(state=VmState.DELETED, quota_held=False)
+    Snapshot.objects.filter(vm__subscription=subscription).update(
+        state=SnapshotState.DELETED, quota_held=False)
+    Network.objects.filter(subscription=subscription).update(state=NetworkState.DELETED,
+                                                             quota_held=False)
+    NetworkAddress.objects.filter(network__subscription=subscription).delete()
+
+
 def delete_edge(ctx):
     site = _site(ctx)
     driver = ctx.driver
@@ -181,12 +209,22 @@ def delete_tenant_container(ctx):
     return {}
 
 
+def _release_capacity(subscription) -> None:
+    from plans import quota
+
+    held = VirtualMachine.objects.filter(subscription=subscription, quota_held=True)
+    for vm in held:
+        quota.release(subscription, vm.usage(), cloud_id=subscription.plan.cloud_id)
+
+
 def _decommissioned(job):
     subscription = Subscription.objects.select_for_update().get(pk=job.subscription_id)
     if not Site.objects.filter(subscription=subscription).exclude(
             state=SiteState.DELETED).exists():
         subscription.mark_deleted()
         subscription.save()
+        _release_capacity(subscription)
+        _forget_resources(subscription)
         QuotaLedger.objects.filter(subscription=subscription).update(used=0)
         events.emit("subscription.deleted", subscription, at=timezone.now())
 
@@ -241,3 +279,42 @@ def decommission(subscription: Subscription, *, acting_user):
                          inputs={"site": str(site.pk)}, subscription=subscription,
                          resource=site, acting_user=acting_user)
     return subscription, job
+
+
+# --- suspension -----------------------------------------------------------------------
+
+def stop_running_vms(ctx):
+    stopped = []
+    for vm in VirtualMachine.objects.filter(pk__in=ctx.inputs["vms"]):
+        ctx.driver.stop_vm(key=ctx.key(str(vm.pk)), vm_id=vm.fabric_id)
+        ctx.log(f"stopped {vm.name}")
+        stopped.append(str(vm.pk))
+    return {"stopped": stopped}
+
+
+def _suspension_done(job):
+    for vm in VirtualMachine.objects.select_for_update().filter(pk__in=job.inputs["vms"]):
+        vm.settle_stopped()
+        vm.save()
+
+
+SUSPEND = engine.register(Runbook(
+    name="subscription.suspend", description="Stop every running VM of a suspended "
+    "subscription.", steps=(Step("Stop running VMs", stop_running_vms),),
+    on_success=_suspension_done, compensate=False))
+
+
+@events.on("subscription.suspended")
+def stop_vms_of_suspended(subscription: Subscription, acting_user) -> None:
+    running = list(VirtualMachine.objects.select_for_update().filter(
+        subscription=subscription, state=VmState.RUNNING))
+    if not running:
+        return
+    for vm in running:
+        vm.stop()
+        vm.save()
+    site = Site.objects.select_related("cloud__stamp").get(
+        subscription=subscription, role=SiteRole.PRIMARY, state=SiteState.READY)
+    engine.enqueue(SUSPEND.name, stamp=site.cloud.stamp, subscription=subscription,
+                   inputs={"site": str(site.pk), "vms": [str(vm.pk) for vm in running]},
+                   acting_user=acting_user)

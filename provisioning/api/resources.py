@@ -1,0 +1,228 @@
+"""Tenant resources over the API: networks, VMs, checkpoints, templates.
+
+Fabric changes answer 202 with the resource in a transitional state and ``job``.
+"""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from plans.models import Subscription, SubscriptionState
+from portal.api.fields import StrictUUIDField
+from portal.api.viewsets import TenantViewSet
+from portal.errors import Invalid
+from provisioning import resources
+from provisioning.models import (
+    Network,
+    NetworkState,
+    Snapshot,
+    SnapshotState,
+    Template,
+    VirtualMachine,
+    VmState,
+)
+
+__all__ = ["NetworkViewSet", "TemplateViewSet", "VmViewSet"]
+
+
+# --- serializers ----------------------------------------------------------------------
+
+class NetworkSerializer(serializers.ModelSerializer):
+    subscription = StrictUUIDField(source="subscription_id")
+    cidr = serializers.CharField(max_length=43)
+    job = serializers.UUIDField(read_only=True, required=False, allow_null=True)
+
+    class Meta:
+        model = Network
+        fields = ["id", "subscription", "name", "cidr", "gateway_address", "state",
+                  "is_default", "created_at", "job"]
+        read_only_fields = ["gateway_address", "state", "is_default"]
+
+
+class VmSerializer(serializers.ModelSerializer):
+    subscription = StrictUUIDField(source="subscription_id")
+    template = StrictUUIDField(source="template_id")
+    network = StrictUUIDField(source="network_id")
+    vcpus = serializers.IntegerField(min_value=1, max_value=1024)
+    memory_mb = serializers.IntegerField(min_value=1, max_value=16 * 1024 * 1024)
+    disk_gb = serializers.IntegerField(min_value=1, max_value=1024 * 1024)
+    job = serializers.UUIDField(read_only=True, required=False, allow_null=True)
+
+    class Meta:
+        model = VirtualMachine
+        fields = ["id", "subscription", "name", "template", "vcpus", "memory_mb", "disk_gb",
+                  "network", "ip_address", "state", "created_at", "job"]
+        read_only_fields = ["ip_address", "state"]
+
+
+class ResizeSerializer(serializers.Serializer):
+    vcpus = serializers.IntegerField(min_value=1, max_value=1024)
+    memory_mb = serializers.IntegerField(min_value=1, max_value=16 * 1024 * 1024)
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    job = serializers.UUIDField(read_only=True, required=False, allow_null=True)
+
+    class Meta:
+        model = Snapshot
+        fields = ["id", "vm", "name", "state", "created_at", "job"]
+        read_only_fields = ["vm", "state"]
+
+
+class JobAcceptedSerializer(serializers.Serializer):
+    job = serializers.UUIDField()
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Template
+        fields = ["id", "name", "os", "min_vcpus", "min_memory_mb", "min_disk_gb"]
+
+
+def accepted(data, job) -> Response:
+    return Response({**data, "job": str(job.pk)}, status=status.HTTP_202_ACCEPTED)
+
+
+def job_only(job) -> Response:
+    return Response({"job": str(job.pk)}, status=status.HTTP_202_ACCEPTED)
+
+
+# --- viewsets -------------------------------------------------------------------------
+
+class SubscriptionScoped(TenantViewSet):
+    tenant_field = "subscription__tenant"
+
+    def subscription(self, subscription_id) -> Subscription:
+        """The caller's subscription, or a 400 naming the field (never another's)."""
+        subscription = (Subscription.objects.select_related("plan")
+                        .filter(pk=subscription_id, tenant=self.tenant)
+                        .exclude(state=SubscriptionState.DELETED).first())
+        if subscription is None:
+            raise Invalid("No such subscription.",
+                          errors={"subscription": ["Not a subscription of yours."]})
+        return subscription
+
+
+class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionScoped):
+    queryset = Network.objects.exclude(state=NetworkState.DELETED)
+    serializer_class = NetworkSerializer
+    filterset_fields = ["subscription", "state"]
+
+    @extend_schema(responses={202: NetworkSerializer})
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        network, job = resources.create_network(
+            self.subscription(data["subscription_id"]), name=data["name"], cidr=data["cidr"],
+            acting_user=request.user)
+        return accepted(self.get_serializer(network).data, job)
+
+    @extend_schema(responses={202: JobAcceptedSerializer})
+    def destroy(self, request, pk=None):
+        return job_only(resources.delete_network(self.get_object(), acting_user=request.user))
+
+
+class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionScoped):
+    queryset = VirtualMachine.objects.exclude(state=VmState.DELETED)
+    serializer_class = VmSerializer
+    filterset_fields = ["subscription", "state", "network"]
+
+    @extend_schema(responses={202: VmSerializer})
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        spec = resources.VmSpec(name=data["name"], template_id=data["template_id"],
+                                vcpus=data["vcpus"], memory_mb=data["memory_mb"],
+                                disk_gb=data["disk_gb"], network_id=data["network_id"])
+        vm, job = resources.create_vm(self.subscription(data["subscription_id"]), spec,
+                                      acting_user=request.user)
+        return accepted(self.get_serializer(vm).data, job)
+
+    @extend_schema(responses={202: VmSerializer})
+    def destroy(self, request, pk=None):
+        job = resources.delete_vm(self.get_object(), acting_user=request.user)
+        return accepted(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
+
+    def _power(self, request, pk, verb):
+        job = resources.vm_power(self.get_object(), verb, acting_user=request.user)
+        return accepted(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
+
+    @extend_schema(request=None, responses={202: VmSerializer})
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        return self._power(request, pk, "start")
+
+    @extend_schema(request=None, responses={202: VmSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        return self._power(request, pk, "stop")
+
+    @extend_schema(request=None, responses={202: VmSerializer})
+    @action(detail=True, methods=["post"])
+    def restart(self, request, pk=None):
+        return self._power(request, pk, "restart")
+
+    @extend_schema(request=ResizeSerializer, responses={202: VmSerializer})
+    @action(detail=True, methods=["post"])
+    def resize(self, request, pk=None):
+        vm = self.get_object()
+        serializer = ResizeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = resources.resize_vm(vm, acting_user=request.user, **serializer.validated_data)
+        return accepted(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
+
+    @extend_schema(request=SnapshotSerializer, responses={200: SnapshotSerializer(many=True),
+                                                          202: SnapshotSerializer})
+    @action(detail=True, methods=["get", "post"], serializer_class=SnapshotSerializer)
+    def snapshots(self, request, pk=None):
+        vm = self.get_object()
+        if request.method == "GET":
+            page = self.paginate_queryset(
+                vm.snapshots.exclude(state=SnapshotState.DELETED).order_by("-created_at"))
+            return self.get_paginated_response(SnapshotSerializer(page, many=True).data)
+        serializer = SnapshotSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        snapshot, job = resources.create_snapshot(vm, name=serializer.validated_data["name"],
+                                                  acting_user=request.user)
+        return accepted(SnapshotSerializer(snapshot).data, job)
+
+    def _snapshot(self, pk, snapshot_id) -> Snapshot:
+        from django.shortcuts import get_object_or_404
+
+        return get_object_or_404(self.get_object().snapshots.exclude(
+            state=SnapshotState.DELETED), pk=snapshot_id)
+
+    @extend_schema(request=None, responses={202: JobAcceptedSerializer})
+    @action(detail=True, methods=["post"],
+            url_path=r"snapshots/(?P<snapshot_id>[0-9a-f-]{36})/restore")
+    def restore_snapshot(self, request, pk=None, snapshot_id=None):
+        return job_only(resources.restore_snapshot(self._snapshot(pk, snapshot_id),
+                                                   acting_user=request.user))
+
+    @extend_schema(request=None, responses={202: JobAcceptedSerializer})
+    @action(detail=True, methods=["delete"],
+            url_path=r"snapshots/(?P<snapshot_id>[0-9a-f-]{36})")
+    def delete_snapshot(self, request, pk=None, snapshot_id=None):
+        return job_only(resources.delete_snapshot(self._snapshot(pk, snapshot_id),
+                                                  acting_user=request.user))
+
+
+class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    """Templates the caller's plans allow."""
+
+    queryset = Template.objects.all()
+    serializer_class = TemplateSerializer
+    filterset_fields = ["os"]
+
+    def get_queryset(self):
+        if self.tenant is None:
+            return Template.objects.none()
+        # One filter() call: both conditions apply to the same subscription.
+        return (Template.objects.filter(plans__subscriptions__tenant=self.tenant,
+                                        plans__subscriptions__state__in=[
+                                            SubscriptionState.ACTIVE,
+                                            SubscriptionState.SUSPENDED])
+                .distinct().order_by("name"))

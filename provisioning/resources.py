@@ -1,0 +1,345 @@
+"""Use cases of tenant resources: networks, VMs, checkpoints. The only place that
+changes them. Each reserves quota in the caller's transaction before its job is
+recorded, and each job gives it back exactly once (``quota_held``) when it fails or
+when the resource is deleted."""
+
+import ipaddress
+import itertools
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django_fsm import TransitionNotAllowed
+
+from plans import quota
+from plans.models import Subscription, SubscriptionState
+from portal import events
+from portal.errors import Conflict, Invalid
+from provisioning import engine
+from provisioning.models import (
+    Job,
+    Network,
+    NetworkAddress,
+    NetworkState,
+    Site,
+    SiteRole,
+    SiteState,
+    Snapshot,
+    SnapshotState,
+    VirtualMachine,
+    VmState,
+)
+
+__all__ = [
+    "VmSpec",
+    "create_network",
+    "create_snapshot",
+    "create_vm",
+    "delete_network",
+    "delete_snapshot",
+    "delete_vm",
+    "give_back",
+    "resize_vm",
+    "restore_snapshot",
+    "take_back",
+    "vm_power",
+]
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    name: str
+    template_id: object
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    network_id: object
+
+
+# --- helpers --------------------------------------------------------------------------
+
+def active_site(subscription: Subscription) -> Site:
+    """The site the subscription's resources run on now."""
+    site = (Site.objects.select_related("cloud__stamp")
+            .filter(subscription=subscription, role=SiteRole.PRIMARY)
+            .exclude(state=SiteState.DELETED).first())
+    if site is None or site.state != SiteState.READY:
+        raise Conflict("The subscription is still being set up on its stamp; try again "
+                       "when its commission job has finished.", code="subscription-not-ready")
+    return site
+
+
+def _require_active(subscription: Subscription) -> None:
+    if subscription.state != SubscriptionState.ACTIVE:
+        raise Conflict(f"The subscription is {subscription.state}: nothing can be created "
+                       "or started in it.", code="subscription-state")
+
+
+def _transition(obj, transition, verb: str) -> None:
+    try:
+        transition(obj)
+    except TransitionNotAllowed as exc:
+        raise Conflict(f"A {obj.state} VM cannot be {verb}.", code="vm-state") from exc
+
+
+def give_back(obj) -> None:
+    """Release what a VM, network or checkpoint holds in the ledger, once."""
+    model = type(obj)
+    row = model.objects.select_for_update().get(pk=obj.pk)
+    if not row.quota_held:
+        return
+    if isinstance(row, VirtualMachine):
+        quota.release(row.subscription, row.usage(), cloud_id=row.subscription.plan.cloud_id)
+        NetworkAddress.objects.filter(vm=row).delete()
+    elif isinstance(row, Network):
+        quota.release(row.subscription, {"networks": 1})
+    else:
+        quota.release(row.vm.subscription, {"snapshots": 1})
+    model.objects.filter(pk=row.pk).update(quota_held=False)
+    obj.quota_held = False
+
+
+def take_back(obj) -> None:
+    """Reserve again what ``give_back`` released (a retried create)."""
+    row = type(obj).objects.select_for_update().get(pk=obj.pk)
+    if row.quota_held:
+        return
+    if isinstance(row, VirtualMachine):
+        quota.reserve(row.subscription, row.usage(), cloud_id=row.subscription.plan.cloud_id)
+        _allocate_address(row.network, row, prefer=row.ip_address)
+    elif isinstance(row, Network):
+        quota.reserve(row.subscription, {"networks": 1})
+    else:
+        quota.reserve(row.vm.subscription, {"snapshots": 1})
+    type(row).objects.filter(pk=row.pk).update(quota_held=True)
+
+
+def _enqueue(runbook: str, subscription: Subscription, resource, *, acting_user,
+             **inputs) -> Job:
+    site = active_site(subscription)
+    return engine.enqueue(runbook, stamp=site.cloud.stamp, subscription=subscription,
+                          resource=resource, acting_user=acting_user,
+                          inputs={"site": str(site.pk), **inputs})
+
+
+# --- networks -------------------------------------------------------------------------
+
+def _parse_cidr(cidr: str) -> ipaddress.IPv4Network:
+    try:
+        network = ipaddress.ip_network(cidr, strict=True)
+    except ValueError as exc:
+        raise Invalid("The CIDR is not valid.", errors={"cidr": [str(exc)]}) from exc
+    if network.version != 4 or not network.is_private:
+        raise Invalid("Tenant networks use private IPv4 ranges.",
+                      errors={"cidr": ["Use a private IPv4 range such as 10.0.1.0/24."]})
+    if not 16 <= network.prefixlen <= 29:
+        raise Invalid("The network size is out of range.",
+                      errors={"cidr": ["Use a prefix between /16 and /29."]})
+    return network
+
+
+@transaction.atomic
+def create_network(subscription: Subscription, *, name: str, cidr: str,
+                   acting_user) -> tuple[Network, Job]:
+    # The subscription row lock serialises the overlap check of concurrent requests.
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    _require_active(subscription)
+    wanted = _parse_cidr(cidr)
+    live = subscription.networks.exclude(state=NetworkState.DELETED)
+    for other in live:
+        if wanted.overlaps(ipaddress.ip_network(other.cidr)):
+            raise Invalid("The CIDR overlaps another network of the subscription.",
+                          errors={"cidr": [f"Overlaps '{other.name}' ({other.cidr})."]})
+    if live.filter(name=name).exists():
+        raise Invalid("A network with this name exists.", errors={"name": ["Already used."]})
+    active_site(subscription)
+    quota.reserve(subscription, {"networks": 1})
+    network = Network.objects.create(subscription=subscription, name=name, cidr=str(wanted),
+                                     gateway_address=str(next(wanted.hosts())))
+    job = _enqueue("network.create", subscription, network, acting_user=acting_user,
+                   network=str(network.pk))
+    events.emit("network.requested", network, acting_user=acting_user)
+    return network, job
+
+
+@transaction.atomic
+def delete_network(network: Network, *, acting_user) -> Job:
+    network = Network.objects.select_for_update().select_related("subscription").get(
+        pk=network.pk)
+    if network.is_default:
+        raise Conflict("The default network goes with the subscription.", code="network-default")
+    if network.state not in (NetworkState.READY, NetworkState.FAILED):
+        raise Conflict(f"A {network.state} network cannot be deleted.", code="network-state")
+    if network.vms.exclude(state=VmState.DELETED).exists():
+        raise Conflict("VMs are attached to this network; delete them first.",
+                       code="network-in-use")
+    network.state = NetworkState.DELETING
+    network.save(update_fields=["state"])
+    return _enqueue("network.delete", network.subscription, network, acting_user=acting_user,
+                    network=str(network.pk))
+
+
+def _allocate_address(network: Network, vm: VirtualMachine, prefer: str | None = None) -> str:
+    """The next free host of the network (its first host is the gateway)."""
+    taken = set(network.addresses.values_list("address", flat=True))
+    taken.add(network.gateway_address)
+    hosts = (str(h) for h in ipaddress.ip_network(network.cidr).hosts())
+    for address in itertools.chain([prefer] if prefer else [], hosts):
+        if address in taken:
+            continue
+        try:
+            with transaction.atomic():
+                NetworkAddress.objects.create(network=network, address=address, vm=vm)
+        except IntegrityError:
+            taken.add(address)  # taken concurrently
+            continue
+        return address
+    raise Conflict(f"Network '{network.name}' ({network.cidr}) has no free address.",
+                   code="network-full")
+
+
+# --- VMs ------------------------------------------------------------------------------
+
+def _check_size(subscription: Subscription, template, vcpus: int, memory_mb: int,
+                disk_gb: int | None) -> None:
+    plan = subscription.plan
+    errors: dict[str, list[str]] = {}
+    checks = [("vcpus", vcpus, template.min_vcpus, plan.max_vm_vcpus),
+              ("memory_mb", memory_mb, template.min_memory_mb, plan.max_vm_memory_mb)]
+    if disk_gb is not None:
+        checks.append(("disk_gb", disk_gb, template.min_disk_gb, plan.max_vm_disk_gb))
+    for field, value, least, most in checks:
+        if value < least:
+            errors[field] = [f"'{template.name}' needs at least {least}."]
+        elif value > most:
+            errors[field] = [f"The plan allows at most {most} per VM."]
+    if errors:
+        raise Invalid("The VM size does not fit the template or the plan.", errors=errors)
+
+
+@transaction.atomic
+def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple[
+        VirtualMachine, Job]:
+    _require_active(subscription)
+    template = subscription.plan.templates.filter(pk=spec.template_id).first()
+    network = subscription.networks.filter(pk=spec.network_id).first()
+    errors = {}
+    if template is None:
+        errors["template"] = ["Not a template of the subscription's plan."]
+    if network is None:
+        errors["network"] = ["Not a network of this subscription."]
+    elif network.state != NetworkState.READY:
+        errors["network"] = [f"The network is {network.state}."]
+    if errors:
+        raise Invalid("The VM cannot be created from this request.", errors=errors)
+    _check_size(subscription, template, spec.vcpus, spec.memory_mb, spec.disk_gb)
+    if subscription.vms.exclude(state=VmState.DELETED).filter(name=spec.name).exists():
+        raise Invalid("A VM with this name exists.", errors={"name": ["Already used."]})
+    site = active_site(subscription)
+    vm = VirtualMachine(subscription=subscription, name=spec.name, template=template,
+                        network=network, vcpus=spec.vcpus, memory_mb=spec.memory_mb,
+                        disk_gb=spec.disk_gb)
+    quota.reserve(subscription, vm.usage(), cloud_id=site.cloud_id)
+    vm.save()
+    vm.ip_address = _allocate_address(network, vm)
+    VirtualMachine.objects.filter(pk=vm.pk).update(ip_address=vm.ip_address)
+    job = _enqueue("vm.create", subscription, vm, acting_user=acting_user, vm=str(vm.pk))
+    events.emit("vm.requested", vm, acting_user=acting_user)
+    return vm, job
+
+
+def _locked_vm(vm: VirtualMachine) -> VirtualMachine:
+    return (VirtualMachine.objects.select_for_update(of=("self",))
+            .select_related("subscription__plan", "template").get(pk=vm.pk))
+
+
+POWER = {
+    "start": (VirtualMachine.start, "started", "vm.start"),
+    "stop": (VirtualMachine.stop, "stopped", "vm.stop"),
+    "restart": (VirtualMachine.restart, "restarted", "vm.restart"),
+}
+
+
+@transaction.atomic
+def vm_power(vm: VirtualMachine, action: str, *, acting_user) -> Job:
+    """Start, stop or restart: 409 when the action makes no sense in the VM's state."""
+    transition, verb, runbook = POWER[action]
+    vm = _locked_vm(vm)
+    if action != "stop":
+        _require_active(vm.subscription)
+    previous = vm.state
+    _transition(vm, transition, verb)
+    vm.save()
+    return _enqueue(runbook, vm.subscription, vm, acting_user=acting_user, vm=str(vm.pk),
+                    previous=previous)
+
+
+@transaction.atomic
+def resize_vm(vm: VirtualMachine, *, vcpus: int, memory_mb: int, acting_user) -> Job:
+    """Quota is checked on the difference; a shrink gives back when it has happened."""
+    vm = _locked_vm(vm)
+    _require_active(vm.subscription)
+    _check_size(vm.subscription, vm.template, vcpus, memory_mb, None)
+    if (vcpus, memory_mb) == (vm.vcpus, vm.memory_mb):
+        raise Invalid("The VM already has this size.",
+                      errors={"vcpus": ["Unchanged."], "memory_mb": ["Unchanged."]})
+    previous = vm.state
+    _transition(vm, VirtualMachine.resize, "resized")
+    growth = {"vcpus": max(0, vcpus - vm.vcpus), "memory_mb": max(0, memory_mb - vm.memory_mb)}
+    quota.reserve(vm.subscription, growth, cloud_id=vm.subscription.plan.cloud_id)
+    vm.save()
+    return _enqueue("vm.resize", vm.subscription, vm, acting_user=acting_user, vm=str(vm.pk),
+                    previous=previous, vcpus=vcpus, memory_mb=memory_mb,
+                    old_vcpus=vm.vcpus, old_memory_mb=vm.memory_mb)
+
+
+@transaction.atomic
+def delete_vm(vm: VirtualMachine, *, acting_user) -> Job:
+    """Quota comes back when the delete job has finished."""
+    vm = _locked_vm(vm)
+    _transition(vm, VirtualMachine.start_deleting, "deleted")
+    vm.save()
+    return _enqueue("vm.delete", vm.subscription, vm, acting_user=acting_user, vm=str(vm.pk))
+
+
+# --- checkpoints ----------------------------------------------------------------------
+
+@transaction.atomic
+def create_snapshot(vm: VirtualMachine, *, name: str, acting_user) -> tuple[Snapshot, Job]:
+    vm = _locked_vm(vm)
+    _require_active(vm.subscription)
+    if vm.state not in (VmState.RUNNING, VmState.STOPPED):
+        raise Conflict(f"A {vm.state} VM cannot take a checkpoint.", code="vm-state")
+    quota.reserve(vm.subscription, {"snapshots": 1})
+    snapshot = Snapshot.objects.create(vm=vm, name=name)
+    job = _enqueue("snapshot.create", vm.subscription, snapshot, acting_user=acting_user,
+                   snapshot=str(snapshot.pk))
+    return snapshot, job
+
+
+@transaction.atomic
+def restore_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
+    snapshot = Snapshot.objects.select_for_update().get(pk=snapshot.pk)
+    if snapshot.state != SnapshotState.READY:
+        raise Conflict(f"A {snapshot.state} checkpoint cannot be restored.",
+                       code="snapshot-state")
+    vm = _locked_vm(snapshot.vm)
+    previous = vm.state
+    _transition(vm, VirtualMachine.restore, "restored")
+    vm.save()
+    snapshot.state = SnapshotState.RESTORING
+    snapshot.save(update_fields=["state"])
+    return _enqueue("snapshot.restore", vm.subscription, snapshot, acting_user=acting_user,
+                    snapshot=str(snapshot.pk), previous=previous)
+
+
+@transaction.atomic
+def delete_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
+    snapshot = Snapshot.objects.select_for_update().select_related("vm__subscription").get(
+        pk=snapshot.pk)
+    if snapshot.state not in (SnapshotState.READY, SnapshotState.FAILED):
+        raise Conflict(f"A {snapshot.state} checkpoint cannot be deleted.",
+                       code="snapshot-state")
+    snapshot.state = SnapshotState.DELETING
+    snapshot.save(update_fields=["state"])
+    return _enqueue("snapshot.delete", snapshot.vm.subscription, snapshot,
+                    acting_user=acting_user, snapshot=str(snapshot.pk))

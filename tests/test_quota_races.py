@@ -1,0 +1,163 @@
+"""Quota and capacity never break, whatever the concurrency (PostgreSQL row locks)."""
+
+import random
+
+import pytest
+from django.db import connection
+
+from conftest import unique
+from plans.models import QuotaLedger
+from portal.errors import QuotaExceeded
+from provisioning import resources
+from provisioning.models import (
+    CloudCapacity,
+    Network,
+    NetworkState,
+    Site,
+    SiteState,
+    VirtualMachine,
+    VmState,
+)
+from tests.processes import race
+
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("races")]
+DIMENSIONS = {"vcpus": "vcpus", "memory_mb": "memory_mb", "storage_gb": "disk_gb"}
+
+
+@pytest.fixture
+def ready_subscription(postgres, transactional_db, signup, catalog, staff):
+    """``make(quotas)``: an active subscription whose site is ready (no fabric needed:
+    these tests stop at the ledger, before any job runs)."""
+    from plans.models import Subscription
+
+    roomy = catalog["post"]("clouds", {
+        "name": unique("roomy-"), "stamp": catalog["stamp_a"]["id"],
+        "capacity": {"vcpus": 1_000_000, "memory_mb": 1_000_000_000, "storage_gb": 10_000_000,
+                     "vms": 100_000}})
+    template = catalog["post"]("templates", {"name": "debian", "os": "Debian", "image": "d",
+                                             "cloud": roomy["id"]})
+
+    def make(quotas: dict, plan=None) -> Subscription:
+        plan = plan or catalog["post"]("plans", {
+            "name": unique("Race "), "state": "public", "cloud": roomy["id"],
+            "quotas": quotas, "templates": [template["id"]]})
+        owner = signup()
+        sid = owner.post("/api/v1/subscriptions/", {"plan": plan["id"]},
+                         format="json").json()["id"]
+        subscription = Subscription.objects.select_related("plan", "tenant").get(pk=sid)
+        Site.objects.filter(subscription=subscription).update(
+            state=SiteState.READY, container_id="c", network_id="n", network_cidr="10.0.0.0/16")
+        Network.objects.create(subscription=subscription, name="default", cidr="10.0.0.0/16",
+                               gateway_address="10.0.0.1", state=NetworkState.READY,
+                               is_default=True, quota_held=False, fabric_id="n")
+        subscription.template_id = plan["templates"][0] if plan["templates"] else None
+        return subscription
+
+    return make
+
+
+def spec_for(subscription, template_id, rng, i):
+    network = subscription.networks.get()
+    return resources.VmSpec(name=f"vm-{i}", template_id=template_id,
+                            vcpus=rng.randint(1, 4), memory_mb=rng.choice([512, 1024, 2048]),
+                            disk_gb=rng.randint(10, 40), network_id=network.pk)
+
+
+def assert_ledger_matches(subscription):
+    live = list(VirtualMachine.objects.filter(subscription=subscription, quota_held=True))
+    used = dict(QuotaLedger.objects.filter(subscription=subscription).values_list(
+        "dimension", "used"))
+    assert used["vms"] == len(live)
+    for dimension, field in DIMENSIONS.items():
+        assert used[dimension] == sum(getattr(vm, field) for vm in live), dimension
+
+
+def test_fifty_concurrent_creates_against_a_quota_of_ten(ready_subscription, catalog):
+    big = {"vcpus": 10_000, "memory_mb": 10_000_000, "storage_gb": 100_000, "vms": 10,
+           "networks": 5, "snapshots": 5}
+    rng = random.Random(20261123)
+    for round_no in range(20):
+        subscription = ready_subscription(big)
+        template = subscription.template_id
+        user = subscription.tenant.memberships.get().user
+        specs = [spec_for(subscription, template, rng, i) for i in range(50)]
+        # when fifty requests race
+        results = race(50, lambda i, s=subscription, u=user, sp=specs: resources.create_vm(
+            s, sp[i], acting_user=u))
+        # then exactly ten got in, forty were told why, and the ledger is exact
+        accepted = [r for r in results if isinstance(r, tuple)]
+        refused = [r for r in results if isinstance(r, QuotaExceeded)]
+        assert len(accepted) == 10 and len(refused) == 40, (round_no, results[:3])
+        assert all(r.errors["vms"] == {"requested": 1, "used": 10, "limit": 10}
+                   for r in refused)
+        assert_ledger_matches(subscription)
+        addresses = VirtualMachine.objects.filter(subscription=subscription).values_list(
+            "ip_address", flat=True)
+        assert len(set(addresses)) == 10
+
+
+def test_concurrent_resizes_never_pass_the_vcpu_limit(ready_subscription, catalog):
+    rng = random.Random(7)
+    for _ in range(20):
+        subscription = ready_subscription({"vcpus": 12, "memory_mb": 1_000_000,
+                                           "storage_gb": 10_000, "vms": 6, "networks": 1,
+                                           "snapshots": 1})
+        template = subscription.template_id
+        user = subscription.tenant.memberships.get().user
+        vms = []
+        for i in range(6):
+            vm, _ = resources.create_vm(subscription, resources.VmSpec(
+                f"r{i}", template, 1, 512, 10, subscription.networks.get().pk), acting_user=user)
+            vms.append(vm)
+        VirtualMachine.objects.filter(subscription=subscription).update(state=VmState.RUNNING)
+        targets = [rng.randint(2, 4) for _ in vms]
+        results = race(6, lambda i, v=vms, t=targets, u=user: resources.resize_vm(
+            VirtualMachine.objects.get(pk=v[i].pk), vcpus=t[i], memory_mb=512, acting_user=u))
+        used = QuotaLedger.objects.get(subscription=subscription, dimension="vcpus").used
+        granted = sum(targets[i] - 1 for i, r in enumerate(results)
+                      if not isinstance(r, Exception))
+        assert used == 6 + granted <= 12
+        assert all(isinstance(r, QuotaExceeded) for r in results if isinstance(r, Exception))
+
+
+def test_two_subscriptions_race_for_the_last_capacity_of_a_cloud(ready_subscription, staff,
+                                                                  catalog):
+    # given a cloud with room for five VMs and two subscriptions that may have ten each
+    cloud = catalog["post"]("clouds", {"name": unique("tiny-"),
+                                       "stamp": catalog["stamp_a"]["id"],
+                                       "capacity": {"vcpus": 100, "memory_mb": 100_000,
+                                                    "storage_gb": 10_000, "vms": 5}})
+    template = catalog["post"]("templates", {"name": "t", "os": "x", "image": "x",
+                                             "cloud": cloud["id"]})
+    plan = catalog["post"]("plans", {
+        "name": unique("Tiny "), "state": "public", "cloud": cloud["id"],
+        "templates": [template["id"]],
+        "quotas": {"vcpus": 100, "memory_mb": 100_000, "storage_gb": 10_000, "vms": 10,
+                   "networks": 1, "snapshots": 1}})
+    first, second = ready_subscription({}, plan=plan), ready_subscription({}, plan=plan)
+    users = [s.tenant.memberships.get().user for s in (first, second)]
+    subs = [first, second]
+    # when each asks for eight VMs at once
+    results = race(16, lambda i: resources.create_vm(
+        subs[i % 2], resources.VmSpec(f"c{i}", template["id"], 1, 512, 10,
+                                      subs[i % 2].networks.get().pk),
+        acting_user=users[i % 2]))
+    # then the cloud gave out exactly its five
+    assert sum(isinstance(r, tuple) for r in results) == 5
+    capacity = CloudCapacity.objects.get(cloud_id=cloud["id"], dimension="vms")
+    assert capacity.used == 5 == VirtualMachine.objects.filter(
+        subscription__in=subs).count()
+    refused = [r for r in results if isinstance(r, QuotaExceeded)]
+    assert all("provider's cloud" in r.detail for r in refused)
+    for subscription in subs:
+        assert_ledger_matches(subscription)
+
+
+def test_the_ledger_refuses_to_go_negative_in_the_database(postgres, transactional_db,
+                                                           ready_subscription):
+    from django.db import IntegrityError
+
+    subscription = ready_subscription({"vms": 1})
+    with pytest.raises(IntegrityError), connection.cursor() as cursor:
+        cursor.execute("UPDATE plans_quotaledger SET used = -1 WHERE subscription_id = %s",
+                       [subscription.pk])
