@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_htmx",
+    "bootstrap",
     "rules.apps.AutodiscoverRulesConfig",
     "portal",
     "tenants",

@@ -15,4 +15,5 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("django-admin/", admin.site.urls),
+    path("", include("portal.web.urls")),
 ]

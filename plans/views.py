@@ -1,0 +1,288 @@
+"""Web UI of the catalog and of subscriptions: the tenant's plan catalogue, subscriptions
+and add-ons; the provider's plans, add-ons and subscriptions."""
+
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404
+from django.urls import reverse, reverse_lazy
+from django.views.generic import DetailView, FormView
+
+from plans import quota, services
+from plans.forms import AddOnChoiceForm, AddOnForm, PlanForm, SubscribeForm
+from plans.models import AddOn, Plan, PlanState, Subscription, SubscriptionAddOn, SubscriptionState
+from portal.web import ui
+from portal.web.base import (
+    ProviderPortalMixin,
+    SearchListMixin,
+    ServiceActionView,
+    ServiceFormMixin,
+    ServiceObjectFormView,
+    TenantPortalMixin,
+)
+
+__all__ = [
+    "AddOnAttachView",
+    "AddOnDetachView",
+    "PlanCatalogueView",
+    "ProviderAddOnFormView",
+    "ProviderAddOnListView",
+    "ProviderPlanDecommissionView",
+    "ProviderPlanFormView",
+    "ProviderPlanListView",
+    "ProviderPlanPublishView",
+    "ProviderSubscriptionListView",
+    "ProviderSubscriptionResumeView",
+    "ProviderSubscriptionSuspendView",
+    "SubscribeView",
+    "SubscriptionDetailView",
+    "SubscriptionListView",
+]
+
+_LIVE = ~Q(state=SubscriptionState.DELETED)
+
+
+# --- Tenant: catalogue and subscriptions ----------------------------------------------
+
+class PlanCatalogueView(TenantPortalMixin, SearchListMixin):
+    section = "plans"
+    template_name = "plans/catalogue.html"
+    search_fields = ("name", "description")
+    paginate_by = 12
+
+    def get_queryset(self):
+        return self.search(services.visible_plans(self.tenant)
+                           .prefetch_related("templates", "addons")
+                           .order_by("price_monthly", "name"))
+
+
+class SubscribeView(TenantPortalMixin, ServiceFormMixin, FormView):
+    section = "plans"
+    template_name = "plans/subscribe.html"
+    form_class = SubscribeForm
+    permission_required = write_permission = "plans.manage_subscriptions"
+    success_message = "You subscribed to {object.plan}: “{object.name}” is ready."
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        plan = get_object_or_404(services.visible_plans(self.tenant)
+                                 .prefetch_related("templates", "addons"), pk=self.kwargs["pk"])
+        context.update(plan=plan, quota_bars=ui.bars(
+            {d: {"used": 0, "limit": n} for d, n in plan.quotas().items()}))
+        return context
+
+    def perform(self, form):
+        return services.subscribe(self.tenant, plan_id=self.kwargs["pk"],
+                                  name=form.cleaned_data["name"], acting_user=self.request.user)
+
+    def get_success_url(self):
+        return reverse("subscription_detail", args=[self.object.pk])
+
+
+class SubscriptionListView(TenantPortalMixin, SearchListMixin):
+    section = "subscriptions"
+    template_name = "plans/subscription_list.html"
+    search_fields = ("name", "plan__name", "state")
+
+    def get_queryset(self):
+        return self.search(self.scoped(Subscription.objects.filter(_LIVE))
+                           .select_related("plan").annotate(addon_count=Count("addon_links"))
+                           .order_by("-created_at"))
+
+
+class SubscriptionDetailView(TenantPortalMixin, DetailView):
+    section = "subscriptions"
+    template_name = "plans/subscription_detail.html"
+
+    def get_queryset(self):
+        return self.scoped(Subscription.objects.select_related("plan"))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        subscription = self.object
+        links = list(subscription.addon_links.select_related("addon"))
+        attached = {link.addon_id for link in links}
+        context.update(
+            quota_bars=ui.bars(quota.summary(subscription)),
+            links=links,
+            offered=[a for a in subscription.plan.addons.all() if a.pk not in attached],
+            is_active=subscription.state == SubscriptionState.ACTIVE,
+        )
+        return context
+
+
+class SubscriptionActionView(TenantPortalMixin, ServiceActionView):
+    section = "subscriptions"
+    permission_required = write_permission = "plans.manage_subscriptions"
+
+    def get_object(self):
+        return get_object_or_404(self.scoped(Subscription.objects.select_related("plan")),
+                                 pk=self.kwargs["pk"])
+
+    def get_success_url(self):
+        return reverse("subscription_detail", args=[self.kwargs["pk"]])
+
+
+class AddOnAttachView(SubscriptionActionView):
+    confirm_label = "Attach add-on"
+    form_class = AddOnChoiceForm
+
+    def perform(self, subscription):
+        link = services.attach_addon(subscription, addon_id=self.data["addon"],
+                                     acting_user=self.request.user)
+        return f"“{link.addon}” is attached to {subscription.name}."
+
+
+class AddOnDetachView(SubscriptionActionView):
+    confirm = ("Detach “{object.addon}” from {object.subscription.name}? What it adds is "
+               "taken away at once; resources above the lower quota keep running, but no "
+               "new ones fit until usage drops.")
+    confirm_label = "Detach add-on"
+
+    def get_object(self):
+        return get_object_or_404(
+            SubscriptionAddOn.objects.select_related("addon", "subscription"),
+            subscription__tenant=self.tenant, subscription_id=self.kwargs["pk"],
+            addon_id=self.kwargs["addon_id"])
+
+    def perform(self, link):
+        services.detach_addon(link.subscription, addon_id=link.addon_id,
+                              acting_user=self.request.user)
+        return f"“{link.addon}” was detached."
+
+
+# --- Provider: plans and add-ons ------------------------------------------------------
+
+class ProviderPlanListView(ProviderPortalMixin, SearchListMixin):
+    section = "plans"
+    template_name = "plans/provider/plan_list.html"
+    search_fields = ("name", "cloud__name", "state")
+
+    def get_queryset(self):
+        plans = (Plan.objects.select_related("cloud")
+                 .annotate(subscription_count=Count("subscriptions",
+                                                    filter=~Q(subscriptions__state=
+                                                              SubscriptionState.DELETED)))
+                 .order_by("price_monthly", "name"))
+        if state := self.request.GET.get("state"):
+            plans = plans.filter(state=state)
+        return self.search(plans)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(states=PlanState.choices, state=self.request.GET.get("state", ""))
+        return context
+
+
+class ProviderPlanFormView(ProviderPortalMixin, ServiceObjectFormView):
+    section = "plans"
+    queryset = Plan.objects.all()
+    form_class = PlanForm
+    title = "Plan"
+    success_url = reverse_lazy("provider:plan_list")
+    success_message = "The plan “{object.name}” was saved."
+
+    def save(self, plan, form):
+        return services.save_plan(plan, fields=form.changed_fields(), **form.relations(),
+                                  acting_user=self.request.user)
+
+
+class PlanActionView(ProviderPortalMixin, ServiceActionView):
+    section = "plans"
+
+    def get_object(self):
+        return get_object_or_404(Plan, pk=self.kwargs["pk"])
+
+    def get_success_url(self):
+        return reverse("provider:plan_list")
+
+
+class ProviderPlanPublishView(PlanActionView):
+    confirm_label = "Publish"
+
+    def perform(self, plan):
+        services.save_plan(plan, fields={"state": PlanState.PUBLIC},
+                           acting_user=self.request.user)
+        return f"“{plan.name}” is public: every tenant can subscribe to it."
+
+
+class ProviderPlanDecommissionView(PlanActionView):
+    confirm = ("Decommission “{object.name}”? It takes no new subscriptions; existing "
+               "subscriptions keep running.")
+    confirm_label = "Decommission"
+
+    def perform(self, plan):
+        services.save_plan(plan, fields={"state": PlanState.DECOMMISSIONED},
+                           acting_user=self.request.user)
+        return f"“{plan.name}” is decommissioned."
+
+
+class ProviderAddOnListView(ProviderPortalMixin, SearchListMixin):
+    section = "addons"
+    template_name = "plans/provider/addon_list.html"
+    search_fields = ("name", "kind", "recovery_cloud__name")
+
+    def get_queryset(self):
+        return self.search(AddOn.objects.select_related("recovery_cloud")
+                           .annotate(plan_count=Count("plans", distinct=True))
+                           .order_by("name"))
+
+
+class ProviderAddOnFormView(ProviderPortalMixin, ServiceObjectFormView):
+    section = "addons"
+    queryset = AddOn.objects.all()
+    form_class = AddOnForm
+    title = "Add-on"
+    success_url = reverse_lazy("provider:addon_list")
+    success_message = "The add-on “{object.name}” was saved."
+
+    def save(self, addon, form):
+        return services.save_addon(addon, fields=form.changed_fields(),
+                                   acting_user=self.request.user)
+
+
+# --- Provider: subscriptions ----------------------------------------------------------
+
+class ProviderSubscriptionListView(ProviderPortalMixin, SearchListMixin):
+    section = "subscriptions"
+    template_name = "plans/provider/subscription_list.html"
+    search_fields = ("name", "tenant__name", "plan__name")
+
+    def get_queryset(self):
+        subscriptions = (Subscription.objects.select_related("tenant", "plan")
+                         .order_by("-created_at"))
+        if state := self.request.GET.get("state"):
+            subscriptions = subscriptions.filter(state=state)
+        return self.search(subscriptions)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(states=SubscriptionState.choices, state=self.request.GET.get("state", ""))
+        return context
+
+
+class ProviderSubscriptionActionView(ProviderPortalMixin, ServiceActionView):
+    section = "subscriptions"
+
+    def get_object(self):
+        return get_object_or_404(Subscription.objects.select_related("tenant", "plan"),
+                                 pk=self.kwargs["pk"])
+
+    def get_success_url(self):
+        return reverse("provider:subscription_list")
+
+
+class ProviderSubscriptionSuspendView(ProviderSubscriptionActionView):
+    confirm = ("Suspend “{object.name}” of {object.tenant}? The tenant cannot create "
+               "anything in it until it is resumed.")
+    confirm_label = "Suspend"
+
+    def perform(self, subscription):
+        services.suspend_subscription(subscription, acting_user=self.request.user)
+        return f"“{subscription.name}” of {subscription.tenant} is suspended."
+
+
+class ProviderSubscriptionResumeView(ProviderSubscriptionActionView):
+    confirm_label = "Resume"
+
+    def perform(self, subscription):
+        services.resume_subscription(subscription, acting_user=self.request.user)
+        return f"“{subscription.name}” of {subscription.tenant} is active again."

@@ -1,0 +1,43 @@
+"""URLs of the provider admin portal, mounted at /admin/ (staff only)."""
+
+from django.urls import path
+
+from plans import views as plans
+from portal.web import views as web
+from provisioning import views as fabric
+from tenants import views as tenants
+
+app_name = "provider"
+
+urlpatterns = [
+    path("", web.ProviderOverviewView.as_view(), name="overview"),
+    path("stamps/", fabric.StampListView.as_view(), name="stamp_list"),
+    path("stamps/new/", fabric.StampFormView.as_view(), name="stamp_create"),
+    path("stamps/<uuid:pk>/", fabric.StampFormView.as_view(), name="stamp_edit"),
+    path("stamps/<uuid:pk>/check/", fabric.StampCheckView.as_view(), name="stamp_check"),
+    path("clouds/", fabric.CloudListView.as_view(), name="cloud_list"),
+    path("clouds/new/", fabric.CloudFormView.as_view(), name="cloud_create"),
+    path("clouds/<uuid:pk>/", fabric.CloudFormView.as_view(), name="cloud_edit"),
+    path("templates/", fabric.TemplateListView.as_view(), name="template_list"),
+    path("templates/new/", fabric.TemplateFormView.as_view(), name="template_create"),
+    path("templates/<uuid:pk>/", fabric.TemplateFormView.as_view(), name="template_edit"),
+    path("plans/", plans.ProviderPlanListView.as_view(), name="plan_list"),
+    path("plans/new/", plans.ProviderPlanFormView.as_view(), name="plan_create"),
+    path("plans/<uuid:pk>/", plans.ProviderPlanFormView.as_view(), name="plan_edit"),
+    path("plans/<uuid:pk>/publish/", plans.ProviderPlanPublishView.as_view(),
+         name="plan_publish"),
+    path("plans/<uuid:pk>/decommission/", plans.ProviderPlanDecommissionView.as_view(),
+         name="plan_decommission"),
+    path("addons/", plans.ProviderAddOnListView.as_view(), name="addon_list"),
+    path("addons/new/", plans.ProviderAddOnFormView.as_view(), name="addon_create"),
+    path("addons/<uuid:pk>/", plans.ProviderAddOnFormView.as_view(), name="addon_edit"),
+    path("tenants/", tenants.ProviderTenantListView.as_view(), name="tenant_list"),
+    path("tenants/<uuid:pk>/", tenants.ProviderTenantDetailView.as_view(),
+         name="tenant_detail"),
+    path("subscriptions/", plans.ProviderSubscriptionListView.as_view(),
+         name="subscription_list"),
+    path("subscriptions/<uuid:pk>/suspend/", plans.ProviderSubscriptionSuspendView.as_view(),
+         name="subscription_suspend"),
+    path("subscriptions/<uuid:pk>/resume/", plans.ProviderSubscriptionResumeView.as_view(),
+         name="subscription_resume"),
+]

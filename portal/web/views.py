@@ -1,0 +1,65 @@
+"""The two landing pages, which draw on every app: the tenant's dashboard and the
+provider's overview of capacity and allocation."""
+
+from django.db.models import Count, Prefetch, Q
+from django.views.generic import TemplateView
+
+from plans import quota
+from plans.models import Plan, PlanState, Subscription, SubscriptionState
+from portal.models import AuditEvent
+from portal.web import ui
+from portal.web.base import ProviderPortalMixin, TenantPortalMixin
+from provisioning.models import Cloud, Health, Stamp
+from tenants.models import Tenant
+
+__all__ = ["DashboardView", "ProviderOverviewView"]
+
+DASHBOARD_SUBSCRIPTIONS = 6
+DASHBOARD_EVENTS = 8
+
+
+class DashboardView(TenantPortalMixin, TemplateView):
+    """Each subscription's quota as bars, and what happened lately."""
+
+    section = "dashboard"
+    template_name = "portal/dashboard.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        live = self.scoped(Subscription.objects.exclude(state=SubscriptionState.DELETED))
+        subscriptions = (live.select_related("plan").prefetch_related("quota_rows")
+                         .order_by("-created_at")[:DASHBOARD_SUBSCRIPTIONS])
+        events = self.scoped(AuditEvent.objects.select_related("actor"))[:DASHBOARD_EVENTS]
+        context.update(
+            cards=[(s, ui.bars(quota.summary(s))) for s in subscriptions],
+            subscription_count=live.count(),
+            member_count=self.tenant.memberships.count(),
+            lines=ui.activity(events),
+        )
+        return context
+
+
+class ProviderOverviewView(ProviderPortalMixin, TemplateView):
+    """Capacity and allocation per stamp and cloud, and the size of the business."""
+
+    section = "overview"
+    template_name = "portal/provider_overview.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        clouds = Cloud.objects.prefetch_related("capacity_rows").order_by("name")
+        stamps = Stamp.objects.prefetch_related(Prefetch("clouds", queryset=clouds))
+        context.update(
+            stamps=[(stamp, ui.stamp_bars(stamp.capacity),
+                     [(cloud, ui.ledger_bars(cloud.capacity_rows.all()))
+                      for cloud in stamp.clouds.all()])
+                    for stamp in stamps],
+            counts=Stamp.objects.aggregate(
+                stamps=Count("pk"), healthy=Count("pk", filter=Q(health=Health.HEALTHY))),
+            tenant_count=Tenant.objects.count(),
+            subscription_counts=Subscription.objects.aggregate(
+                active=Count("pk", filter=Q(state=SubscriptionState.ACTIVE)),
+                suspended=Count("pk", filter=Q(state=SubscriptionState.SUSPENDED))),
+            public_plan_count=Plan.objects.filter(state=PlanState.PUBLIC).count(),
+        )
+        return context

@@ -1,0 +1,47 @@
+"""Forms of the tenant portal's account pages. They parse input; ``tenants.services``
+decides."""
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+
+from portal.web.forms import PortalForm, PortalFormMixin
+from tenants.models import Role
+
+__all__ = ["LoginForm", "MemberForm", "PasswordForm", "SignUpForm", "TokenForm"]
+
+
+class SignUpForm(PortalForm):
+    full_name = forms.CharField(label="Your name", max_length=200, required=False,
+                                widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    email = forms.EmailField(label="Work email", max_length=254,
+                             widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    tenant_name = forms.CharField(label="Organisation", max_length=200,
+                                  help_text="The name your team is known by in the portal.",
+                                  widget=forms.TextInput(attrs={"autocomplete": "organization"}))
+    password = forms.CharField(
+        max_length=128, strip=False,
+        help_text=" ".join(password_validation.password_validators_help_texts()),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+
+class LoginForm(PortalFormMixin, AuthenticationForm):
+    def __init__(self, request=None, *args, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        self.fields["username"].widget = forms.EmailInput(
+            attrs={"autocomplete": "email", "autofocus": True})
+
+
+class PasswordForm(PortalFormMixin, PasswordChangeForm):
+    pass
+
+
+class MemberForm(PortalForm):
+    email = forms.EmailField(max_length=254,
+                             help_text="A person without an account gets one to activate.")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.READER)
+
+
+class TokenForm(PortalForm):
+    name = forms.CharField(max_length=100, initial="api",
+                           help_text="What the token is for, e.g. the program that uses it.")

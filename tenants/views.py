@@ -1,0 +1,257 @@
+"""Web UI of tenancy: accounts (sign-up, log-in, password), members, API tokens and the
+activity log; on the provider's side, the list of tenants."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse, reverse_lazy
+from django.views.generic import DetailView, FormView
+
+from plans.models import SubscriptionState
+from portal.models import AuditEvent
+from portal.web import ui
+from portal.web.base import (
+    ListFormMixin,
+    ProviderPortalMixin,
+    SearchListMixin,
+    ServiceActionView,
+    ServiceFormMixin,
+    TenantPortalMixin,
+)
+from tenants import services
+from tenants.forms import LoginForm, MemberForm, PasswordForm, SignUpForm, TokenForm
+from tenants.models import ApiToken, Membership, Role, Tenant
+
+__all__ = [
+    "ActivityView",
+    "LoginView",
+    "MemberListView",
+    "MemberRemoveView",
+    "MemberRoleView",
+    "PasswordChangeView",
+    "ProviderTenantDetailView",
+    "ProviderTenantListView",
+    "SignUpView",
+    "TokenListView",
+    "TokenRevokeView",
+]
+
+_LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+# --- Accounts -------------------------------------------------------------------------
+
+class SignUpView(ServiceFormMixin, FormView):
+    """A new organisation and its owner; the owner is logged in straight away."""
+
+    form_class = SignUpForm
+    template_name = "tenants/signup.html"
+    success_url = reverse_lazy("dashboard")
+    success_message = "Welcome to Buffet, {object.tenant}. Pick a plan to get started."
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated:
+            return redirect("dashboard")
+        return super().dispatch(request, *args, **kwargs)
+
+    def perform(self, form):
+        membership = services.sign_up(**form.cleaned_data)
+        login(self.request, membership.user, backend=_LOGIN_BACKEND)
+        return membership
+
+    def get_success_url(self):
+        return reverse("plan_list")
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    template_name = "tenants/login.html"
+    redirect_authenticated_user = True
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    form_class = PasswordForm
+    template_name = "tenants/password_change.html"
+    section = "password"
+
+    def get_success_url(self):
+        return reverse("provider:overview" if self.request.user.is_staff else "dashboard")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password was changed.")
+        return response
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        membership = Membership.objects.select_related("tenant").filter(user=user).first()
+        context.update(area="provider" if user.is_staff else "tenant", section=self.section,
+                       tenant=membership.tenant if membership else None)
+        return context
+
+
+# --- Members --------------------------------------------------------------------------
+
+class MemberListView(TenantPortalMixin, ServiceFormMixin, ListFormMixin, SearchListMixin):
+    """Everyone sees the members; owners and admins add, change and remove them."""
+
+    section = "members"
+    template_name = "tenants/members.html"
+    form_class = MemberForm
+    write_permission = "tenants.manage_members"
+    search_fields = ("user__email", "user__full_name", "role")
+    success_message = "{object.user.email} was added as {object.role}."
+
+    def get_queryset(self):
+        return self.search(self.scoped(Membership.objects.select_related("user"))
+                           .order_by("created_at"))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["roles"] = Role.choices
+        return context
+
+    def perform(self, form):
+        return services.add_member(self.tenant, email=form.cleaned_data["email"],
+                                   role=form.cleaned_data["role"],
+                                   acting_user=self.request.user)
+
+    def get_success_url(self):
+        return reverse("member_list")
+
+
+class MemberActionView(TenantPortalMixin, ServiceActionView):
+    section = "members"
+    permission_required = write_permission = "tenants.manage_members"
+
+    def get_object(self):
+        return get_object_or_404(self.scoped(Membership.objects.select_related("user")),
+                                 pk=self.kwargs["pk"])
+
+    def get_success_url(self):
+        return reverse("member_list")
+
+
+class MemberRoleView(MemberActionView):
+    confirm_label = "Change role"
+
+    def perform(self, membership):
+        # The role is checked by the service, like every other rule.
+        membership = services.change_role(membership, role=self.request.POST.get("role", ""),
+                                          acting_user=self.request.user)
+        return f"{membership.user.email} is now {membership.role}."
+
+
+class MemberRemoveView(MemberActionView):
+    confirm = ("Remove {object.user.email} from the organisation? They lose access to "
+               "every subscription at once.")
+    confirm_label = "Remove member"
+
+    def perform(self, membership):
+        services.remove_member(membership, acting_user=self.request.user)
+        return f"{membership.user.email} was removed."
+
+
+# --- API tokens -----------------------------------------------------------------------
+
+class TokenListView(TenantPortalMixin, ListFormMixin, SearchListMixin):
+    """The caller's own API tokens. A new token's key is shown once, on this answer."""
+
+    section = "tokens"
+    template_name = "tenants/tokens.html"
+    form_class = TokenForm
+    search_fields = ("name", "hint")
+
+    def get_queryset(self):
+        return self.search(ApiToken.objects.filter(user=self.request.user))
+
+    def form_valid(self, form):
+        issued = services.issue_token(self.request.user, name=form.cleaned_data["name"])
+        # Not a redirect: the key is never stored, so it can only be shown now.
+        self.object_list = self.get_queryset()
+        return self.render_to_response(self.get_context_data(
+            form=self.get_form_class()(), issued=issued))
+
+    def get_success_url(self):
+        return reverse("token_list")
+
+
+class TokenRevokeView(TenantPortalMixin, ServiceActionView):
+    section = "tokens"
+    confirm = ("Revoke the token “{object.name}” ({object.hint}…)? Programs that use it "
+               "stop working at once.")
+    confirm_label = "Revoke token"
+
+    def get_object(self):
+        return get_object_or_404(ApiToken, pk=self.kwargs["pk"], user=self.request.user)
+
+    def perform(self, token):
+        services.revoke_token(token, acting_user=self.request.user)
+        return f"The token “{token.name}” was revoked."
+
+    def get_success_url(self):
+        return reverse("token_list")
+
+
+# --- Activity -------------------------------------------------------------------------
+
+class ActivityView(TenantPortalMixin, SearchListMixin):
+    section = "activity"
+    template_name = "tenants/activity.html"
+    search_fields = ("event", "actor__email", "object_type")
+    paginate_by = 50
+
+    def get_queryset(self):
+        return self.search(self.scoped(AuditEvent.objects.select_related("actor")))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["lines"] = ui.activity(context["page_obj"].object_list)
+        return context
+
+
+# --- Provider: tenants ----------------------------------------------------------------
+
+def _live_subscriptions():
+    return Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED),
+                 distinct=True)
+
+
+class ProviderTenantListView(ProviderPortalMixin, SearchListMixin):
+    section = "tenants"
+    template_name = "tenants/provider/tenant_list.html"
+
+    def get_queryset(self):
+        owner = (Membership.objects.filter(tenant=OuterRef("pk"), role=Role.OWNER)
+                 .order_by("created_at").values("user__email")[:1])
+        return self.search(Tenant.objects.annotate(
+            member_count=Count("memberships", distinct=True),
+            subscription_count=_live_subscriptions(),
+            owner_email=Subquery(owner)).order_by("name"))
+
+    def search(self, queryset):
+        if not self.query:
+            return queryset
+        members = Membership.objects.filter(user__email__icontains=self.query)
+        return queryset.filter(Q(name__icontains=self.query)
+                               | Q(pk__in=members.values("tenant_id")))
+
+
+class ProviderTenantDetailView(ProviderPortalMixin, DetailView):
+    section = "tenants"
+    template_name = "tenants/provider/tenant_detail.html"
+    queryset = Tenant.objects.all()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        tenant = self.object
+        context.update(
+            members=tenant.memberships.select_related("user").order_by("created_at"),
+            subscriptions=tenant.subscriptions.select_related("plan").order_by("-created_at"),
+            lines=ui.activity(AuditEvent.objects.filter(tenant=tenant)
+                              .select_related("actor")[:10]),
+        )
+        return context
