@@ -133,6 +133,8 @@ def catalog(staff):
                             "quotas": {"vcpus": 4, "vms": 2}, "price_monthly": "5.00"})
     dr = post("addons", {"name": unique("DR "), "kind": "dr", "recovery_cloud": cloud_b["id"],
                          "price_monthly": "10.00"})
+    post("network-mappings", {"addon": dr["id"], "primary_network": "external",
+                              "recovery_network": "external"})
     quotas = {"vcpus": 8, "memory_mb": 16384, "storage_gb": 200, "vms": 4, "networks": 2,
               "snapshots": 4}
     plan = post("plans", {"name": unique("Small "), "state": "public", "cloud": cloud_a["id"],

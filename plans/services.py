@@ -40,12 +40,23 @@ LIVE_STATES = (SubscriptionState.ACTIVE, SubscriptionState.SUSPENDED, Subscripti
 # --- Catalog --------------------------------------------------------------------------
 
 def _check_dr_addons(cloud: Cloud, addons: Iterable[AddOn]) -> None:
-    wrong = [a.name for a in addons
-             if a.kind == AddOnKind.DR and a.recovery_cloud.stamp_id == cloud.stamp_id]
+    dr = [a for a in addons if a.kind == AddOnKind.DR]
+    wrong = [a.name for a in dr if a.recovery_cloud.stamp_id == cloud.stamp_id]
     if wrong:
         raise Invalid(
             "A DR add-on's recovery cloud must be on a different stamp than the plan's cloud.",
             errors={"addons": [f"'{n}' recovers to the stamp the plan runs on." for n in wrong]})
+    unmapped = {}
+    for addon in dr:
+        mapped = set(addon.network_mappings.values_list("primary_network", flat=True))
+        missing = [n for n in cloud.provider_networks if n not in mapped]
+        if missing:
+            unmapped[addon.name] = missing
+    if unmapped:
+        raise Invalid(
+            "Every provider network of the plan's cloud must be mapped by its DR add-ons.",
+            errors={"addons": [f"'{name}' does not map: {', '.join(missing)}."
+                               for name, missing in unmapped.items()]})
 
 
 def _check_templates(cloud: Cloud, templates: Iterable[Template]) -> None:

@@ -13,6 +13,7 @@ SCHEDULES = {
     "Jobs: relay and sweeper": ("provisioning.sweep_jobs", 10),
     "Stamps: health and capacity": ("provisioning.check_stamps", 60),
     "Stamps: reconciliation": ("provisioning.reconcile", 300),
+    "DR: replication syncs due by RPO": ("dr_addon.sync_due", 30),
 }
 
 

@@ -93,6 +93,10 @@ class CapacityDimension(models.TextChoices):
     VMS = "vms", "VMs"
 
 
+def default_provider_networks() -> list[str]:
+    return ["external"]
+
+
 class Cloud(models.Model):
     """A slice of a stamp's capacity that plans are bound to."""
 
@@ -124,6 +128,11 @@ class Cloud(models.Model):
         max_length=43,
         default="203.0.113.0/24",
         help_text="External addresses for the subscriptions' source NAT.",
+    )
+    provider_networks = models.JSONField(
+        default=default_provider_networks,
+        blank=True,
+        help_text="Names of the provider's networks in this cloud (DR maps them).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -361,6 +370,8 @@ class Site(models.Model):
                                      related_name="sites")
     cloud = models.ForeignKey(Cloud, on_delete=models.PROTECT, related_name="sites")
     role = models.CharField(max_length=16, choices=SiteRole.choices, default=SiteRole.PRIMARY)
+    is_active = models.BooleanField(default=True,
+                                    help_text="The subscription's resources run here now.")
     state = models.CharField(max_length=16, choices=SiteState.choices,
                              default=SiteState.PROVISIONING)
     container_id = models.CharField(max_length=64, blank=True)

@@ -21,7 +21,6 @@ from provisioning.models import (
     NetworkAddress,
     NetworkState,
     Site,
-    SiteRole,
     SiteState,
     Snapshot,
     SnapshotState,
@@ -60,7 +59,7 @@ class VmSpec:
 def active_site(subscription: Subscription) -> Site:
     """The site the subscription's resources run on now."""
     site = (Site.objects.select_related("cloud__stamp")
-            .filter(subscription=subscription, role=SiteRole.PRIMARY)
+            .filter(subscription=subscription, is_active=True)
             .exclude(state=SiteState.DELETED).first())
     if site is None or site.state != SiteState.READY:
         raise Conflict("The subscription is still being set up on its stamp; try again "

@@ -1,6 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from dr_addon.api import views as dr
 from plans.api import views as plans
 from provisioning.api import resources
 from provisioning.api import views as provisioning
@@ -16,6 +17,15 @@ admin_router.register("tenants", plans.ProviderTenantViewSet, basename="admin-te
 admin_router.register("subscriptions", plans.ProviderSubscriptionViewSet,
                       basename="admin-subscription")
 admin_router.register("jobs", provisioning.ProviderJobViewSet, basename="admin-job")
+admin_router.register("network-mappings", dr.NetworkMappingViewSet,
+                      basename="admin-network-mapping")
+
+tenant_dr = dr.DrViewSet.as_view({"get": "retrieve"})
+tenant_drill = dr.DrViewSet.as_view({"post": "test_failover"})
+admin_dr = dr.ProviderDrViewSet.as_view({"get": "retrieve"})
+admin_drill = dr.ProviderDrViewSet.as_view({"post": "test_failover"})
+admin_failover = dr.ProviderDrViewSet.as_view({"post": "failover"})
+admin_failback = dr.ProviderDrViewSet.as_view({"post": "failback"})
 
 router = DefaultRouter()
 router.register("plans", plans.PublicPlanViewSet, basename="plan")
@@ -26,7 +36,21 @@ router.register("networks", resources.NetworkViewSet, basename="network")
 router.register("vms", resources.VmViewSet, basename="vm")
 router.register("templates", resources.TemplateViewSet, basename="template")
 
+dr_urls = [
+    path("subscriptions/<uuid:subscription_pk>/dr/", tenant_dr, name="dr"),
+    path("subscriptions/<uuid:subscription_pk>/dr/test-failover/", tenant_drill,
+         name="dr-test-failover"),
+    path("admin/subscriptions/<uuid:subscription_pk>/dr/", admin_dr, name="admin-dr"),
+    path("admin/subscriptions/<uuid:subscription_pk>/dr/test-failover/", admin_drill,
+         name="admin-dr-test-failover"),
+    path("admin/subscriptions/<uuid:subscription_pk>/dr/failover/", admin_failover,
+         name="admin-dr-failover"),
+    path("admin/subscriptions/<uuid:subscription_pk>/dr/failback/", admin_failback,
+         name="admin-dr-failback"),
+]
+
 urlpatterns = [
+    *dr_urls,
     path("auth/signup/", tenants.SignUpView.as_view(), name="signup"),
     path("auth/token/", tenants.TokenView.as_view(), name="token"),
     path("tenant/", tenants.TenantView.as_view(), name="tenant"),

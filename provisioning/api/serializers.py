@@ -75,6 +75,7 @@ class CloudSerializer(serializers.ModelSerializer):
             "allocated",
             "default_network_cidr",
             "external_pool_cidr",
+            "provider_networks",
             "created_at",
         ]
 

@@ -169,6 +169,10 @@ RESIZE = register(Runbook(
 def delete_vm(ctx):
     vm = _vm(ctx)
     if vm.fabric_id:
+        # The fabric keeps a replicating VM: stop replicating it first (DR add-on).
+        if ctx.driver.replication_status(vm.fabric_id) is not None:
+            ctx.driver.disable_replication(key=ctx.key("replication"), vm_id=vm.fabric_id)
+            ctx.log("replication disabled")
         ctx.driver.delete_vm(key=ctx.key(), vm_id=vm.fabric_id)
         ctx.log(f"deleted {vm.fabric_id}")
     return {}

@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from dr_addon.models import NetworkMapping
 from plans import services as plan_services
 from plans.models import AddOn, AddOnKind, Plan, PlanState
 from provisioning import services as fabric
@@ -61,6 +62,9 @@ class Command(BaseCommand):
                                   price="19.00")
         dr_addon = self._addon("Disaster recovery", AddOnKind.DR, admin,
                                recovery_cloud=clouds[1], price="29.00")
+        for network in clouds[0].provider_networks:
+            NetworkMapping.objects.get_or_create(addon=dr_addon, primary_network=network,
+                                                 defaults={"recovery_network": "external"})
         plans = []
         for name, description, price, quotas, max_vcpus, max_memory in PLANS:
             addons = [quota_addon] + ([dr_addon] if name != "Starter" else [])

@@ -1,0 +1,120 @@
+"""DR over the API: network mappings (provider), status and drills (tenant), failover
+and failback (provider)."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from dr_addon import services
+from dr_addon.models import NetworkMapping
+from plans.models import Subscription
+from portal.api.viewsets import ProviderViewSet, TenantViewSet
+from provisioning.api.views import CatalogViewSet
+
+__all__ = ["DrViewSet", "NetworkMappingViewSet", "ProviderDrViewSet"]
+
+
+class NetworkMappingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NetworkMapping
+        fields = ["id", "addon", "primary_network", "recovery_network"]
+
+
+class ProtectedVmSerializer(serializers.Serializer):
+    vm = serializers.UUIDField()
+    name = serializers.CharField()
+    state = serializers.CharField()
+    last_sync_at = serializers.DateTimeField(allow_null=True)
+    sequence = serializers.IntegerField()
+    rpo_seconds = serializers.FloatField(allow_null=True, help_text="Current lag.")
+    rpo_target_seconds = serializers.IntegerField()
+    over_rpo = serializers.BooleanField()
+
+
+class DrReportSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    job = serializers.UUIDField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    outcome = serializers.CharField()
+    data_loss_seconds = serializers.FloatField(allow_null=True)
+    details = serializers.DictField()
+
+
+class DrStatusSerializer(serializers.Serializer):
+    state = serializers.CharField()
+    recovery_cloud = serializers.UUIDField()
+    active_site = serializers.CharField()
+    rpo_target_seconds = serializers.IntegerField()
+    protected = ProtectedVmSerializer(many=True)
+    reports = DrReportSerializer(many=True)
+
+
+class FailoverSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["planned", "unplanned"])
+
+
+class JobAcceptedSerializer(serializers.Serializer):
+    job = serializers.UUIDField()
+
+
+def accepted(job) -> Response:
+    return Response({"job": str(job.pk)}, status=status.HTTP_202_ACCEPTED)
+
+
+class NetworkMappingViewSet(mixins.DestroyModelMixin, CatalogViewSet):
+    queryset = NetworkMapping.objects.select_related("addon")
+    serializer_class = NetworkMappingSerializer
+    filterset_fields = ["addon"]
+
+    def save(self, instance, serializer):
+        return services.save_mapping(instance, fields=serializer.validated_data,
+                                     acting_user=self.request.user)
+
+
+class DrViewSet(TenantViewSet):
+    """``/subscriptions/<id>/dr/``: the tenant's view of its protection."""
+
+    queryset = Subscription.objects.all()
+    write_permission = "provisioning.operate"
+    lookup_url_kwarg = "subscription_pk"
+
+    @extend_schema(responses=DrStatusSerializer)
+    def retrieve(self, request, subscription_pk=None):
+        return Response(DrStatusSerializer(services.status(self.get_object())).data)
+
+    @extend_schema(request=None, responses={202: JobAcceptedSerializer})
+    @action(detail=True, methods=["post"], url_path="test-failover")
+    def test_failover(self, request, subscription_pk=None):
+        return accepted(services.test_failover(self.get_object(), acting_user=request.user))
+
+
+class ProviderDrViewSet(ProviderViewSet):
+    """``/admin/subscriptions/<id>/dr/``: status, drills, failover and failback."""
+
+    queryset = Subscription.objects.all()
+    lookup_url_kwarg = "subscription_pk"
+
+    @extend_schema(responses=DrStatusSerializer)
+    def retrieve(self, request, subscription_pk=None):
+        return Response(DrStatusSerializer(services.status(self.get_object())).data)
+
+    @extend_schema(request=None, responses={202: JobAcceptedSerializer})
+    @action(detail=True, methods=["post"], url_path="test-failover")
+    def test_failover(self, request, subscription_pk=None):
+        return accepted(services.test_failover(self.get_object(), acting_user=request.user))
+
+    @extend_schema(request=FailoverSerializer, responses={202: JobAcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def failover(self, request, subscription_pk=None):
+        serializer = FailoverSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return accepted(services.failover(self.get_object(), acting_user=request.user,
+                                          mode=serializer.validated_data["mode"]))
+
+    @extend_schema(request=None, responses={202: JobAcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def failback(self, request, subscription_pk=None):
+        return accepted(services.failback(self.get_object(), acting_user=request.user))

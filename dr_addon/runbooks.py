@@ -1,0 +1,533 @@
+"""DR runbooks: protect, protect a new VM, sync, test failover, failover, failback,
+unprotect. Steps loop over the subscription's VMs with one idempotency key per VM and
+check the fabric's state before acting, so a retried step picks up where it stopped.
+Failover and failback move forward only: a failure leaves a consistent, reported state
+(which VMs are where is recorded per VM as it happens) that a retry completes."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from dr_addon.models import (
+    ActiveSite,
+    DrillKind,
+    DrReport,
+    ProtectedNetwork,
+    ProtectedVm,
+    Protection,
+    ProtectionState,
+)
+from provisioning import ipam
+from provisioning.drivers import DriverError, PowerState
+from provisioning.engine import Runbook, Step, StepContext, register
+from provisioning.models import (
+    Network,
+    NetworkState,
+    Site,
+    SiteRole,
+    SiteState,
+    VirtualMachine,
+    VmState,
+)
+from provisioning.services import driver_for
+
+__all__ = ["FAILBACK", "FAILOVER", "PROTECT", "PROTECT_VM", "SYNC", "TEST_FAILOVER"]
+
+
+def _protection(ctx_or_job) -> Protection:
+    return Protection.objects.select_related(
+        "recovery_site__cloud__stamp", "subscription", "addon").get(
+        pk=ctx_or_job.inputs["protection"])
+
+
+def _primary(protection: Protection) -> Site:
+    return Site.objects.select_related("cloud__stamp").get(
+        subscription_id=protection.subscription_id, role=SiteRole.PRIMARY,
+        state=SiteState.READY)
+
+
+def _drivers(ctx: StepContext, protection: Protection):
+    return (driver_for(_primary(protection).cloud.stamp),
+            driver_for(protection.recovery_site.cloud.stamp))
+
+
+def _live_vms(protection: Protection):
+    return (VirtualMachine.objects.filter(subscription_id=protection.subscription_id)
+            .exclude(state__in=[VmState.DELETED, VmState.DELETING, VmState.FAILED,
+                                VmState.PROVISIONING])
+            .exclude(fabric_id="").order_by("name"))
+
+
+def _ensure_power(driver, key: str, vm_id: str, on: bool) -> None:
+    info = driver.get_vm(vm_id)
+    if (info.power_state == PowerState.RUNNING) == on:
+        return
+    (driver.start_vm if on else driver.stop_vm)(key=key, vm_id=vm_id)
+
+
+# --- protect --------------------------------------------------------------------------
+
+def create_recovery_container(ctx):
+    protection = _protection(ctx)
+    site = protection.recovery_site
+    _, recovery = _drivers(ctx, protection)
+    container = recovery.create_container(key=ctx.key(), name=f"dr-{protection.subscription_id}")
+    Site.objects.filter(pk=site.pk).update(container_id=container.id)
+    address = ipam.allocate_external(site, held_by_fabric=recovery.external_addresses())
+    gateway = recovery.create_gateway(key=ctx.key("gw"), container_id=container.id,
+                                      external_ip=address)
+    Site.objects.filter(pk=site.pk).update(gateway_id=gateway.id, external_ip=address)
+    ctx.log(f"recovery container {container.id}, gateway on {address}")
+    return {"recovery_container": container.id}
+
+
+def delete_recovery_container(ctx):
+    protection = _protection(ctx)
+    _, recovery = _drivers(ctx, protection)
+    recovery.delete_container(key=ctx.key("undo"), container_id=ctx.outputs[
+        "recovery_container"], force=True)
+    ipam.release_external(protection.recovery_site)
+    Site.objects.filter(pk=protection.recovery_site_id).update(
+        container_id="", gateway_id="", external_ip=None, state=SiteState.FAILED)
+
+
+def recreate_networks(ctx):
+    """The tenant's networks, from their definitions, on the recovery side."""
+    protection = _protection(ctx)
+    _, recovery = _drivers(ctx, protection)
+    site = Site.objects.get(pk=protection.recovery_site_id)
+    made = 0
+    for network in Network.objects.filter(subscription_id=protection.subscription_id,
+                                          state=NetworkState.READY):
+        if ProtectedNetwork.objects.filter(network=network).exists():
+            continue
+        info = recovery.create_network(key=ctx.key(str(network.pk)),
+                                       container_id=site.container_id, name=network.name,
+                                       cidr=network.cidr, kind="routed")
+        ProtectedNetwork.objects.create(protection=protection, network=network,
+                                        primary_fabric_id=network.fabric_id,
+                                        recovery_fabric_id=info.id)
+        if network.is_default:
+            rule = recovery.add_nat_rule(key=ctx.key(f"nat-{network.pk}"),
+                                         container_id=site.container_id,
+                                         internal_cidr=network.cidr,
+                                         external_ip=site.external_ip)
+            Site.objects.filter(pk=site.pk).update(network_id=info.id,
+                                                   network_cidr=network.cidr,
+                                                   nat_rule_id=rule)
+        made += 1
+        ctx.log(f"network {network.name} {network.cidr} -> {info.id}")
+    return {"networks": made}
+
+
+def _enable(ctx, protection, primary_driver, vm: VirtualMachine) -> ProtectedVm:
+    site = protection.recovery_site
+    info = primary_driver.enable_replication(
+        key=ctx.key(str(vm.pk)), vm_id=vm.fabric_id,
+        target_endpoint=site.cloud.stamp.endpoint,
+        target_container_id=Site.objects.get(pk=site.pk).container_id,
+        target_token=site.cloud.stamp.credentials.get("token"))
+    row, _ = ProtectedVm.objects.update_or_create(
+        vm=vm, defaults={"protection": protection, "state": "protected",
+                         "primary_fabric_id": vm.fabric_id,
+                         "recovery_fabric_id": info.partner_vm_id,
+                         "sequence": info.sequence, "last_sync_at": info.last_sync_at})
+    ctx.log(f"{vm.name}: replica {info.partner_vm_id}, sequence {info.sequence}")
+    return row
+
+
+def enable_replication(ctx):
+    protection = _protection(ctx)
+    primary, _ = _drivers(ctx, protection)
+    count = 0
+    for vm in _live_vms(protection):
+        if not ProtectedVm.objects.filter(vm=vm, state="protected").exists():
+            _enable(ctx, protection, primary, vm)
+        count += 1
+    return {"protected_vms": count}
+
+
+def disable_replication(ctx):
+    protection = _protection(ctx)
+    primary, _ = _drivers(ctx, protection)
+    for row in ProtectedVm.objects.filter(protection=protection):
+        primary.disable_replication(key=ctx.key(f"undo-{row.vm_id}"),
+                                    vm_id=row.primary_fabric_id)
+        row.delete()
+
+
+def _protected(job):
+    protection = _protection(job)
+    Protection.objects.filter(pk=protection.pk).update(state=ProtectionState.PROTECTED)
+    Site.objects.filter(pk=protection.recovery_site_id).update(state=SiteState.READY)
+
+
+def _protect_failed(job):
+    Protection.objects.filter(pk=job.inputs["protection"]).update(state=ProtectionState.ERROR)
+
+
+PROTECT = register(Runbook(
+    name="dr.protect", description="Protect every VM of a subscription on the recovery stamp.",
+    steps=(Step("Create the recovery container and gateway", create_recovery_container,
+                delete_recovery_container),
+           Step("Recreate tenant networks on the recovery side", recreate_networks),
+           Step("Enable replication of every VM", enable_replication, disable_replication)),
+    on_success=_protected, on_rollback=_protect_failed))
+
+
+def protect_one_vm(ctx):
+    protection = _protection(ctx)
+    primary, _ = _drivers(ctx, protection)
+    vm = VirtualMachine.objects.get(pk=ctx.inputs["vm"])
+    _enable(ctx, protection, primary, vm)
+    return {}
+
+
+PROTECT_VM = register(Runbook(
+    name="dr.protect-vm", description="Protect a VM created in a protected subscription.",
+    steps=(Step("Enable replication", protect_one_vm),), compensate=False))
+
+
+# --- sync -----------------------------------------------------------------------------
+
+def sync_all(ctx):
+    protection = _protection(ctx)
+    primary, _ = _drivers(ctx, protection)
+    synced = 0
+    for row in ProtectedVm.objects.filter(protection=protection, state="protected"):
+        try:
+            info = primary.sync_replication(key=ctx.key(str(row.vm_id)),
+                                            vm_id=row.primary_fabric_id)
+        except DriverError as exc:
+            ctx.log(f"{row.vm_id}: {exc}")
+            continue  # that VM's lag grows and shows; the others still sync
+        ProtectedVm.objects.filter(pk=row.pk).update(sequence=info.sequence,
+                                                     last_sync_at=info.last_sync_at)
+        synced += 1
+    ctx.log(f"synced {synced} VMs")
+    return {"synced": synced}
+
+
+SYNC = register(Runbook(name="dr.sync", description="Replicate the latest changes.",
+                        steps=(Step("Sync every protected VM", sync_all),), compensate=False,
+                        max_attempts=2))
+
+
+# --- test failover --------------------------------------------------------------------
+
+def create_drill_container(ctx):
+    protection = _protection(ctx)
+    container = ctx.driver.create_container(key=ctx.key(),
+                                            name=f"drill-{protection.subscription_id}")
+    made = {}
+    for row in ProtectedNetwork.objects.filter(protection=protection).select_related("network"):
+        info = ctx.driver.create_network(key=ctx.key(str(row.network_id)),
+                                         container_id=container.id, name=row.network.name,
+                                         cidr=row.network.cidr, kind="isolated")
+        made[str(row.network_id)] = info.id
+    ctx.log(f"isolated drill container {container.id} with {len(made)} networks")
+    return {"drill_container": container.id, "drill_networks": made}
+
+
+def delete_drill_container(ctx):
+    ctx.driver.delete_container(key=ctx.key("undo"),
+                                container_id=ctx.outputs["drill_container"], force=True)
+
+
+def start_drill_copies(ctx):
+    protection = _protection(ctx)
+    started = {}
+    for row in ProtectedVm.objects.filter(protection=protection).select_related(
+            "vm__template", "vm__network"):
+        vm = row.vm
+        info = ctx.driver.create_vm(
+            key=ctx.key(str(vm.pk)), container_id=ctx.outputs["drill_container"],
+            name=f"drill-{vm.name}", vcpus=vm.vcpus, memory_mb=vm.memory_mb,
+            disk_gb=vm.disk_gb, image=f"replica:{row.recovery_fabric_id}",
+            network_id=ctx.outputs["drill_networks"].get(str(vm.network_id)),
+            ip_address=vm.ip_address)
+        started[str(vm.pk)] = info.id
+    ctx.log(f"started {len(started)} recovery copies")
+    return {"drill_vms": started}
+
+
+def check_drill_copies(ctx):
+    checked = {}
+    for vm_id, copy_id in ctx.outputs["drill_vms"].items():
+        info = ctx.driver.get_vm(copy_id)
+        checked[vm_id] = info.power_state == PowerState.RUNNING
+    failed = [vm for vm, ok in checked.items() if not ok]
+    if failed:
+        from portal.errors import Conflict
+
+        raise Conflict(f"{len(failed)} recovery copies did not start.", code="drill-check")
+    ctx.log(f"all {len(checked)} copies are running on their isolated networks")
+    return {"checked": len(checked)}
+
+
+def clean_up_drill(ctx):
+    ctx.driver.delete_container(key=ctx.key(), container_id=ctx.outputs["drill_container"],
+                                force=True)
+    ctx.log("drill container removed")
+    return {}
+
+
+def _finish_report(job, outcome: str, **details):
+    report = DrReport.objects.get(pk=job.inputs["report"])
+    report.finished_at = timezone.now()
+    report.outcome = outcome
+    report.details = {**report.details, **details,
+                      "duration_seconds": round((report.finished_at
+                                                 - report.started_at).total_seconds(), 2)}
+    if job.error:
+        report.details["error"] = job.error
+    report.save()
+    return report
+
+
+TEST_FAILOVER = register(Runbook(
+    name="dr.test-failover", description="Start recovery copies in an isolated network, "
+    "check them and remove them; production is untouched.",
+    steps=(Step("Create an isolated drill container", create_drill_container,
+                delete_drill_container),
+           Step("Start recovery copies", start_drill_copies),
+           Step("Check the copies", check_drill_copies),
+           Step("Clean up", clean_up_drill)),
+    on_success=lambda job: _finish_report(job, "passed", vms=job.outputs.get("checked", 0)),
+    on_rollback=lambda job: _finish_report(job, "failed")))
+
+
+# --- failover -------------------------------------------------------------------------
+
+def _unplanned(ctx) -> bool:
+    return ctx.inputs.get("mode") == DrillKind.UNPLANNED
+
+
+def stop_primary_vms(ctx):
+    if _unplanned(ctx):
+        ctx.log("unplanned: the primary is not asked")
+        return {}
+    protection = _protection(ctx)
+    primary, _ = _drivers(ctx, protection)
+    for row in ProtectedVm.objects.filter(protection=protection):
+        _ensure_power(primary, ctx.key(str(row.vm_id)), row.primary_fabric_id, on=False)
+    ctx.log("primary VMs stopped")
+    return {}
+
+
+def final_sync(ctx):
+    protection = _protection(ctx)
+    if _unplanned(ctx):
+        oldest = min((r.last_sync_at for r in ProtectedVm.objects.filter(
+            protection=protection) if r.last_sync_at), default=None)
+        loss = (timezone.now() - oldest).total_seconds() if oldest else None
+        ctx.log(f"unplanned: starting from the last sync; data-loss window {loss} s")
+        return {"data_loss_seconds": loss}
+    primary, _ = _drivers(ctx, protection)
+    for row in ProtectedVm.objects.filter(protection=protection):
+        info = primary.sync_replication(key=ctx.key(str(row.vm_id)),
+                                        vm_id=row.primary_fabric_id)
+        ProtectedVm.objects.filter(pk=row.pk).update(sequence=info.sequence,
+                                                     last_sync_at=info.last_sync_at)
+    ctx.log("final sync done: nothing is lost")
+    return {"data_loss_seconds": 0.0}
+
+
+def fail_over_replicas(ctx):
+    protection = _protection(ctx)
+    _, recovery = _drivers(ctx, protection)
+    networks = dict(ProtectedNetwork.objects.filter(protection=protection).values_list(
+        "network_id", "recovery_fabric_id"))
+    for row in ProtectedVm.objects.filter(protection=protection).select_related("vm"):
+        recovery.failover_replication(key=ctx.key(str(row.vm_id)),
+                                      vm_id=row.recovery_fabric_id,
+                                      network_id=networks.get(row.vm.network_id),
+                                      ip_address=row.vm.ip_address)
+        ProtectedVm.objects.filter(pk=row.pk).update(state="failed_over")
+    return {}
+
+
+def start_recovered_vms(ctx):
+    protection = _protection(ctx)
+    _, recovery = _drivers(ctx, protection)
+    for row in ProtectedVm.objects.filter(protection=protection):
+        _ensure_power(recovery, ctx.key(str(row.vm_id)), row.recovery_fabric_id, on=True)
+    return {}
+
+
+@transaction.atomic
+def _switch_to(protection: Protection, site: str) -> None:
+    """VMs keep their UUIDs; their fabric ids and the active site change sides."""
+    recovery = site == ActiveSite.RECOVERY
+    for row in ProtectedVm.objects.filter(protection=protection):
+        fabric_id = row.recovery_fabric_id if recovery else row.primary_fabric_id
+        VirtualMachine.objects.filter(pk=row.vm_id).update(fabric_id=fabric_id,
+                                                           state=VmState.RUNNING)
+    for row in ProtectedNetwork.objects.filter(protection=protection):
+        Network.objects.filter(pk=row.network_id).update(
+            fabric_id=row.recovery_fabric_id if recovery else row.primary_fabric_id)
+    Site.objects.filter(subscription_id=protection.subscription_id).update(is_active=False)
+    Site.objects.filter(pk=protection.recovery_site_id if recovery
+                        else _primary(protection).pk).update(is_active=True)
+    Protection.objects.filter(pk=protection.pk).update(active_site=site)
+
+
+def switch_to_recovery(ctx):
+    _switch_to(_protection(ctx), ActiveSite.RECOVERY)
+    ctx.log("the subscription now runs on the recovery site")
+    return {}
+
+
+def _failed_over(job):
+    Protection.objects.filter(pk=job.inputs["protection"]).update(
+        state=ProtectionState.FAILED_OVER)
+    report = _finish_report(job, "succeeded", mode=job.inputs["mode"])
+    DrReport.objects.filter(pk=report.pk).update(
+        data_loss_seconds=job.outputs.get("data_loss_seconds"))
+
+
+FAILOVER = register(Runbook(
+    name="dr.failover", description="Run the subscription on its recovery site.",
+    steps=(Step("Stop VMs on the primary site", stop_primary_vms),
+           Step("Final sync", final_sync),
+           Step("Fail over the replicas", fail_over_replicas),
+           Step("Start VMs on the recovery site", start_recovered_vms),
+           Step("Switch the active site", switch_to_recovery)),
+    on_success=_failed_over, compensate=False))
+
+
+# --- failback -------------------------------------------------------------------------
+
+def stop_stale_primaries(ctx):
+    """After an unplanned failover the old primaries may have come back running."""
+    protection = _protection(ctx)
+    primary, _ = _drivers(ctx, protection)
+    for row in ProtectedVm.objects.filter(protection=protection):
+        _ensure_power(primary, ctx.key(str(row.vm_id)), row.primary_fabric_id, on=False)
+    return {}
+
+
+def reverse_replication(ctx):
+    protection = _protection(ctx)
+    primary_site = _primary(protection)
+    _, recovery = _drivers(ctx, protection)
+    for row in ProtectedVm.objects.filter(protection=protection):
+        status = recovery.replication_status(row.recovery_fabric_id)
+        if status is None or status.role != "source":
+            recovery.reverse_replication(
+                key=ctx.key(str(row.vm_id)), vm_id=row.recovery_fabric_id,
+                target_endpoint=primary_site.cloud.stamp.endpoint,
+                target_container_id=primary_site.container_id,
+                target_token=primary_site.cloud.stamp.credentials.get("token"))
+    ctx.log("replicating back to the primary site")
+    return {}
+
+
+def stop_recovered_vms(ctx):
+    protection = _protection(ctx)
+    _, recovery = _drivers(ctx, protection)
+    for row in ProtectedVm.objects.filter(protection=protection):
+        _ensure_power(recovery, ctx.key(str(row.vm_id)), row.recovery_fabric_id, on=False)
+    return {}
+
+
+def sync_back(ctx):
+    protection = _protection(ctx)
+    _, recovery = _drivers(ctx, protection)
+    for row in ProtectedVm.objects.filter(protection=protection):
+        recovery.sync_replication(key=ctx.key(str(row.vm_id)), vm_id=row.recovery_fabric_id)
+    return {}
+
+
+def fail_over_to_primary(ctx):
+    protection = _protection(ctx)
+    primary, _ = _drivers(ctx, protection)
+    networks = dict(ProtectedNetwork.objects.filter(protection=protection).values_list(
+        "network_id", "primary_fabric_id"))
+    for row in ProtectedVm.objects.filter(protection=protection).select_related("vm"):
+        # An adopted old primary is still on its network with its address.
+        attached = primary.get_vm(row.primary_fabric_id).network_id is not None
+        primary.failover_replication(
+            key=ctx.key(str(row.vm_id)), vm_id=row.primary_fabric_id,
+            network_id=None if attached else networks.get(row.vm.network_id),
+            ip_address=None if attached else row.vm.ip_address)
+    return {}
+
+
+def start_primary_vms(ctx):
+    protection = _protection(ctx)
+    primary, _ = _drivers(ctx, protection)
+    for row in ProtectedVm.objects.filter(protection=protection):
+        _ensure_power(primary, ctx.key(str(row.vm_id)), row.primary_fabric_id, on=True)
+    return {}
+
+
+def protect_again(ctx):
+    """Replicate forward again: the recovery copies become the replicas."""
+    protection = _protection(ctx)
+    primary, _ = _drivers(ctx, protection)
+    site = protection.recovery_site
+    for row in ProtectedVm.objects.filter(protection=protection):
+        status = primary.replication_status(row.primary_fabric_id)
+        if status is None or status.role != "source":
+            info = primary.reverse_replication(
+                key=ctx.key(str(row.vm_id)), vm_id=row.primary_fabric_id,
+                target_endpoint=site.cloud.stamp.endpoint,
+                target_container_id=site.container_id,
+                target_token=site.cloud.stamp.credentials.get("token"))
+            ProtectedVm.objects.filter(pk=row.pk).update(
+                recovery_fabric_id=info.partner_vm_id, sequence=info.sequence,
+                last_sync_at=info.last_sync_at, state="protected")
+    return {}
+
+
+def switch_to_primary(ctx):
+    _switch_to(_protection(ctx), ActiveSite.PRIMARY)
+    return {}
+
+
+def _failed_back(job):
+    Protection.objects.filter(pk=job.inputs["protection"]).update(
+        state=ProtectionState.PROTECTED)
+    _finish_report(job, "succeeded")
+
+
+FAILBACK = register(Runbook(
+    name="dr.failback", description="Bring the subscription home and protect it again.",
+    steps=(Step("Stop stale VMs on the primary site", stop_stale_primaries),
+           Step("Reverse replication", reverse_replication),
+           Step("Stop VMs on the recovery site", stop_recovered_vms),
+           Step("Sync back", sync_back),
+           Step("Fail over to the primary site", fail_over_to_primary),
+           Step("Start VMs on the primary site", start_primary_vms),
+           Step("Switch the active site", switch_to_primary),
+           Step("Protect again", protect_again)),
+    on_success=_failed_back, compensate=False))
+
+
+# --- unprotect ------------------------------------------------------------------------
+
+def disable_all(ctx):
+    disable_replication(ctx)
+    return {}
+
+
+def remove_recovery_site(ctx):
+    protection = _protection(ctx)
+    _, recovery = _drivers(ctx, protection)
+    site = protection.recovery_site
+    if site.container_id:
+        recovery.delete_container(key=ctx.key(), container_id=site.container_id, force=True)
+    ipam.release_external(site)
+    ProtectedNetwork.objects.filter(protection=protection).delete()
+    Site.objects.filter(pk=site.pk).update(state=SiteState.DELETED, container_id="",
+                                           gateway_id="", nat_rule_id="", network_id="",
+                                           external_ip=None)
+    return {}
+
+
+UNPROTECT = register(Runbook(
+    name="dr.unprotect", description="Disable replication and clean the recovery side.",
+    steps=(Step("Disable replication", disable_all),
+           Step("Remove the recovery site", remove_recovery_site)),
+    on_success=lambda job: Protection.objects.filter(pk=job.inputs["protection"]).delete(),
+    compensate=False))
