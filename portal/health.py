@@ -73,8 +73,11 @@ def collect_gauges() -> None:
     from django.db.models import Count
 
     from plans.models import Subscription
-    from provisioning.models import Health, Stamp
+    from provisioning.models import Health, Job, Stamp
 
+    JOBS.clear()
+    for row in Job.objects.values("state").annotate(n=Count("pk")):
+        JOBS.labels(row["state"]).set(row["n"])
     SUBSCRIPTIONS.clear()
     for row in Subscription.objects.values("state").annotate(n=Count("pk")):
         SUBSCRIPTIONS.labels(row["state"]).set(row["n"])

@@ -30,6 +30,7 @@ __all__ = [
     "SiteRole",
     "SiteState",
     "Stamp",
+    "StampCheck",
     "StepState",
     "Snapshot",
     "SnapshotState",
@@ -610,3 +611,21 @@ class NetworkAddress(models.Model):
 
     def __str__(self):
         return self.address
+
+
+class StampCheck(models.Model):
+    """One health check of a stamp: the history the provider sees."""
+
+    stamp = models.ForeignKey(Stamp, on_delete=models.CASCADE, related_name="checks")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    health = models.CharField(max_length=16, choices=Health.choices)
+    detail = models.TextField(blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    capacity = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["stamp", "-at"])]
+
+    def __str__(self):
+        return f"{self.stamp_id} {self.health} at {self.at:%H:%M:%S}"

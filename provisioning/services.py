@@ -1,5 +1,6 @@
 """Use cases of the provider's fabric catalog: stamps, clouds, templates."""
 
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -9,12 +10,13 @@ from django.utils import timezone
 
 from portal import events
 from portal.errors import Invalid
-from provisioning.models import Cloud, CloudCapacity, Health, Stamp, Template
+from provisioning.models import Cloud, CloudCapacity, Health, Stamp, StampCheck, Template
 from tenants.models import User
 
 __all__ = ["check_stamp", "driver_for", "save_cloud", "save_stamp", "save_template"]
 
 
+CHECK_HISTORY = 288  # a day of checks at one a five minutes
 HEALTH_TIMEOUT = 5.0  # a health probe answers fast or the stamp counts as unreachable
 
 
@@ -79,6 +81,7 @@ def check_stamp(stamp: Stamp, *, acting_user: User | None = None) -> Stamp:
     """Ask the fabric for its health and capacity and record the answer."""
     from provisioning.drivers import DriverError
 
+    started = time.perf_counter()
     try:
         health = driver_for(stamp, timeout=HEALTH_TIMEOUT).health()
     except DriverError as exc:
@@ -89,6 +92,13 @@ def check_stamp(stamp: Stamp, *, acting_user: User | None = None) -> Stamp:
             "capacity": asdict(health.capacity),
             "allocated": asdict(health.allocated),
         }
+    latency = (time.perf_counter() - started) * 1000
     stamp.last_checked_at = timezone.now()
-    stamp.save(update_fields=["health", "health_detail", "capacity", "last_checked_at"])
+    with transaction.atomic():
+        stamp.save(update_fields=["health", "health_detail", "capacity", "last_checked_at"])
+        StampCheck.objects.create(stamp=stamp, health=stamp.health, detail=stamp.health_detail,
+                                  latency_ms=round(latency, 1), capacity=stamp.capacity)
+        # Keep a bounded history: the last CHECK_HISTORY checks of each stamp.
+        old = stamp.checks.order_by("-at").values_list("pk", flat=True)[CHECK_HISTORY:]
+        StampCheck.objects.filter(pk__in=list(old)).delete()
     return stamp

@@ -98,3 +98,13 @@ def test_provider_lists_tenants_and_subscriptions(staff, signup, catalog):
     assert owner.tenant["id"] in {t["id"] for t in tenants}
     subs = staff.get("/api/v1/admin/subscriptions/", {"tenant": owner.tenant["id"]}).json()
     assert subs["count"] == 1 and subs["results"][0]["state"] == "active"
+
+
+def test_every_check_is_kept_in_the_stamps_health_history(staff, catalog):
+    stamp = catalog["stamp_a"]["id"]
+    for _ in range(3):
+        staff.post(f"/api/v1/admin/stamps/{stamp}/check/")
+    history = staff.get(f"/api/v1/admin/stamps/{stamp}/checks/").json()
+    assert history["count"] == 3
+    assert {c["health"] for c in history["results"]} == {"healthy"}
+    assert all(c["latency_ms"] is not None for c in history["results"])

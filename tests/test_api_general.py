@@ -121,3 +121,11 @@ def test_readyz_is_503_when_a_stamp_does_not_answer(anon, staff, db):
 @pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
 def test_schema_and_docs_are_served(anon, db, path):
     assert anon.get(path).status_code == 200
+
+
+def test_metrics_count_jobs_and_subscriptions_by_state(anon, signup, catalog):
+    owner = signup()
+    owner.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"]}, format="json")
+    text = anon.get("/metrics").content.decode()
+    assert 'buffet_subscriptions{state="active"} 1.0' in text
+    assert 'buffet_jobs{state="queued"} 1.0' in text

@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from provisioning.models import Cloud, Job, JobStep, Stamp, StepState, Template
+from provisioning.models import Cloud, Job, JobStep, Stamp, StampCheck, StepState, Template
 
 __all__ = [
     "CloudSerializer",
@@ -120,3 +120,9 @@ class ProviderJobSerializer(JobSerializer):
     class Meta(JobSerializer.Meta):
         fields = [*JobSerializer.Meta.fields, "tenant", "stamp", "attempts", "run", "worker",
                   "traceback", "cancel_requested", "requested_by"]
+
+
+class StampCheckSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StampCheck
+        fields = ["at", "health", "detail", "latency_ms", "capacity"]

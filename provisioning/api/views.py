@@ -10,6 +10,7 @@ from provisioning.api.serializers import (
     CloudSerializer,
     JobSerializer,
     ProviderJobSerializer,
+    StampCheckSerializer,
     StampSerializer,
     TemplateSerializer,
 )
@@ -49,6 +50,13 @@ class StampViewSet(CatalogViewSet):
         return services.save_stamp(
             instance, fields=serializer.validated_data, acting_user=self.request.user
         )
+
+    @extend_schema(responses=StampCheckSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def checks(self, request, pk=None):
+        """The stamp's health history, newest first."""
+        page = self.paginate_queryset(self.get_object().checks.all())
+        return self.get_paginated_response(StampCheckSerializer(page, many=True).data)
 
     @action(detail=True, methods=["post"])
     def check(self, request, pk=None):
