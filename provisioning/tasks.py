@@ -4,7 +4,7 @@ from celery import shared_task
 
 from provisioning import engine
 
-__all__ = ["check_stamps", "run_job", "sweep_jobs"]
+__all__ = ["check_stamps", "reconcile", "run_job", "run_runbook", "sweep_jobs"]
 
 
 @shared_task(name="provisioning.run_job", acks_late=True, reject_on_worker_lost=True,
@@ -37,3 +37,16 @@ def reconcile() -> dict:
 
     return {stamp.name: [str(d) for d in reconciliation.drift(stamp)]
             for stamp in Stamp.objects.all()}
+
+
+@shared_task(name="provisioning.run_runbook", ignore_result=True)
+def run_runbook(runbook: str, stamp: str, inputs: dict | None = None) -> str:
+    """Start a runbook on a schedule: django-celery-beat's periodic tasks call this with
+    the runbook's name, the stamp's name and the inputs (validated like any job's)."""
+    from django.db import transaction
+
+    from provisioning.models import Stamp
+
+    with transaction.atomic():
+        job = engine.enqueue(runbook, stamp=Stamp.objects.get(name=stamp), inputs=inputs or {})
+    return str(job.pk)

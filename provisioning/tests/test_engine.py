@@ -1,5 +1,7 @@
 """The runbook engine, run in-process against the memory driver."""
 
+import json
+
 import pytest
 from django.utils import timezone
 
@@ -225,3 +227,22 @@ def test_bad_inputs_are_refused_before_anything_is_recorded(stamp):
         engine.enqueue("test.inputs", stamp=stamp, inputs={"size": 0})
     assert "size" in error.value.errors
     assert not Job.objects.filter(runbook="test.inputs").exists()
+
+
+def test_a_beat_schedule_starts_a_runbook_as_a_job(stamp, monkeypatch):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from provisioning.tasks import run_runbook
+
+    monkeypatch.setattr(engine, "publish", lambda job_id: True)
+    every, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
+    task = PeriodicTask.objects.create(
+        name="hourly three steps", task="provisioning.run_runbook", interval=every,
+        kwargs=json.dumps({"runbook": TEST_RUNBOOK.name, "stamp": stamp.name,
+                           "inputs": {"n": 2}}))
+    # when beat fires it
+    job_id = run_runbook(**json.loads(task.kwargs))
+    # then it is an ordinary job of that runbook
+    job = Job.objects.get(pk=job_id)
+    assert job.runbook == TEST_RUNBOOK.name and job.inputs == {"n": 2}
+    assert job.steps.count() == 3
