@@ -26,6 +26,7 @@ from provisioning import engine
 from provisioning.models import Job, JobState, Site, SiteRole, SiteState, VmState
 
 __all__ = [
+    "delete_mapping",
     "failback",
     "failover",
     "protect",
@@ -53,6 +54,11 @@ def save_mapping(mapping: NetworkMapping | None, *, fields: dict, acting_user) -
     mapping.full_clean()
     mapping.save()
     return mapping
+
+
+@transaction.atomic
+def delete_mapping(mapping: NetworkMapping, *, acting_user) -> None:
+    mapping.delete()
 
 
 def _primary_site(subscription: Subscription) -> Site:

@@ -18,6 +18,8 @@ from portal.web.base import (
     ServiceObjectFormView,
     TenantPortalMixin,
 )
+from provisioning.models import NetworkState, VmState
+from provisioning.views.resources import commission_pending, live_vm_count
 
 __all__ = [
     "AddOnAttachView",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 _LIVE = ~Q(state=SubscriptionState.DELETED)
+SUBSCRIPTION_VMS_SHOWN = 10
 
 
 # --- Tenant: catalogue and subscriptions ----------------------------------------------
@@ -59,7 +62,8 @@ class SubscribeView(TenantPortalMixin, ServiceFormMixin, FormView):
     template_name = "plans/subscribe.html"
     form_class = SubscribeForm
     permission_required = write_permission = "plans.manage_subscriptions"
-    success_message = "You subscribed to {object.plan}: “{object.name}” is ready."
+    success_message = ("You subscribed to {object.plan}: “{object.name}” is being set up on "
+                       "its stamp.")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -84,7 +88,9 @@ class SubscriptionListView(TenantPortalMixin, SearchListMixin):
 
     def get_queryset(self):
         return self.search(self.scoped(Subscription.objects.filter(_LIVE))
-                           .select_related("plan").annotate(addon_count=Count("addon_links"))
+                           .select_related("plan")
+                           .annotate(addon_count=Count("addon_links", distinct=True),
+                                     vm_count=live_vm_count())
                            .order_by("-created_at"))
 
 
@@ -100,11 +106,19 @@ class SubscriptionDetailView(TenantPortalMixin, DetailView):
         subscription = self.object
         links = list(subscription.addon_links.select_related("addon"))
         attached = {link.addon_id for link in links}
+        vms = subscription.vms.exclude(state=VmState.DELETED)
         context.update(
             quota_bars=ui.bars(quota.summary(subscription)),
             links=links,
             offered=[a for a in subscription.plan.addons.all() if a.pk not in attached],
             is_active=subscription.state == SubscriptionState.ACTIVE,
+            vms=vms.select_related("network", "template")
+            .order_by("-created_at")[:SUBSCRIPTION_VMS_SHOWN],
+            vm_count=vms.count(),
+            networks=subscription.networks.exclude(state=NetworkState.DELETED)
+            .annotate(vm_count=Count("vms", filter=~Q(vms__state=VmState.DELETED)))
+            .order_by("-is_default", "name"),
+            commission=commission_pending(subscription),
         )
         return context
 
@@ -248,7 +262,7 @@ class ProviderSubscriptionListView(ProviderPortalMixin, SearchListMixin):
 
     def get_queryset(self):
         subscriptions = (Subscription.objects.select_related("tenant", "plan")
-                         .order_by("-created_at"))
+                         .annotate(vm_count=live_vm_count()).order_by("-created_at"))
         if state := self.request.GET.get("state"):
             subscriptions = subscriptions.filter(state=state)
         return self.search(subscriptions)

@@ -45,6 +45,7 @@ __all__ = [
     "get_runbook",
     "publish",
     "register",
+    "registered",
     "retry",
     "run",
     "sweep",

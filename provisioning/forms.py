@@ -1,12 +1,28 @@
-"""Forms of the provider's fabric catalog. They parse input; ``provisioning.services``
-and the models' own validation decide."""
+"""Forms of the provider's fabric catalog and of the tenant's resources. They parse
+input; ``provisioning.services``, ``provisioning.resources`` and the models' own
+validation decide (sizes, CIDRs, quota, states)."""
 
 from django import forms
+from django.db.models import QuerySet
 
-from portal.web.forms import ServiceModelForm
-from provisioning.models import Cloud, Stamp, Template
+from plans.models import Subscription, SubscriptionState
+from portal.web.forms import ListFilterForm, PortalForm, ServiceModelForm
+from provisioning.engine import registered
+from provisioning.models import (
+    Cloud,
+    JobState,
+    Network,
+    NetworkState,
+    Stamp,
+    Template,
+    VmState,
+)
+from provisioning.resources import VmSpec
+from tenants.models import Tenant
 
-__all__ = ["CloudForm", "StampForm", "TemplateForm"]
+__all__ = ["CheckpointForm", "CloudForm", "JobFilterForm", "NetworkFilterForm", "NetworkForm",
+           "ProviderJobFilterForm", "ResizeForm", "StampForm", "TemplateForm", "VmFilterForm",
+           "VmForm"]
 
 
 class StampForm(ServiceModelForm):
@@ -52,3 +68,155 @@ class TemplateForm(ServiceModelForm):
         fields = ["name", "os", "cloud", "image", "min_vcpus", "min_memory_mb", "min_disk_gb"]
         labels = {"os": "Operating system", "min_vcpus": "Minimum vCPUs",
                   "min_memory_mb": "Minimum memory (MB)", "min_disk_gb": "Minimum disk (GB)"}
+
+
+# --- Tenant resources -----------------------------------------------------------------
+
+def _live_subscriptions(tenant) -> QuerySet:
+    return (Subscription.objects.filter(tenant=tenant).exclude(state=SubscriptionState.DELETED)
+            .order_by("name"))
+
+
+class _NetworkChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, network):
+        return f"{network.name} · {network.cidr}"
+
+
+class _TemplateChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, template):
+        return f"{template.os} ({template.name})"
+
+
+class VmForm(PortalForm):
+    """A new VM in one subscription: only its plan's images and its ready networks."""
+
+    name = forms.CharField(max_length=63, help_text="Unique in the subscription, e.g. web-1.")
+    template = _TemplateChoiceField(queryset=Template.objects.none(), empty_label=None,
+                                    label="Image")
+    network = _NetworkChoiceField(queryset=Network.objects.none(), empty_label=None)
+    vcpus = forms.IntegerField(label="vCPUs", min_value=1)
+    memory_mb = forms.IntegerField(label="Memory (MB)", min_value=1,
+                                   widget=forms.NumberInput(attrs={"step": 256}))
+    disk_gb = forms.IntegerField(label="Disk (GB)", min_value=1)
+
+    fieldsets = [("Machine", ["name", "template", "network"]),
+                 ("Size", ["vcpus", "memory_mb", "disk_gb"])]
+    # The quota calls a VM's disk "storage".
+    service_fields = {"storage_gb": "disk_gb"}
+
+    def __init__(self, *args, subscription: Subscription, **kwargs):
+        super().__init__(*args, **kwargs)
+        plan = subscription.plan
+        self.templates = list(plan.templates.order_by("os", "name"))
+        self.fields["template"].queryset = plan.templates.order_by("os", "name")
+        self.fields["network"].queryset = subscription.networks.filter(
+            state=NetworkState.READY).order_by("-is_default", "name")
+        first = self.templates[0] if self.templates else None
+        if first is not None:
+            self.initial.setdefault("template", first.pk)
+            self.initial.setdefault("vcpus", first.min_vcpus)
+            self.initial.setdefault("memory_mb", first.min_memory_mb)
+            self.initial.setdefault("disk_gb", first.min_disk_gb)
+        # The browser's bounds: no image needs less than the smallest minimum, the plan
+        # allows no more than its maximum. The service checks the chosen image's own.
+        images = self.templates
+        for name, minimums, most in (
+                ("vcpus", [t.min_vcpus for t in images], plan.max_vm_vcpus),
+                ("memory_mb", [t.min_memory_mb for t in images], plan.max_vm_memory_mb),
+                ("disk_gb", [t.min_disk_gb for t in images], plan.max_vm_disk_gb)):
+            if minimums:
+                self.fields[name].widget.attrs["min"] = min(minimums)
+            self.fields[name].widget.attrs["max"] = most
+            self.fields[name].help_text = f"At most {most:,} in this plan."
+
+    def spec(self) -> VmSpec:
+        data = self.cleaned_data
+        return VmSpec(name=data["name"], template_id=data["template"].pk, vcpus=data["vcpus"],
+                      memory_mb=data["memory_mb"], disk_gb=data["disk_gb"],
+                      network_id=data["network"].pk)
+
+
+class ResizeForm(PortalForm):
+    vcpus = forms.IntegerField(label="vCPUs", min_value=1)
+    memory_mb = forms.IntegerField(label="Memory (MB)", min_value=1,
+                                   widget=forms.NumberInput(attrs={"step": 256}))
+
+    def __init__(self, *args, vm, **kwargs):
+        super().__init__(*args, **kwargs)
+        plan = vm.subscription.plan
+        self.initial.setdefault("vcpus", vm.vcpus)
+        self.initial.setdefault("memory_mb", vm.memory_mb)
+        for name, most in (("vcpus", plan.max_vm_vcpus), ("memory_mb", plan.max_vm_memory_mb)):
+            self.fields[name].widget.attrs["max"] = most
+
+
+class CheckpointForm(PortalForm):
+    name = forms.CharField(max_length=63, label="Checkpoint name",
+                           help_text="E.g. “before upgrade”.")
+
+
+class NetworkForm(PortalForm):
+    subscription = forms.ModelChoiceField(queryset=Subscription.objects.none(),
+                                          empty_label=None)
+    name = forms.CharField(max_length=63)
+    cidr = forms.CharField(label="CIDR", max_length=43,
+                           help_text="A private IPv4 range from /16 to /29, e.g. 10.2.0.0/24.")
+
+    def __init__(self, *args, tenant: Tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["subscription"].queryset = _live_subscriptions(tenant).filter(
+            state=SubscriptionState.ACTIVE)
+
+
+# --- Filters of the lists -------------------------------------------------------------
+
+class VmFilterForm(ListFilterForm):
+    subscription = forms.ModelChoiceField(queryset=Subscription.objects.none(), required=False,
+                                          empty_label="All subscriptions")
+    state = forms.ChoiceField(required=False, choices=[("", "All states"), *(
+        c for c in VmState.choices if c[0] != VmState.DELETED)])
+    network = _NetworkChoiceField(queryset=Network.objects.none(), required=False,
+                                  empty_label="All networks")
+    lookups = {"subscription": "subscription", "state": "state", "network": "network"}
+
+    def __init__(self, *args, tenant: Tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["subscription"].queryset = _live_subscriptions(tenant)
+        self.fields["network"].queryset = (
+            Network.objects.filter(subscription__tenant=tenant)
+            .exclude(state=NetworkState.DELETED).order_by("name", "cidr"))
+
+
+class NetworkFilterForm(ListFilterForm):
+    subscription = forms.ModelChoiceField(queryset=Subscription.objects.none(), required=False,
+                                          empty_label="All subscriptions")
+    lookups = {"subscription": "subscription"}
+
+    def __init__(self, *args, tenant: Tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["subscription"].queryset = _live_subscriptions(tenant)
+
+
+def _runbook_choices():
+    return [("", "All runbooks"), *((name, name) for name in sorted(registered()))]
+
+
+class JobFilterForm(ListFilterForm):
+    state = forms.ChoiceField(required=False, choices=[("", "All states"), *JobState.choices])
+    subscription = forms.ModelChoiceField(queryset=Subscription.objects.none(), required=False,
+                                          empty_label="All subscriptions")
+    lookups = {"state": "state", "subscription": "subscription"}
+
+    def __init__(self, *args, tenant: Tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["subscription"].queryset = _live_subscriptions(tenant)
+
+
+class ProviderJobFilterForm(ListFilterForm):
+    state = forms.ChoiceField(required=False, choices=[("", "All states"), *JobState.choices])
+    runbook = forms.ChoiceField(required=False, choices=_runbook_choices)
+    stamp = forms.ModelChoiceField(queryset=Stamp.objects.order_by("name"), required=False,
+                                   empty_label="All stamps")
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.order_by("name"), required=False,
+                                    empty_label="All tenants")
+    lookups = {"state": "state", "runbook": "runbook", "stamp": "stamp", "tenant": "tenant"}

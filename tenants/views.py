@@ -20,6 +20,7 @@ from portal.web.base import (
     ServiceFormMixin,
     TenantPortalMixin,
 )
+from provisioning.views.resources import live_vm_count
 from tenants import services
 from tenants.forms import LoginForm, MemberForm, PasswordForm, SignUpForm, TokenForm
 from tenants.models import ApiToken, Membership, Role, Tenant
@@ -250,7 +251,8 @@ class ProviderTenantDetailView(ProviderPortalMixin, DetailView):
         tenant = self.object
         context.update(
             members=tenant.memberships.select_related("user").order_by("created_at"),
-            subscriptions=tenant.subscriptions.select_related("plan").order_by("-created_at"),
+            subscriptions=tenant.subscriptions.select_related("plan")
+            .annotate(vm_count=live_vm_count()).order_by("-created_at"),
             lines=ui.activity(AuditEvent.objects.filter(tenant=tenant)
                               .select_related("actor")[:10]),
         )

@@ -73,11 +73,15 @@ class NetworkMappingViewSet(mixins.DestroyModelMixin, CatalogViewSet):
         return services.save_mapping(instance, fields=serializer.validated_data,
                                      acting_user=self.request.user)
 
+    def perform_destroy(self, instance):
+        services.delete_mapping(instance, acting_user=self.request.user)
+
 
 class DrViewSet(TenantViewSet):
     """``/subscriptions/<id>/dr/``: the tenant's view of its protection."""
 
     queryset = Subscription.objects.all()
+    serializer_class = DrStatusSerializer
     write_permission = "provisioning.operate"
     lookup_url_kwarg = "subscription_pk"
 
@@ -95,6 +99,7 @@ class ProviderDrViewSet(ProviderViewSet):
     """``/admin/subscriptions/<id>/dr/``: status, drills, failover and failback."""
 
     queryset = Subscription.objects.all()
+    serializer_class = DrStatusSerializer
     lookup_url_kwarg = "subscription_pk"
 
     @extend_schema(responses=DrStatusSerializer)

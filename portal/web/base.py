@@ -7,7 +7,7 @@ which service they call.
   so it answers 404, never 403 (tenants never learn of each other).
 - ``ProviderPortalMixin``: provider staff only; anonymous callers go to the login page,
   anyone else gets 403.
-- ``SearchListMixin``: ``?q=`` search and pagination of every list.
+- ``SearchListMixin``: ``?q=`` search, filters and pagination of every list.
 - ``ServiceFormMixin`` and ``ServiceActionView``: hand input to a service; what the
   service refuses is shown next to the fields or as an alert.
 """
@@ -27,7 +27,7 @@ from django.views.generic import FormView, ListView
 from django.views.generic.edit import FormMixin
 
 from portal.errors import ServiceError
-from portal.web.forms import add_service_errors, error_messages
+from portal.web.forms import ListFilterForm, add_service_errors, error_messages
 from tenants.models import Membership
 
 __all__ = ["ListFormMixin", "ProviderPortalMixin", "SearchListMixin", "ServiceActionView",
@@ -110,10 +110,34 @@ class ProviderPortalMixin(PortalMixin, LoginRequiredMixin, PermissionRequiredMix
 
 
 class SearchListMixin(ListView):
-    """A paginated list searched with ``?q=`` over ``search_fields``."""
+    """A paginated list searched with ``?q=`` over ``search_fields``.
+
+    A list with filters declares ``filter_form_class`` (a ``ListFilterForm``) and calls
+    ``self.filter(queryset)``; the search bar draws its fields as live selects.
+    """
 
     paginate_by = 25
     search_fields: tuple[str, ...] = ()
+    filter_form_class: type[ListFilterForm] | None = None
+
+    def get_filter_form_kwargs(self) -> dict:
+        return {}
+
+    @cached_property
+    def filter_form(self) -> ListFilterForm | None:
+        if self.filter_form_class is None:
+            return None
+        form = self.filter_form_class(self.request.GET, auto_id="filter-%s",
+                                      **self.get_filter_form_kwargs())
+        for field in form.fields.values():
+            field.widget.attrs.update({
+                "class": "w-auto", "hx-get": self.request.path, "hx-trigger": "change",
+                "hx-include": "closest form", "hx-target": "#results",
+                "hx-select": "#results", "hx-swap": "outerHTML", "hx-push-url": "true"})
+        return form
+
+    def filter(self, queryset: QuerySet) -> QuerySet:
+        return queryset if self.filter_form is None else self.filter_form.apply(queryset)
 
     @property
     def query(self) -> str:
@@ -132,7 +156,7 @@ class SearchListMixin(ListView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["q"] = self.query
+        context.update(q=self.query, filter_form=self.filter_form)
         return context
 
 
@@ -206,10 +230,12 @@ class ServiceActionView(View):
 
     Destructive actions set ``confirm`` (the question); their buttons open the
     confirmation dialog, and the GET page asks the same question without JavaScript.
+    An action that asks first without destroying anything sets ``destructive = False``.
     """
 
     confirm = ""
     confirm_label = "Confirm"
+    destructive: bool | None = None  # None: destructive when it asks a question
     template_name = "portal/confirm.html"
     form_class = None  # parses the button's fields into ``self.data``, if it has any
 
@@ -227,7 +253,8 @@ class ServiceActionView(View):
         obj = self.get_object()
         context = {"object": obj, "question": self.confirm.format(object=obj) or
                    f"{self.confirm_label} {obj}?", "confirm_label": self.confirm_label,
-                   "destructive": bool(self.confirm), "fields": request.GET.items(),
+                   "destructive": bool(self.confirm) if self.destructive is None
+                   else self.destructive, "fields": request.GET.items(),
                    "cancel_url": next_url(request, self.get_success_url()),
                    "area": self.area, "section": self.section,
                    "tenant": getattr(self, "tenant", None)}

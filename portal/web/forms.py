@@ -12,10 +12,14 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.forms.boundfield import BoundField
 
+from plans.models import QuotaDimension
 from portal.errors import ServiceError
 
-__all__ = ["PortalForm", "PortalFormMixin", "ServiceModelForm", "add_service_errors",
-           "error_messages"]
+__all__ = ["ListFilterForm", "PortalForm", "PortalFormMixin", "ServiceModelForm",
+           "add_service_errors", "error_messages"]
+
+# Names of quota dimensions in errors that no field of the form shows.
+_FIELD_LABELS = dict(QuotaDimension.choices)
 
 _CHECK_WIDGETS = (forms.CheckboxInput, forms.RadioSelect, forms.CheckboxSelectMultiple)
 
@@ -34,7 +38,9 @@ class PortalBoundField(BoundField):
             css = "form-control"
         if self.errors:
             css += " is-invalid"
-        attrs["class"] = f"{attrs.get('class', '')} {css}".strip()
+        # Classes the form gave the widget (e.g. ``w-auto``) stay.
+        given = " ".join(filter(None, [widget.attrs.get("class"), attrs.get("class")]))
+        attrs["class"] = f"{given} {css}".strip()
         return attrs
 
 
@@ -47,6 +53,34 @@ class PortalFormMixin:
 
 class PortalForm(PortalFormMixin, forms.Form):
     pass
+
+
+class ListFilterForm(PortalForm):
+    """The filters of a list (``?state=running&subscription=…``). Every field is
+    optional; a value that does not parse is ignored rather than refused.
+
+    ``lookups`` maps each field to the queryset lookup it filters on.
+    """
+
+    lookups: dict[str, str] = {}
+
+    def apply(self, queryset):
+        self.is_valid()
+        for name, lookup in self.lookups.items():
+            value = self.cleaned_data.get(name)
+            if value not in (None, ""):
+                queryset = queryset.filter(**{lookup: value})
+        return queryset
+
+    def value(self, name: str):
+        """The parsed value of one filter, or None."""
+        self.is_valid()
+        return self.cleaned_data.get(name) or None
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter is set (an empty list then says so, not "nothing yet")."""
+        return any(self.data.get(name) for name in self.fields)
 
 
 class ServiceModelForm(PortalFormMixin, forms.ModelForm):
@@ -67,7 +101,11 @@ class ServiceModelForm(PortalFormMixin, forms.ModelForm):
 
 
 def _as_text(message: Any) -> str:
-    if isinstance(message, dict):  # quota errors: {"requested", "used", "limit"}
+    if isinstance(message, dict) and {"requested", "used", "limit"} <= message.keys():
+        left = max(0, message["limit"] - message["used"])
+        return (f"Asks for {message['requested']:,} but only {left:,} of "
+                f"{message['limit']:,} {'is' if left == 1 else 'are'} left.")
+    if isinstance(message, dict):
         return ", ".join(f"{key} {value}" for key, value in message.items())
     return str(message)
 
@@ -80,7 +118,12 @@ def error_messages(messages: Any) -> list[str]:
 
 def add_service_errors(form: forms.BaseForm, exc: ServiceError | ValidationError) -> None:
     """Put what a service refused on the form: each field's messages next to the field,
-    the rest (and the service's summary) at the top."""
+    the rest (and the service's summary) at the top.
+
+    A form whose fields are named apart from the service's (a VM's ``disk_gb`` is the
+    quota's ``storage_gb``) says so in ``service_fields``.
+    """
+    aliases = getattr(form, "service_fields", {})
     if isinstance(exc, ServiceError):
         errors, summary = exc.errors, exc.detail
     elif hasattr(exc, "error_dict"):
@@ -89,12 +132,13 @@ def add_service_errors(form: forms.BaseForm, exc: ServiceError | ValidationError
         errors, summary = {NON_FIELD_ERRORS: exc.messages}, ""
     shown: set[str] = set()
     for field, messages in errors.items():
+        field = aliases.get(field, field)
         texts = error_messages(messages)
         if field in form.fields:
             form.add_error(field, texts)
         else:
             label = "" if field in (NON_FIELD_ERRORS, "non_field_errors") else (
-                field.replace("_", " ").capitalize() + ": ")
+                _FIELD_LABELS.get(field, field.replace("_", " ").capitalize()) + ": ")
             form.add_error(None, [label + text for text in texts])
         shown.update(texts)
     if summary and summary not in shown:

@@ -40,4 +40,8 @@ urlpatterns = [
          name="subscription_suspend"),
     path("subscriptions/<uuid:pk>/resume/", plans.ProviderSubscriptionResumeView.as_view(),
          name="subscription_resume"),
+    path("jobs/", fabric.ProviderJobListView.as_view(), name="job_list"),
+    path("jobs/<uuid:pk>/", fabric.ProviderJobDetailView.as_view(), name="job_detail"),
+    path("jobs/<uuid:pk>/retry/", fabric.ProviderJobRetryView.as_view(), name="job_retry"),
+    path("jobs/<uuid:pk>/cancel/", fabric.ProviderJobCancelView.as_view(), name="job_cancel"),
 ]

@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from plans import views as plans
 from portal.web import views as web
+from provisioning import views as fabric
 from tenants import views as tenants
 
 urlpatterns = [
@@ -24,6 +25,35 @@ urlpatterns = [
          name="addon_attach"),
     path("subscriptions/<uuid:pk>/addons/<uuid:addon_id>/detach/",
          plans.AddOnDetachView.as_view(), name="addon_detach"),
+    path("subscriptions/<uuid:pk>/dr/", include("dr_addon.urls")),
+    path("subscriptions/<uuid:pk>/vms/new/", fabric.VmCreateView.as_view(), name="vm_create"),
+    path("subscriptions/<uuid:pk>/quota-preview/", fabric.QuotaPreviewView.as_view(),
+         name="quota_preview"),
+    # Resources
+    path("vms/", fabric.VmListView.as_view(), name="vm_list"),
+    path("vms/new/", fabric.VmNewView.as_view(), name="vm_new"),
+    path("vms/<uuid:pk>/", fabric.VmDetailView.as_view(), name="vm_detail"),
+    path("vms/<uuid:pk>/start/", fabric.VmPowerView.as_view(action="start", confirm_label="Start"),
+         name="vm_start"),
+    path("vms/<uuid:pk>/stop/", fabric.VmPowerView.as_view(action="stop", confirm_label="Stop"),
+         name="vm_stop"),
+    path("vms/<uuid:pk>/restart/",
+         fabric.VmPowerView.as_view(action="restart", confirm_label="Restart"),
+         name="vm_restart"),
+    path("vms/<uuid:pk>/resize/", fabric.VmResizeView.as_view(), name="vm_resize"),
+    path("vms/<uuid:pk>/delete/", fabric.VmDeleteView.as_view(), name="vm_delete"),
+    path("vms/<uuid:pk>/checkpoints/", fabric.CheckpointCreateView.as_view(),
+         name="checkpoint_create"),
+    path("vms/<uuid:pk>/checkpoints/<uuid:checkpoint_id>/restore/",
+         fabric.CheckpointRestoreView.as_view(), name="checkpoint_restore"),
+    path("vms/<uuid:pk>/checkpoints/<uuid:checkpoint_id>/delete/",
+         fabric.CheckpointDeleteView.as_view(), name="checkpoint_delete"),
+    path("networks/", fabric.NetworkListView.as_view(), name="network_list"),
+    path("networks/<uuid:pk>/delete/", fabric.NetworkDeleteView.as_view(),
+         name="network_delete"),
+    path("jobs/", fabric.JobListView.as_view(), name="job_list"),
+    path("jobs/<uuid:pk>/", fabric.JobDetailView.as_view(), name="job_detail"),
+    # Organisation
     path("members/", tenants.MemberListView.as_view(), name="member_list"),
     path("members/<int:pk>/role/", tenants.MemberRoleView.as_view(), name="member_role"),
     path("members/<int:pk>/remove/", tenants.MemberRemoveView.as_view(), name="member_remove"),
@@ -31,5 +61,6 @@ urlpatterns = [
     path("tokens/<uuid:pk>/revoke/", tenants.TokenRevokeView.as_view(), name="token_revoke"),
     path("activity/", tenants.ActivityView.as_view(), name="activity"),
     # Provider portal
+    path("admin/dr/", include("dr_addon.provider_urls")),
     path("admin/", include("portal.web.provider_urls")),
 ]

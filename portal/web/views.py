@@ -9,17 +9,30 @@ from plans.models import Plan, PlanState, Subscription, SubscriptionState
 from portal.models import AuditEvent
 from portal.web import ui
 from portal.web.base import ProviderPortalMixin, TenantPortalMixin
-from provisioning.models import Cloud, Health, Stamp
+from provisioning.models import (
+    Cloud,
+    Health,
+    Job,
+    JobState,
+    Network,
+    NetworkState,
+    Stamp,
+    VirtualMachine,
+    VmState,
+)
+from provisioning.views.jobs import jobs_with_steps
 from tenants.models import Tenant
 
 __all__ = ["DashboardView", "ProviderOverviewView"]
 
 DASHBOARD_SUBSCRIPTIONS = 6
 DASHBOARD_EVENTS = 8
+DASHBOARD_JOBS = 5
 
 
 class DashboardView(TenantPortalMixin, TemplateView):
-    """Each subscription's quota as bars, and what happened lately."""
+    """Each subscription's quota as bars, the latest jobs and what happened lately. While
+    a job runs, the page follows it (the quota changes when it ends)."""
 
     section = "dashboard"
     template_name = "portal/dashboard.html"
@@ -30,11 +43,19 @@ class DashboardView(TenantPortalMixin, TemplateView):
         subscriptions = (live.select_related("plan").prefetch_related("quota_rows")
                          .order_by("-created_at")[:DASHBOARD_SUBSCRIPTIONS])
         events = self.scoped(AuditEvent.objects.select_related("actor"))[:DASHBOARD_EVENTS]
+        jobs = ui.job_rows(self.scoped(jobs_with_steps().select_related("subscription"))
+                           .order_by("-created_at")[:DASHBOARD_JOBS])
         context.update(
             cards=[(s, ui.bars(quota.summary(s))) for s in subscriptions],
             subscription_count=live.count(),
             member_count=self.tenant.memberships.count(),
+            vm_count=self.scoped(VirtualMachine.objects.exclude(state=VmState.DELETED),
+                                 "subscription__tenant").count(),
+            network_count=self.scoped(Network.objects.exclude(state=NetworkState.DELETED),
+                                      "subscription__tenant").count(),
             lines=ui.activity(events),
+            jobs=jobs,
+            busy=any(not row.finished for row in jobs),
         )
         return context
 
@@ -61,5 +82,8 @@ class ProviderOverviewView(ProviderPortalMixin, TemplateView):
                 active=Count("pk", filter=Q(state=SubscriptionState.ACTIVE)),
                 suspended=Count("pk", filter=Q(state=SubscriptionState.SUSPENDED))),
             public_plan_count=Plan.objects.filter(state=PlanState.PUBLIC).count(),
+            job_counts=Job.objects.aggregate(
+                running=Count("pk", filter=Q(state=JobState.RUNNING)),
+                failed=Count("pk", filter=Q(state=JobState.FAILED))),
         )
         return context

@@ -66,7 +66,8 @@ def test_a_new_tenant_serves_itself(page, catalog, screenshot):
 
     # the dashboard draws every dimension of the subscription's quota as a bar
     nav(page).get_by_role("link", name="Overview").click()
-    expect(page.get_by_role("progressbar")).to_have_count(6)
+    quota = page.get_by_role("region", name="Quota by subscription")
+    expect(quota.get_by_role("progressbar")).to_have_count(6)
     expect(page.get_by_text("Subscription created")).to_be_visible()
     screenshot(page, "dashboard")
 

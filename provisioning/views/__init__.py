@@ -1,0 +1,64 @@
+"""Web UI of provisioning: the provider's fabric catalog (``catalog``), the tenant's
+VMs, checkpoints and networks (``resources``) and the jobs of both portals (``jobs``)."""
+
+from provisioning.views.catalog import (
+    CloudFormView,
+    CloudListView,
+    StampCheckView,
+    StampFormView,
+    StampListView,
+    TemplateFormView,
+    TemplateListView,
+)
+from provisioning.views.jobs import (
+    JobDetailView,
+    JobListView,
+    ProviderJobCancelView,
+    ProviderJobDetailView,
+    ProviderJobListView,
+    ProviderJobRetryView,
+)
+from provisioning.views.resources import (
+    CheckpointCreateView,
+    CheckpointDeleteView,
+    CheckpointRestoreView,
+    NetworkDeleteView,
+    NetworkListView,
+    QuotaPreviewView,
+    VmCreateView,
+    VmDeleteView,
+    VmDetailView,
+    VmListView,
+    VmNewView,
+    VmPowerView,
+    VmResizeView,
+)
+
+__all__ = [
+    "CheckpointCreateView",
+    "CheckpointDeleteView",
+    "CheckpointRestoreView",
+    "CloudFormView",
+    "CloudListView",
+    "JobDetailView",
+    "JobListView",
+    "NetworkDeleteView",
+    "NetworkListView",
+    "ProviderJobCancelView",
+    "ProviderJobDetailView",
+    "ProviderJobListView",
+    "ProviderJobRetryView",
+    "QuotaPreviewView",
+    "StampCheckView",
+    "StampFormView",
+    "StampListView",
+    "TemplateFormView",
+    "TemplateListView",
+    "VmCreateView",
+    "VmDeleteView",
+    "VmDetailView",
+    "VmListView",
+    "VmNewView",
+    "VmPowerView",
+    "VmResizeView",
+]
