@@ -9,6 +9,7 @@ handler500 = "portal.api.problems.handler500"
 
 urlpatterns = [
     path("api/v1/", include("portal.api.urls")),
+    path("api/bench/", include("portal.bench.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", health.healthz, name="healthz"),

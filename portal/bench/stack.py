@@ -1,0 +1,158 @@
+"""The processes a benchmark runs against: stampsim, a Celery worker and gunicorn, each
+logging to a file of the run's directory and all stopped when the stack closes.
+
+The worker and the web server run in process groups of their own: stopping the group
+stops gunicorn's and Celery's pool children with them, and a Ctrl-C at the terminal
+reaches the benchmark alone, which then stops them in order.
+"""
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from portal import processes
+from portal.bench.cpu import Meter
+from provisioning.stampsim.testing import StampProcess, free_port
+
+__all__ = ["Child", "Stack", "StackFailed"]
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 60.0  # seconds for a process to answer after it was started
+
+
+class StackFailed(RuntimeError):
+    """A process of the stack did not start or died."""
+
+
+class Child:
+    """One process of the stack, in its own process group."""
+
+    def __init__(self, name: str, command: list[str], log_path: Path, env: dict[str, str]):
+        self.name = name
+        self.command = command
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> "Child":
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command, cwd=BASE_DIR, env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM to the process, which stops its own children (gunicorn's workers,
+        Celery's pool); then SIGKILL to whatever of its group is left."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.process.wait(10)
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+class Stack:
+    """``with Stack(run_dir) as stack:`` starts nothing; ``start_*`` do, ``close`` stops
+    everything that was started, in reverse order."""
+
+    def __init__(self, run_dir: Path, *, worker_concurrency: int = 2):
+        self.run_dir = run_dir
+        self.worker_concurrency = worker_concurrency
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.children: list[Child] = []
+        self.stampsim: StampProcess | None = None
+        self.url = ""
+        atexit.register(self.close)  # should a second Ctrl-C interrupt the first close
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+
+    def start_stampsim(self, name: str, *args: str) -> StampProcess:
+        self.stampsim = StampProcess(name, self.run_dir / "stampsim", args=args)
+        self.stampsim.start(timeout=START_TIMEOUT)
+        return self.stampsim
+
+    def start_worker(self, queues: list[str]) -> Child:
+        command = processes.local(processes.worker(",".join(queues),
+                                                   concurrency=self.worker_concurrency))
+        command += ["--hostname", f"bench-{uuid.uuid4().hex[:8]}@%h", "--without-gossip",
+                    "--without-mingle"]
+        return self._start(Child("worker", command, self.run_dir / "worker.log", self._env()))
+
+    def start_web(self) -> str:
+        port = free_port()
+        child = self._start(Child("web", processes.local(processes.web(port)),
+                                  self.run_dir / "web.log",
+                                  self._env(BUFFET_BENCH_ENDPOINTS="1")))
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            self.check()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self.url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)  # polling interval, bounded by the deadline
+        raise StackFailed(f"web did not answer /healthz within {START_TIMEOUT:.0f} s:\n"
+                          f"{child.log_tail()}")
+
+    def _start(self, child: Child) -> Child:
+        self.children.append(child.start())
+        return child
+
+    def check(self) -> None:
+        """Raise ``StackFailed`` if a process of the stack has died."""
+        for child in self.children:
+            if not child.alive:
+                raise StackFailed(f"{child.name} exited with {child.process.returncode}; "
+                                  f"see {child.log_path}:\n{child.log_tail()}")
+        if self.stampsim is not None and not self.stampsim.alive:
+            raise StackFailed(f"stampsim exited; see {self.stampsim.log_path}:\n"
+                              f"{self.stampsim.log_tail()}")
+
+    def meter(self) -> Meter:
+        """A CPU meter of the stack's processes (started ones only)."""
+        groups = {child.name: child.process.pid for child in self.children}
+        pids = {"stampsim": self.stampsim.process.pid} if self.stampsim else {}
+        return Meter(groups=groups, pids=pids)
+
+    def close(self) -> None:
+        while self.children:
+            self.children.pop().stop()
+        if self.stampsim is not None:
+            self.stampsim.stop()
+            self.stampsim = None
+        atexit.unregister(self.close)

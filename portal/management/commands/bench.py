@@ -1,0 +1,106 @@
+"""``manage.py bench provisioning|dr``: benchmarks against a stack the command starts.
+
+It runs on the database and broker of the current settings (set ``DATABASE_URL`` and
+``CELERY_BROKER_URL`` to measure PostgreSQL and Redis; with neither, the embedded
+SQLite defaults under ``BUFFET_VAR_DIR``) and stops every process it started, on
+success, error or Ctrl-C.
+"""
+
+import json
+import logging
+import signal
+import threading
+
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.bench import dr, provisioning
+from portal.bench.stack import StackFailed
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+class Command(BaseCommand):
+    help = ("Benchmark VM creates through the HTTP API against a minimal authenticated "
+            "insert, on a stack (stampsim, worker, gunicorn) the command starts.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("scenario", choices=["provisioning", "dr"])
+        parser.add_argument("--vms", type=_positive, default=200,
+                            help="dr: VMs in the protected subscription; default %(default)s")
+        parser.add_argument("--latencies", default="0,50",
+                            help="dr: stampsim latencies in ms, comma-separated; "
+                                 "default %(default)s")
+        parser.add_argument("--clients", type=_positive, default=16,
+                            help="concurrent API clients (threads); default %(default)s")
+        parser.add_argument("--duration", type=float, default=20.0,
+                            help="seconds each phase lasts at most; default %(default)s")
+        parser.add_argument("--requests", type=_positive, default=None,
+                            help="requests each phase sends at most, all clients together")
+        parser.add_argument("--worker-concurrency", type=_positive, default=2,
+                            help="Celery worker processes; default %(default)s")
+        parser.add_argument("--drain-timeout", type=float, default=900.0,
+                            help="seconds to wait for the jobs to end after the clients "
+                                 "stop; default %(default)s")
+        parser.add_argument("--json", action="store_true", dest="as_json",
+                            help="also print the figures as one line of JSON")
+
+    def handle(self, *args, scenario, clients, duration, requests, worker_concurrency,
+               drain_timeout, as_json, vms, latencies, **options):
+        # A log line per request would cost the clients more than some requests do.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        if scenario == "dr":
+            return self._dr(vms, latencies, as_json)
+        restore = self._stop_on_sigterm()
+        try:
+            figures = provisioning.run(clients=clients, duration=duration, requests=requests,
+                                       worker_concurrency=worker_concurrency,
+                                       drain_timeout=drain_timeout, say=self.stderr.write)
+        except StackFailed as exc:
+            raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted; the processes it started are stopped.") from None
+        finally:
+            restore()
+        self.stdout.write(provisioning.render(figures))
+        if as_json:
+            self.stdout.write(json.dumps(figures))
+        jobs = figures["jobs"]
+        if jobs["ended"] < jobs["total"]:
+            raise CommandError(f"{jobs['total'] - jobs['ended']} jobs had not ended after "
+                               f"{drain_timeout:.0f} s")
+
+    def _dr(self, vms: int, latencies: str, as_json: bool) -> None:
+        try:
+            levels = [int(level) for level in latencies.split(",") if level.strip()]
+        except ValueError:
+            raise CommandError("--latencies takes whole milliseconds, e.g. 0,50") from None
+        restore = self._stop_on_sigterm()
+        try:
+            rows = dr.run(vms=vms, latencies=levels, say=self.stderr.write)
+        except StackFailed as exc:
+            raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted; the processes it started are stopped.") from None
+        finally:
+            restore()
+        self.stdout.write(dr.render(rows))
+        if as_json:
+            self.stdout.write(json.dumps(rows))
+
+    @staticmethod
+    def _stop_on_sigterm():
+        """Turn SIGTERM into KeyboardInterrupt, so the stack is stopped as on Ctrl-C."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def interrupt(*_):
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, interrupt)
+        return lambda: signal.signal(signal.SIGTERM, previous)
+

@@ -1,0 +1,63 @@
+"""``manage.py bench provisioning``: a tiny run end to end, in embedded mode."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from portal.bench.load import percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL"}
+
+
+@pytest.mark.worker
+def test_a_tiny_run_measures_both_endpoints_ends_every_job_and_stops_its_stack(tmp_path):
+    # given embedded mode in a fresh var directory, whatever services the suite runs on
+    env = {k: v for k, v in os.environ.items() if k not in SERVICES}
+    env["BUFFET_VAR_DIR"] = str(tmp_path)
+    # when a tiny benchmark runs
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bench", "provisioning", "--clients", "2",
+         "--duration", "3", "--requests", "8", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+    # then both endpoints were measured, without errors
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["database"] == "sqlite"
+    for phase, status in (("baseline", "201"), ("vm_create", "202")):
+        measured = figures[phase]
+        assert measured["requests"] == 8, phase
+        assert measured["statuses"] == {status: 8} and measured["errors"] == 0, phase
+        assert measured["per_second"] > 0, phase
+        assert 0 < measured["p50_ms"] <= measured["p95_ms"] <= measured["p99_ms"], phase
+    assert figures["ratio"] == pytest.approx(
+        figures["vm_create"]["per_second"] / figures["baseline"]["per_second"], abs=0.001)
+    # and every VM was deleted once created, and every job ended well
+    jobs = figures["jobs"]
+    assert jobs["creates"] == jobs["deletes"] == 8
+    assert jobs["ended"] == jobs["total"] == jobs["succeeded"] == 16
+    assert jobs["per_second"] > 0
+    assert "VM create" in result.stdout and "jobs/s" in result.stdout
+    assert set(figures["cpu_cores"]) == {"baseline", "vm_create", "drain"}
+    # and the web server it started is gone
+    url = re.search(r"Stack up at (\S+?);", result.stderr).group(1)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/healthz", timeout=2)
+
+
+@pytest.mark.django_db
+def test_the_baseline_endpoint_is_not_mounted_without_the_bench_switch(client):
+    assert "BUFFET_BENCH_ENDPOINTS" not in os.environ
+    assert client.post("/api/bench/baseline/").status_code == 404
+
+
+def test_percentiles_are_nearest_rank_and_ordered():
+    values = [float(v) for v in range(1, 101)]
+    assert [percentile(values, p) for p in (50, 95, 99, 100)] == [50.0, 95.0, 99.0, 100.0]
+    assert percentile([7.0], 99) == 7.0 and percentile([], 50) == 0.0
