@@ -18,8 +18,12 @@ __all__ = ["allocate_external", "release_external"]
 def allocate_external(site: Site, *, held_by_fabric: set[str]) -> str:
     """The site's external address: the one it already has, or the next free one."""
     existing = ExternalAddress.objects.filter(site=site, state=AddressState.ALLOCATED).first()
-    if existing is not None:
+    if existing is not None and existing.address not in held_by_fabric:
         return existing.address
+    if existing is not None:
+        # Reserved before the fabric was asked, and the fabric holds it: skip it for good.
+        existing.state, existing.site = AddressState.HELD_BY_FABRIC, None
+        existing.save(update_fields=["state", "site"])
     cloud: Cloud = site.cloud
     known = dict(ExternalAddress.objects.filter(cloud=cloud).values_list("address", "state"))
     for address in held_by_fabric - set(known):

@@ -180,3 +180,22 @@ def test_another_tenants_subscription_is_404_on_every_endpoint(signup, catalog):
     assert bob.get("/api/v1/subscriptions/").json()["count"] == 0
     # and A's subscription still has its add-on
     assert addon in alice.get(f"/api/v1/subscriptions/{sid}/").json()["addons"]
+
+
+def test_an_exhausted_external_pool_is_a_409_and_nothing_is_made(signup, catalog):
+    # given a cloud whose external pool has one address beside the router
+    cloud = catalog["post"]("clouds", {
+        "name": unique("small-pool-"), "stamp": catalog["stamp_a"]["id"],
+        "capacity": {"vcpus": 8, "memory_mb": 8192, "storage_gb": 100, "vms": 4},
+        "external_pool_cidr": "198.51.100.0/30"})
+    plan = catalog["post"]("plans", {"name": unique("Pool "), "state": "public",
+                                     "cloud": cloud["id"]})
+    assert subscribe(signup(), plan["id"]).status_code == 201
+    # when a second tenant subscribes
+    late = signup()
+    response = subscribe(late, plan["id"])
+    # then it is told clearly, and nothing of it remains
+    assert response.status_code == 409
+    assert response.json()["type"].endswith("/pool-exhausted")
+    assert late.get("/api/v1/subscriptions/").json()["count"] == 0
+    assert late.get("/api/v1/jobs/").json()["count"] == 0

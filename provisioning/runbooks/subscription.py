@@ -7,11 +7,14 @@ A failure at any step undoes the steps before it. ``subscription.decommission`` 
 everything, VMs included, moving forward only: a failure stops it for a retry.
 """
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
 from plans.models import QuotaLedger, Subscription
 from portal import events
+from portal.errors import Conflict
 from provisioning import engine, ipam
 from provisioning.engine import Runbook, Step, StepContext
 from provisioning.models import (
@@ -28,6 +31,8 @@ from provisioning.models import (
 )
 
 __all__ = ["COMMISSION", "DECOMMISSION", "commission_site"]
+
+log = logging.getLogger(__name__)
 
 
 def _site(ctx: StepContext) -> Site:
@@ -132,6 +137,7 @@ def _commissioned(job):
 
 def _commission_failed(job):
     Site.objects.filter(pk=job.inputs["site"]).update(state=SiteState.FAILED)
+    ipam.release_external(Site.objects.get(pk=job.inputs["site"]))
 
 
 def _commission_retried(job):
@@ -249,6 +255,15 @@ def commission_site(subscription: Subscription, acting_user) -> None:
     """A new subscription gets its primary site on the plan's cloud."""
     cloud = subscription.plan.cloud
     site = Site.objects.create(subscription=subscription, cloud=cloud, role=SiteRole.PRIMARY)
+    # Reserve the external address now, so an exhausted pool is a 409 for the tenant
+    # (and a warning for the provider) rather than a failed job later. The commission
+    # step checks it against what the fabric holds and moves on if it is taken there.
+    try:
+        ipam.allocate_external(site, held_by_fabric=set())
+    except Conflict:
+        log.warning("external pool %s of cloud %s is exhausted: a subscription was refused",
+                    cloud.external_pool_cidr, cloud.name)
+        raise
     engine.enqueue(COMMISSION.name, stamp=cloud.stamp, inputs={"site": str(site.pk)},
                    subscription=subscription, resource=site, acting_user=acting_user)
 
@@ -257,8 +272,6 @@ def commission_site(subscription: Subscription, acting_user) -> None:
 def decommission(subscription: Subscription, *, acting_user):
     """Start removing a subscription and everything it has on the fabric."""
     from django_fsm import TransitionNotAllowed
-
-    from portal.errors import Conflict
 
     subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
     try:
