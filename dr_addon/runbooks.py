@@ -4,6 +4,8 @@ check the fabric's state before acting, so a retried step picks up where it stop
 Failover and failback move forward only: a failure leaves a consistent, reported state
 (which VMs are where is recorded per VM as it happens) that a retry completes."""
 
+from functools import partial
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,7 +20,7 @@ from dr_addon.models import (
 )
 from provisioning import ipam
 from provisioning.drivers import DriverError, PowerState
-from provisioning.engine import Runbook, Step, StepContext, register
+from provisioning.engine import Runbook, Step, register
 from provisioning.models import (
     Network,
     NetworkState,
@@ -45,7 +47,7 @@ def _primary(protection: Protection) -> Site:
         state=SiteState.READY)
 
 
-def _drivers(ctx: StepContext, protection: Protection):
+def _drivers(protection: Protection):
     return (driver_for(_primary(protection).cloud.stamp),
             driver_for(protection.recovery_site.cloud.stamp))
 
@@ -64,12 +66,23 @@ def _ensure_power(driver, key: str, vm_id: str, on: bool) -> None:
     (driver.start_vm if on else driver.stop_vm)(key=key, vm_id=vm_id)
 
 
+def _set_power(ctx, *, site: str, on: bool) -> dict:
+    """Power every protected VM on or off on one site (checked first: safe to redo)."""
+    protection = _protection(ctx)
+    primary, recovery = _drivers(protection)
+    on_primary = site == ActiveSite.PRIMARY
+    for row in ProtectedVm.objects.filter(protection=protection):
+        _ensure_power(primary if on_primary else recovery, ctx.key(str(row.vm_id)),
+                      row.primary_fabric_id if on_primary else row.recovery_fabric_id, on=on)
+    return {}
+
+
 # --- protect --------------------------------------------------------------------------
 
 def create_recovery_container(ctx):
     protection = _protection(ctx)
     site = protection.recovery_site
-    _, recovery = _drivers(ctx, protection)
+    _, recovery = _drivers(protection)
     container = recovery.create_container(key=ctx.key(), name=f"dr-{protection.subscription_id}")
     Site.objects.filter(pk=site.pk).update(container_id=container.id)
     address = ipam.allocate_external(site, held_by_fabric=recovery.external_addresses())
@@ -82,7 +95,7 @@ def create_recovery_container(ctx):
 
 def delete_recovery_container(ctx):
     protection = _protection(ctx)
-    _, recovery = _drivers(ctx, protection)
+    _, recovery = _drivers(protection)
     recovery.delete_container(key=ctx.key("undo"), container_id=ctx.outputs[
         "recovery_container"], force=True)
     ipam.release_external(protection.recovery_site)
@@ -93,7 +106,7 @@ def delete_recovery_container(ctx):
 def recreate_networks(ctx):
     """The tenant's networks, from their definitions, on the recovery side."""
     protection = _protection(ctx)
-    _, recovery = _drivers(ctx, protection)
+    _, recovery = _drivers(protection)
     site = Site.objects.get(pk=protection.recovery_site_id)
     made = 0
     for network in Network.objects.filter(subscription_id=protection.subscription_id,
@@ -137,7 +150,7 @@ def _enable(ctx, protection, primary_driver, vm: VirtualMachine) -> ProtectedVm:
 
 def enable_replication(ctx):
     protection = _protection(ctx)
-    primary, _ = _drivers(ctx, protection)
+    primary, _ = _drivers(protection)
     count = 0
     for vm in _live_vms(protection):
         if not ProtectedVm.objects.filter(vm=vm, state="protected").exists():
@@ -148,7 +161,7 @@ def enable_replication(ctx):
 
 def disable_replication(ctx):
     protection = _protection(ctx)
-    primary, _ = _drivers(ctx, protection)
+    primary, _ = _drivers(protection)
     for row in ProtectedVm.objects.filter(protection=protection):
         primary.disable_replication(key=ctx.key(f"undo-{row.vm_id}"),
                                     vm_id=row.primary_fabric_id)
@@ -176,7 +189,7 @@ PROTECT = register(Runbook(
 
 def protect_one_vm(ctx):
     protection = _protection(ctx)
-    primary, _ = _drivers(ctx, protection)
+    primary, _ = _drivers(protection)
     vm = VirtualMachine.objects.get(pk=ctx.inputs["vm"])
     _enable(ctx, protection, primary, vm)
     return {}
@@ -191,7 +204,7 @@ PROTECT_VM = register(Runbook(
 
 def sync_all(ctx):
     protection = _protection(ctx)
-    primary, _ = _drivers(ctx, protection)
+    primary, _ = _drivers(protection)
     synced = 0
     for row in ProtectedVm.objects.filter(protection=protection, state="protected"):
         try:
@@ -306,10 +319,7 @@ def stop_primary_vms(ctx):
     if _unplanned(ctx):
         ctx.log("unplanned: the primary is not asked")
         return {}
-    protection = _protection(ctx)
-    primary, _ = _drivers(ctx, protection)
-    for row in ProtectedVm.objects.filter(protection=protection):
-        _ensure_power(primary, ctx.key(str(row.vm_id)), row.primary_fabric_id, on=False)
+    _set_power(ctx, site=ActiveSite.PRIMARY, on=False)
     ctx.log("primary VMs stopped")
     return {}
 
@@ -322,7 +332,7 @@ def final_sync(ctx):
         loss = (timezone.now() - oldest).total_seconds() if oldest else None
         ctx.log(f"unplanned: starting from the last sync; data-loss window {loss} s")
         return {"data_loss_seconds": loss}
-    primary, _ = _drivers(ctx, protection)
+    primary, _ = _drivers(protection)
     for row in ProtectedVm.objects.filter(protection=protection):
         info = primary.sync_replication(key=ctx.key(str(row.vm_id)),
                                         vm_id=row.primary_fabric_id)
@@ -334,7 +344,7 @@ def final_sync(ctx):
 
 def fail_over_replicas(ctx):
     protection = _protection(ctx)
-    _, recovery = _drivers(ctx, protection)
+    _, recovery = _drivers(protection)
     networks = dict(ProtectedNetwork.objects.filter(protection=protection).values_list(
         "network_id", "recovery_fabric_id"))
     for row in ProtectedVm.objects.filter(protection=protection).select_related("vm"):
@@ -343,14 +353,6 @@ def fail_over_replicas(ctx):
                                       network_id=networks.get(row.vm.network_id),
                                       ip_address=row.vm.ip_address)
         ProtectedVm.objects.filter(pk=row.pk).update(state="failed_over")
-    return {}
-
-
-def start_recovered_vms(ctx):
-    protection = _protection(ctx)
-    _, recovery = _drivers(ctx, protection)
-    for row in ProtectedVm.objects.filter(protection=protection):
-        _ensure_power(recovery, ctx.key(str(row.vm_id)), row.recovery_fabric_id, on=True)
     return {}
 
 
@@ -390,26 +392,18 @@ FAILOVER = register(Runbook(
     steps=(Step("Stop VMs on the primary site", stop_primary_vms),
            Step("Final sync", final_sync),
            Step("Fail over the replicas", fail_over_replicas),
-           Step("Start VMs on the recovery site", start_recovered_vms),
+           Step("Start VMs on the recovery site",
+                partial(_set_power, site=ActiveSite.RECOVERY, on=True)),
            Step("Switch the active site", switch_to_recovery)),
     on_success=_failed_over, compensate=False))
 
 
 # --- failback -------------------------------------------------------------------------
 
-def stop_stale_primaries(ctx):
-    """After an unplanned failover the old primaries may have come back running."""
-    protection = _protection(ctx)
-    primary, _ = _drivers(ctx, protection)
-    for row in ProtectedVm.objects.filter(protection=protection):
-        _ensure_power(primary, ctx.key(str(row.vm_id)), row.primary_fabric_id, on=False)
-    return {}
-
-
 def reverse_replication(ctx):
     protection = _protection(ctx)
     primary_site = _primary(protection)
-    _, recovery = _drivers(ctx, protection)
+    _, recovery = _drivers(protection)
     for row in ProtectedVm.objects.filter(protection=protection):
         status = recovery.replication_status(row.recovery_fabric_id)
         if status is None or status.role != "source":
@@ -422,17 +416,9 @@ def reverse_replication(ctx):
     return {}
 
 
-def stop_recovered_vms(ctx):
-    protection = _protection(ctx)
-    _, recovery = _drivers(ctx, protection)
-    for row in ProtectedVm.objects.filter(protection=protection):
-        _ensure_power(recovery, ctx.key(str(row.vm_id)), row.recovery_fabric_id, on=False)
-    return {}
-
-
 def sync_back(ctx):
     protection = _protection(ctx)
-    _, recovery = _drivers(ctx, protection)
+    _, recovery = _drivers(protection)
     for row in ProtectedVm.objects.filter(protection=protection):
         recovery.sync_replication(key=ctx.key(str(row.vm_id)), vm_id=row.recovery_fabric_id)
     return {}
@@ -440,7 +426,7 @@ def sync_back(ctx):
 
 def fail_over_to_primary(ctx):
     protection = _protection(ctx)
-    primary, _ = _drivers(ctx, protection)
+    primary, _ = _drivers(protection)
     networks = dict(ProtectedNetwork.objects.filter(protection=protection).values_list(
         "network_id", "primary_fabric_id"))
     for row in ProtectedVm.objects.filter(protection=protection).select_related("vm"):
@@ -453,18 +439,10 @@ def fail_over_to_primary(ctx):
     return {}
 
 
-def start_primary_vms(ctx):
-    protection = _protection(ctx)
-    primary, _ = _drivers(ctx, protection)
-    for row in ProtectedVm.objects.filter(protection=protection):
-        _ensure_power(primary, ctx.key(str(row.vm_id)), row.primary_fabric_id, on=True)
-    return {}
-
-
 def protect_again(ctx):
     """Replicate forward again: the recovery copies become the replicas."""
     protection = _protection(ctx)
-    primary, _ = _drivers(ctx, protection)
+    primary, _ = _drivers(protection)
     site = protection.recovery_site
     for row in ProtectedVm.objects.filter(protection=protection):
         status = primary.replication_status(row.primary_fabric_id)
@@ -493,12 +471,16 @@ def _failed_back(job):
 
 FAILBACK = register(Runbook(
     name="dr.failback", description="Bring the subscription home and protect it again.",
-    steps=(Step("Stop stale VMs on the primary site", stop_stale_primaries),
+    # After an unplanned failover the old primaries may have come back running.
+    steps=(Step("Stop stale VMs on the primary site",
+                partial(_set_power, site=ActiveSite.PRIMARY, on=False)),
            Step("Reverse replication", reverse_replication),
-           Step("Stop VMs on the recovery site", stop_recovered_vms),
+           Step("Stop VMs on the recovery site",
+                partial(_set_power, site=ActiveSite.RECOVERY, on=False)),
            Step("Sync back", sync_back),
            Step("Fail over to the primary site", fail_over_to_primary),
-           Step("Start VMs on the primary site", start_primary_vms),
+           Step("Start VMs on the primary site",
+                partial(_set_power, site=ActiveSite.PRIMARY, on=True)),
            Step("Switch the active site", switch_to_primary),
            Step("Protect again", protect_again)),
     on_success=_failed_back, compensate=False))
@@ -513,7 +495,7 @@ def disable_all(ctx):
 
 def remove_recovery_site(ctx):
     protection = _protection(ctx)
-    _, recovery = _drivers(ctx, protection)
+    _, recovery = _drivers(protection)
     site = protection.recovery_site
     if site.container_id:
         recovery.delete_container(key=ctx.key(), container_id=site.container_id, force=True)
