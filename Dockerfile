@@ -5,11 +5,14 @@ WORKDIR /app
 RUN useradd --system --home /app buffet && mkdir -p /var/lib/buffet \
     && chown buffet /var/lib/buffet
 COPY pyproject.toml README.md ./
-COPY portal ./portal
+COPY stampsim ./stampsim
+COPY base ./base
 COPY tenants ./tenants
+COPY fabric ./fabric
 COPY plans ./plans
 COPY provisioning ./provisioning
 COPY dr_addon ./dr_addon
+COPY portal ./portal
 COPY manage.py ./
 RUN pip install --no-cache-dir . && python manage.py collectstatic --noinput
 USER buffet

@@ -59,6 +59,10 @@ def main() -> int:
         lint = subprocess.run([str(PY), "-m", "ruff", "check", "."])
         if lint.returncode != 0:
             return lint.returncode
+        # The layers of DESIGN.md as import-linter contracts (pyproject.toml).
+        layers = subprocess.run([str(VENV / "bin" / "lint-imports"), "--no-cache"])
+        if layers.returncode != 0:
+            return layers.returncode
         workers = os.environ.get("BUFFET_TEST_WORKERS", "auto")
         args = ["-n", workers, "--dist", "loadgroup", *rest] if workers != "0" else rest
         tests = subprocess.run([str(PY), "-m", "pytest", *args])

@@ -6,5 +6,10 @@ class DrAddonConfig(AppConfig):
     verbose_name = "Disaster recovery"
 
     def ready(self):
-        # Registers the DR runbooks and the event handlers of the add-on.
-        from dr_addon import runbooks, services  # noqa: F401
+        from dr_addon import runbooks  # noqa: F401  (registers the DR runbooks)
+        from dr_addon.services import DrAddOnHooks
+        from plans.models import AddOnKind
+        from provisioning import addons
+
+        # The subscription lifecycle calls these at its fixed points (provisioning.addons).
+        addons.register(AddOnKind.DR, DrAddOnHooks())

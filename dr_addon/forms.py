@@ -3,9 +3,9 @@ mapping. They only parse input; ``dr_addon.services`` decides what is allowed.""
 
 from django import forms
 
+from base.web.forms import ListFilterForm, ServiceModelForm
 from dr_addon.models import ActiveSite, NetworkMapping, ProtectionState
 from plans.models import AddOn, AddOnKind
-from portal.web.forms import ListFilterForm, ServiceModelForm
 
 __all__ = ["MappingFilterForm", "NetworkMappingForm", "ProtectionFilterForm"]
 

@@ -4,6 +4,8 @@ import uuid
 
 from django.db import models
 
+from base.scoping import RestrictedQuerySet
+
 __all__ = ["ActiveSite", "DrReport", "DrillKind", "NetworkMapping", "ProtectedNetwork",
            "ProtectedVm", "Protection", "ProtectionState"]
 
@@ -49,6 +51,7 @@ class ActiveSite(models.TextChoices):
 class Protection(models.Model):
     """A subscription protected by a DR add-on: where it recovers and where it runs now."""
 
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     subscription = models.OneToOneField("plans.Subscription", on_delete=models.CASCADE,
                                         related_name="protection")
@@ -60,6 +63,9 @@ class Protection(models.Model):
     active_site = models.CharField(max_length=16, choices=ActiveSite.choices,
                                    default=ActiveSite.PRIMARY)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    tenant_path = "subscription__tenant"  # what restrict(tenant) follows
 
     class Meta:
         ordering = ["-created_at"]

@@ -18,8 +18,9 @@ from dr_addon.models import (
     Protection,
     ProtectionState,
 )
+from fabric.drivers import DriverError, PowerState
+from fabric.services import driver_for
 from provisioning import ipam
-from provisioning.drivers import DriverError, PowerState
 from provisioning.engine import Runbook, Step, register
 from provisioning.models import (
     Network,
@@ -30,7 +31,6 @@ from provisioning.models import (
     VirtualMachine,
     VmState,
 )
-from provisioning.services import driver_for
 
 __all__ = ["FAILBACK", "FAILOVER", "PROTECT", "PROTECT_VM", "SYNC", "TEST_FAILOVER"]
 
@@ -270,7 +270,7 @@ def check_drill_copies(ctx):
         checked[vm_id] = info.power_state == PowerState.RUNNING
     failed = [vm for vm, ok in checked.items() if not ok]
     if failed:
-        from portal.errors import Conflict
+        from base.errors import Conflict
 
         raise Conflict(f"{len(failed)} recovery copies did not start.", code="drill-check")
     ctx.log(f"all {len(checked)} copies are running on their isolated networks")

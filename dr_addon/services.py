@@ -10,6 +10,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from base import events
+from base.errors import Conflict, Invalid, NotFound
+from base.events import Event
 from dr_addon.models import (
     ActiveSite,
     DrillKind,
@@ -19,13 +22,12 @@ from dr_addon.models import (
     Protection,
     ProtectionState,
 )
-from plans.models import AddOn, AddOnKind, Subscription
-from portal import events
-from portal.errors import Conflict, Invalid, NotFound
+from plans.models import AddOn, AddOnKind, Subscription, SubscriptionAddOn
 from provisioning import engine
 from provisioning.models import Job, JobState, Site, SiteRole, SiteState, VmState
 
 __all__ = [
+    "DrAddOnHooks",
     "delete_mapping",
     "failback",
     "failover",
@@ -76,17 +78,39 @@ def _protection(subscription: Subscription, *, lock: bool = False) -> Protection
     return protection
 
 
-@events.on("addon.attached")
-def protect(link, acting_user) -> None:
+class DrAddOnHooks:
+    """What the DR add-on does at the subscription lifecycle's fixed points
+    (``provisioning.addons``; registered in ``dr_addon.apps``)."""
+
+    def check_attach(self, subscription: Subscription, addon: AddOn) -> None:
+        try:
+            _primary_site(subscription)
+        except Site.DoesNotExist:
+            raise Conflict("The subscription is still being set up; attach DR when its "
+                           "commission has finished.", code="subscription-not-ready") from None
+
+    def attached(self, link: SubscriptionAddOn, *, acting_user) -> None:
+        protect(link, acting_user=acting_user)
+
+    def check_detach(self, link: SubscriptionAddOn) -> None:
+        protection = _protection(link.subscription, lock=True)
+        if protection.active_site != ActiveSite.PRIMARY:
+            raise Conflict("Fail back before removing DR.", code="dr-state")
+
+    def detached(self, link: SubscriptionAddOn, *, acting_user) -> None:
+        unprotect(link, acting_user=acting_user)
+
+    def vm_created(self, vm) -> None:
+        protect_new_vm(vm)
+
+    def vm_deleted(self, vm) -> None:
+        ProtectedVm.objects.filter(vm=vm).delete()
+
+
+def protect(link: SubscriptionAddOn, *, acting_user) -> Protection:
     """Attaching a DR add-on protects the whole subscription (a job)."""
-    if link.addon.kind != AddOnKind.DR:
-        return
     subscription = link.subscription
-    try:
-        primary = _primary_site(subscription)
-    except Site.DoesNotExist:
-        raise Conflict("The subscription is still being set up; attach DR when its "
-                       "commission has finished.", code="subscription-not-ready") from None
+    primary = _primary_site(subscription)
     recovery = Site.objects.create(subscription=subscription, cloud=link.addon.recovery_cloud,
                                    role=SiteRole.RECOVERY, is_active=False)
     protection = Protection.objects.create(subscription=subscription, addon=link.addon,
@@ -94,24 +118,20 @@ def protect(link, acting_user) -> None:
     engine.enqueue("dr.protect", stamp=primary.cloud.stamp, subscription=subscription,
                    resource=protection, acting_user=acting_user,
                    inputs={"protection": str(protection.pk)})
+    return protection
 
 
-@events.on("addon.detached")
-def unprotect(link, acting_user) -> None:
-    if link.addon.kind != AddOnKind.DR:
-        return
+def unprotect(link: SubscriptionAddOn, *, acting_user) -> Protection:
     protection = _protection(link.subscription, lock=True)
-    if protection.active_site != ActiveSite.PRIMARY:
-        raise Conflict("Fail back before removing DR.", code="dr-state")
     protection.state = ProtectionState.UNPROTECTING
     protection.save(update_fields=["state"])
     engine.enqueue("dr.unprotect", stamp=_primary_site(link.subscription).cloud.stamp,
                    subscription=link.subscription, resource=protection, acting_user=acting_user,
                    inputs={"protection": str(protection.pk)})
+    return protection
 
 
-@events.on("vm.created")
-def protect_new_vm(vm, acting_user) -> None:
+def protect_new_vm(vm) -> None:
     """A VM created in a protected subscription is protected too."""
     protection = Protection.objects.filter(
         subscription_id=vm.subscription_id, state=ProtectionState.PROTECTED,
@@ -119,13 +139,8 @@ def protect_new_vm(vm, acting_user) -> None:
     if protection is None:
         return
     engine.enqueue("dr.protect-vm", stamp=_primary_site(vm.subscription).cloud.stamp,
-                   subscription=vm.subscription, resource=vm, acting_user=acting_user,
+                   subscription=vm.subscription, resource=vm,
                    inputs={"protection": str(protection.pk), "vm": str(vm.pk)})
-
-
-@events.on("vm.deleted")
-def forget_deleted_vm(vm, acting_user) -> None:
-    ProtectedVm.objects.filter(vm=vm).delete()
 
 
 def sync_due() -> list[str]:
@@ -150,6 +165,10 @@ def sync_due() -> list[str]:
     return started
 
 
+_EVENTS = {DrillKind.TEST: Event.DR_TEST_FAILOVER, DrillKind.PLANNED: Event.DR_PLANNED,
+           DrillKind.UNPLANNED: Event.DR_UNPLANNED, DrillKind.FAILBACK: Event.DR_FAILBACK}
+
+
 def _start(protection: Protection, kind: str, runbook: str, *, stamp, busy_state: str,
            acting_user, **inputs):
     report = DrReport.objects.create(protection=protection, kind=kind)
@@ -161,7 +180,7 @@ def _start(protection: Protection, kind: str, runbook: str, *, stamp, busy_state
     if busy_state:
         protection.state = busy_state
         protection.save(update_fields=["state"])
-    events.emit(f"dr.{kind}", protection, acting_user=acting_user)
+    events.record(_EVENTS[kind], protection, acting_user=acting_user)
     return job
 
 

@@ -16,6 +16,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.generic import DetailView, ListView
 
+from base.web import ui
+from base.web.views import (
+    ListFormMixin,
+    ProviderPortalMixin,
+    SearchListMixin,
+    ServiceActionView,
+    ServiceFormMixin,
+    TenantPortalMixin,
+)
 from dr_addon import runbooks, services
 from dr_addon.forms import MappingFilterForm, NetworkMappingForm, ProtectionFilterForm
 from dr_addon.models import (
@@ -27,15 +36,7 @@ from dr_addon.models import (
     ProtectionState,
 )
 from plans.models import AddOn, AddOnKind, Subscription, SubscriptionState
-from portal.web import ui
-from portal.web.base import (
-    ListFormMixin,
-    ProviderPortalMixin,
-    SearchListMixin,
-    ServiceActionView,
-    ServiceFormMixin,
-    TenantPortalMixin,
-)
+from provisioning import presenters
 from provisioning.models import JOB_TERMINAL_STATES, Job, JobStep
 
 __all__ = [
@@ -386,7 +387,7 @@ class DrReportMixin(DetailView):
         report = self.object
         job = None
         if report.job_id:
-            job = ui.job_rows(Job.objects.filter(pk=report.job_id).prefetch_related(
+            job = presenters.job_rows(Job.objects.filter(pk=report.job_id).prefetch_related(
                 Prefetch("steps", queryset=JobStep.objects.order_by("index"))))[0]
         row = ReportRow(report)
         context.update(subscription=self.subscription, row=row, job_row=job,
@@ -402,7 +403,7 @@ class TenantSubscriptionMixin(TenantPortalMixin):
     @cached_property
     def subscription(self) -> Subscription:
         return get_object_or_404(
-            self.scoped(Subscription.objects.exclude(state=SubscriptionState.DELETED))
+            Subscription.objects.exclude(state=SubscriptionState.DELETED).restrict(self.tenant)
             .select_related("plan"), pk=self.kwargs["pk"])
 
 

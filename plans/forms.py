@@ -3,9 +3,9 @@ decides (quotas, DR stamps, templates of the plan's cloud, states)."""
 
 from django import forms
 
+from base.web.forms import PortalForm, ServiceModelForm
+from fabric.models import Template
 from plans.models import AddOn, Plan
-from portal.web.forms import PortalForm, ServiceModelForm
-from provisioning.models import Template
 
 __all__ = ["AddOnChoiceForm", "AddOnForm", "PlanForm", "SubscribeForm"]
 

@@ -7,7 +7,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from provisioning.models import Cloud
+from base.scoping import RestrictedQuerySet
+from fabric.models import Cloud
 from tenants.models import Tenant
 
 __all__ = ["AddOn", "AddOnKind", "Plan", "PlanState", "QuotaDimension", "QuotaLedger",
@@ -88,7 +89,7 @@ class Plan(QuotaFields):
     description = models.TextField(blank=True)
     state = models.CharField(max_length=16, choices=PlanState.choices, default=PlanState.PRIVATE)
     cloud = models.ForeignKey(Cloud, on_delete=models.PROTECT, related_name="plans")
-    templates = models.ManyToManyField("provisioning.Template", blank=True, related_name="plans")
+    templates = models.ManyToManyField("fabric.Template", blank=True, related_name="plans")
     addons = models.ManyToManyField(AddOn, blank=True, related_name="plans")
     offered_to = models.ManyToManyField(
         Tenant, blank=True, related_name="private_plans",
@@ -123,6 +124,7 @@ class SubscriptionState(models.TextChoices):
 class Subscription(ConcurrentTransitionMixin, models.Model):
     """A tenant's instance of a plan; it owns every resource and its quota ledger."""
 
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="subscriptions")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
@@ -132,6 +134,9 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
     addons = models.ManyToManyField(AddOn, through="SubscriptionAddOn", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     state_changed_at = models.DateTimeField(auto_now=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    tenant_path = "tenant"  # what restrict(tenant) follows
 
     class Meta:
         ordering = ["-created_at"]

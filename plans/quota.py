@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from django.db import transaction
 from django.db.models import F
 
+from base.errors import QuotaExceeded
+from fabric.models import CloudCapacity
 from plans.models import QuotaDimension, QuotaLedger, Subscription
-from portal.errors import QuotaExceeded
-from provisioning.models import CloudCapacity
 
 __all__ = ["release", "reserve", "set_limits", "summary"]
 

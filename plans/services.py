@@ -1,12 +1,16 @@
 """Use cases of the catalog and of subscriptions. The only place that changes them."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django_fsm import TransitionNotAllowed
 
+from base import events
+from base.errors import Conflict, Invalid, NotFound
+from base.events import Event
+from fabric.models import Cloud, Template
 from plans import quota
 from plans.models import (
     AddOn,
@@ -17,9 +21,6 @@ from plans.models import (
     SubscriptionAddOn,
     SubscriptionState,
 )
-from portal import events
-from portal.errors import Conflict, Invalid, NotFound
-from provisioning.models import Cloud, Template
 from tenants.models import Tenant, User
 
 __all__ = [
@@ -142,7 +143,9 @@ def limits_of(subscription: Subscription) -> dict[str, int]:
 
 @transaction.atomic
 def subscribe(tenant: Tenant, *, plan_id, name: str, acting_user: User) -> Subscription:
-    """Subscribe the tenant to a plan it can see, within the plan's subscription limit."""
+    """Subscribe the tenant to a plan it can see, within the plan's subscription limit.
+
+    Only the subscription's rows: ``provisioning.lifecycle.subscribe`` commissions it."""
     # Locking the plan row serialises concurrent subscribers of the same plan, so
     # max_subscriptions holds under any concurrency.
     plan = (Plan.objects.select_for_update().filter(pk=plan_id)
@@ -159,7 +162,7 @@ def subscribe(tenant: Tenant, *, plan_id, name: str, acting_user: User) -> Subsc
     name = (name or "").strip() or plan.name
     subscription = Subscription.objects.create(tenant=tenant, plan=plan, name=name)
     quota.set_limits(subscription, plan.quotas())
-    events.emit("subscription.created", subscription, acting_user=acting_user)
+    events.record(Event.SUBSCRIPTION_CREATED, subscription, acting_user=acting_user)
     return subscription
 
 
@@ -175,7 +178,14 @@ def _lock(subscription: Subscription) -> Subscription:
 
 
 @transaction.atomic
-def attach_addon(subscription: Subscription, *, addon_id, acting_user: User) -> SubscriptionAddOn:
+def attach_addon(subscription: Subscription, *, addon_id, acting_user: User,
+                 precondition: Callable[[Subscription, AddOn], None] | None = None
+                 ) -> SubscriptionAddOn:
+    """Link an add-on of the plan to the subscription and raise its limits.
+
+    ``precondition`` (the add-on's own check, from the layer that knows it) runs after
+    the catalog's checks and before anything is written.
+    """
     subscription = _lock(subscription)
     addon = subscription.plan.addons.filter(pk=addon_id).first()
     if addon is None:
@@ -185,22 +195,30 @@ def attach_addon(subscription: Subscription, *, addon_id, acting_user: User) -> 
         raise Conflict(f"The subscription is {subscription.state}.", code="subscription-state")
     if subscription.addon_links.filter(addon=addon).exists():
         raise Conflict("This add-on is already attached.", code="addon-attached")
+    if precondition is not None:
+        precondition(subscription, addon)
     link = SubscriptionAddOn.objects.create(subscription=subscription, addon=addon)
     quota.set_limits(subscription, limits_of(subscription))
-    events.emit("addon.attached", link, acting_user=acting_user)
+    events.record(Event.ADDON_ATTACHED, link, acting_user=acting_user)
     return link
 
 
 @transaction.atomic
-def detach_addon(subscription: Subscription, *, addon_id, acting_user: User) -> None:
+def detach_addon(subscription: Subscription, *, addon_id, acting_user: User,
+                 precondition: Callable[[SubscriptionAddOn], None] | None = None
+                 ) -> SubscriptionAddOn:
+    """Unlink an add-on; ``precondition`` is the add-on's own check, as for attaching."""
     subscription = _lock(subscription)
     link = subscription.addon_links.filter(addon_id=addon_id).select_related("addon").first()
     if link is None:
         raise NotFound("This add-on is not attached.")
+    if precondition is not None:
+        precondition(link)
     link.delete()
     # Limits may now be below use: allowed, it only blocks new reservations.
     quota.set_limits(subscription, limits_of(subscription))
-    events.emit("addon.detached", link, acting_user=acting_user)
+    events.record(Event.ADDON_DETACHED, link, acting_user=acting_user)
+    return link
 
 
 def _transition(subscription: Subscription, verb: str, transition) -> Subscription:
@@ -217,13 +235,13 @@ def _transition(subscription: Subscription, verb: str, transition) -> Subscripti
 @transaction.atomic
 def suspend_subscription(subscription: Subscription, *, acting_user: User) -> Subscription:
     subscription = _transition(subscription, "suspended", Subscription.suspend)
-    events.emit("subscription.suspended", subscription, acting_user=acting_user)
+    events.record(Event.SUBSCRIPTION_SUSPENDED, subscription, acting_user=acting_user)
     return subscription
 
 
 @transaction.atomic
 def resume_subscription(subscription: Subscription, *, acting_user: User) -> Subscription:
     subscription = _transition(subscription, "resumed", Subscription.resume)
-    events.emit("subscription.resumed", subscription, acting_user=acting_user)
+    events.record(Event.SUBSCRIPTION_RESUMED, subscription, acting_user=acting_user)
     return subscription
 

@@ -1,29 +1,22 @@
-"""Web UI of the catalog and of subscriptions: the tenant's plan catalogue, subscriptions
-and add-ons; the provider's plans, add-ons and subscriptions."""
+"""Web UI of the catalog: the tenant's plan catalogue; the provider's plans and add-ons.
+(Subscriptions: ``provisioning.views.subscriptions``.)"""
 
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from django.urls import reverse, reverse_lazy
-from django.views.generic import DetailView, FormView
 
-from plans import quota, services
-from plans.forms import AddOnChoiceForm, AddOnForm, PlanForm, SubscribeForm
-from plans.models import AddOn, Plan, PlanState, Subscription, SubscriptionAddOn, SubscriptionState
-from portal.web import ui
-from portal.web.base import (
+from base.web.views import (
     ProviderPortalMixin,
     SearchListMixin,
     ServiceActionView,
-    ServiceFormMixin,
     ServiceObjectFormView,
     TenantPortalMixin,
 )
-from provisioning.models import NetworkState, VmState
-from provisioning.views.resources import commission_pending, live_vm_count
+from plans import services
+from plans.forms import AddOnForm, PlanForm
+from plans.models import AddOn, Plan, PlanState, SubscriptionState
 
 __all__ = [
-    "AddOnAttachView",
-    "AddOnDetachView",
     "PlanCatalogueView",
     "ProviderAddOnFormView",
     "ProviderAddOnListView",
@@ -31,19 +24,9 @@ __all__ = [
     "ProviderPlanFormView",
     "ProviderPlanListView",
     "ProviderPlanPublishView",
-    "ProviderSubscriptionListView",
-    "ProviderSubscriptionResumeView",
-    "ProviderSubscriptionSuspendView",
-    "SubscribeView",
-    "SubscriptionDetailView",
-    "SubscriptionListView",
 ]
 
-_LIVE = ~Q(state=SubscriptionState.DELETED)
-SUBSCRIPTION_VMS_SHOWN = 10
-
-
-# --- Tenant: catalogue and subscriptions ----------------------------------------------
+# --- Tenant: catalogue ---------------------------------------------------------------
 
 class PlanCatalogueView(TenantPortalMixin, SearchListMixin):
     section = "plans"
@@ -55,112 +38,6 @@ class PlanCatalogueView(TenantPortalMixin, SearchListMixin):
         return self.search(services.visible_plans(self.tenant)
                            .prefetch_related("templates", "addons")
                            .order_by("price_monthly", "name"))
-
-
-class SubscribeView(TenantPortalMixin, ServiceFormMixin, FormView):
-    section = "plans"
-    template_name = "plans/subscribe.html"
-    form_class = SubscribeForm
-    permission_required = write_permission = "plans.manage_subscriptions"
-    success_message = ("You subscribed to {object.plan}: “{object.name}” is being set up on "
-                       "its stamp.")
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        plan = get_object_or_404(services.visible_plans(self.tenant)
-                                 .prefetch_related("templates", "addons"), pk=self.kwargs["pk"])
-        context.update(plan=plan, quota_bars=ui.bars(
-            {d: {"used": 0, "limit": n} for d, n in plan.quotas().items()}))
-        return context
-
-    def perform(self, form):
-        return services.subscribe(self.tenant, plan_id=self.kwargs["pk"],
-                                  name=form.cleaned_data["name"], acting_user=self.request.user)
-
-    def get_success_url(self):
-        return reverse("subscription_detail", args=[self.object.pk])
-
-
-class SubscriptionListView(TenantPortalMixin, SearchListMixin):
-    section = "subscriptions"
-    template_name = "plans/subscription_list.html"
-    search_fields = ("name", "plan__name", "state")
-
-    def get_queryset(self):
-        return self.search(self.scoped(Subscription.objects.filter(_LIVE))
-                           .select_related("plan")
-                           .annotate(addon_count=Count("addon_links", distinct=True),
-                                     vm_count=live_vm_count())
-                           .order_by("-created_at"))
-
-
-class SubscriptionDetailView(TenantPortalMixin, DetailView):
-    section = "subscriptions"
-    template_name = "plans/subscription_detail.html"
-
-    def get_queryset(self):
-        return self.scoped(Subscription.objects.select_related("plan"))
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        subscription = self.object
-        links = list(subscription.addon_links.select_related("addon"))
-        attached = {link.addon_id for link in links}
-        vms = subscription.vms.exclude(state=VmState.DELETED)
-        context.update(
-            quota_bars=ui.bars(quota.summary(subscription)),
-            links=links,
-            offered=[a for a in subscription.plan.addons.all() if a.pk not in attached],
-            is_active=subscription.state == SubscriptionState.ACTIVE,
-            vms=vms.select_related("network", "template")
-            .order_by("-created_at")[:SUBSCRIPTION_VMS_SHOWN],
-            vm_count=vms.count(),
-            networks=subscription.networks.exclude(state=NetworkState.DELETED)
-            .annotate(vm_count=Count("vms", filter=~Q(vms__state=VmState.DELETED)))
-            .order_by("-is_default", "name"),
-            commission=commission_pending(subscription),
-        )
-        return context
-
-
-class SubscriptionActionView(TenantPortalMixin, ServiceActionView):
-    section = "subscriptions"
-    permission_required = write_permission = "plans.manage_subscriptions"
-
-    def get_object(self):
-        return get_object_or_404(self.scoped(Subscription.objects.select_related("plan")),
-                                 pk=self.kwargs["pk"])
-
-    def get_success_url(self):
-        return reverse("subscription_detail", args=[self.kwargs["pk"]])
-
-
-class AddOnAttachView(SubscriptionActionView):
-    confirm_label = "Attach add-on"
-    form_class = AddOnChoiceForm
-
-    def perform(self, subscription):
-        link = services.attach_addon(subscription, addon_id=self.data["addon"],
-                                     acting_user=self.request.user)
-        return f"“{link.addon}” is attached to {subscription.name}."
-
-
-class AddOnDetachView(SubscriptionActionView):
-    confirm = ("Detach “{object.addon}” from {object.subscription.name}? What it adds is "
-               "taken away at once; resources above the lower quota keep running, but no "
-               "new ones fit until usage drops.")
-    confirm_label = "Detach add-on"
-
-    def get_object(self):
-        return get_object_or_404(
-            SubscriptionAddOn.objects.select_related("addon", "subscription"),
-            subscription__tenant=self.tenant, subscription_id=self.kwargs["pk"],
-            addon_id=self.kwargs["addon_id"])
-
-    def perform(self, link):
-        services.detach_addon(link.subscription, addon_id=link.addon_id,
-                              acting_user=self.request.user)
-        return f"“{link.addon}” was detached."
 
 
 # --- Provider: plans and add-ons ------------------------------------------------------
@@ -251,52 +128,3 @@ class ProviderAddOnFormView(ProviderPortalMixin, ServiceObjectFormView):
     def save(self, addon, form):
         return services.save_addon(addon, fields=form.changed_fields(),
                                    acting_user=self.request.user)
-
-
-# --- Provider: subscriptions ----------------------------------------------------------
-
-class ProviderSubscriptionListView(ProviderPortalMixin, SearchListMixin):
-    section = "subscriptions"
-    template_name = "plans/provider/subscription_list.html"
-    search_fields = ("name", "tenant__name", "plan__name")
-
-    def get_queryset(self):
-        subscriptions = (Subscription.objects.select_related("tenant", "plan")
-                         .annotate(vm_count=live_vm_count()).order_by("-created_at"))
-        if state := self.request.GET.get("state"):
-            subscriptions = subscriptions.filter(state=state)
-        return self.search(subscriptions)
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context.update(states=SubscriptionState.choices, state=self.request.GET.get("state", ""))
-        return context
-
-
-class ProviderSubscriptionActionView(ProviderPortalMixin, ServiceActionView):
-    section = "subscriptions"
-
-    def get_object(self):
-        return get_object_or_404(Subscription.objects.select_related("tenant", "plan"),
-                                 pk=self.kwargs["pk"])
-
-    def get_success_url(self):
-        return reverse("provider:subscription_list")
-
-
-class ProviderSubscriptionSuspendView(ProviderSubscriptionActionView):
-    confirm = ("Suspend “{object.name}” of {object.tenant}? The tenant cannot create "
-               "anything in it until it is resumed.")
-    confirm_label = "Suspend"
-
-    def perform(self, subscription):
-        services.suspend_subscription(subscription, acting_user=self.request.user)
-        return f"“{subscription.name}” of {subscription.tenant} is suspended."
-
-
-class ProviderSubscriptionResumeView(ProviderSubscriptionActionView):
-    confirm_label = "Resume"
-
-    def perform(self, subscription):
-        services.resume_subscription(subscription, acting_user=self.request.user)
-        return f"“{subscription.name}” of {subscription.tenant} is active again."

@@ -1,7 +1,7 @@
 """``buffet``: the command line of the project.
 
     buffet run        start web, worker, beat and two stampsim instances, print URL and logins
-    buffet stampsim   run one stampsim server (same flags as ``python -m provisioning.stampsim``)
+    buffet stampsim   run one stampsim server (same flags as ``python -m stampsim``)
 """
 
 import argparse
@@ -81,8 +81,8 @@ def run(args) -> int:
                     "--stamp-b", f"http://127.0.0.1:{stamps[1][1]}"],
                    cwd=BASE_DIR, env=env, check=True)
     _django_setup()
+    from fabric.models import Stamp
     from portal.management.commands import demo
-    from provisioning.models import Stamp
 
     queues = ",".join(["default", *(s.queue for s in Stamp.objects.all())])
     signal.signal(signal.SIGINT, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stampsim", help="run a stampsim server", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "stampsim":
-        from provisioning.stampsim.__main__ import main as stampsim_main
+        from stampsim.__main__ import main as stampsim_main
 
         return stampsim_main(rest) or 0
     return run(args)

@@ -38,9 +38,9 @@ def _check_broker() -> str | None:
 
 
 def _check_stamps() -> dict[str, str | None]:
-    from provisioning.drivers import DriverError
-    from provisioning.models import Stamp
-    from provisioning.services import HEALTH_TIMEOUT, driver_for
+    from fabric.drivers import DriverError
+    from fabric.models import Stamp
+    from fabric.services import HEALTH_TIMEOUT, driver_for
 
     stamps = list(Stamp.objects.all())
 
@@ -72,8 +72,9 @@ def readyz(request):
 def collect_gauges() -> None:
     from django.db.models import Count
 
+    from fabric.models import Health, Stamp
     from plans.models import Subscription
-    from provisioning.models import Health, Job, Stamp
+    from provisioning.models import Job
 
     JOBS.clear()
     for row in Job.objects.values("state").annotate(n=Count("pk")):

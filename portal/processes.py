@@ -29,7 +29,7 @@ def migrate() -> list[str]:
 
 
 def stampsim(name: str, port: int, data: str, host: str = "127.0.0.1") -> list[str]:
-    return ["python", "-m", "provisioning.stampsim", "--host", host, "--port", str(port),
+    return ["python", "-m", "stampsim", "--host", host, "--port", str(port),
             "--name", name, "--data", data]
 
 

@@ -4,8 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import health, metrics
 
-handler404 = "portal.api.problems.handler404"
-handler500 = "portal.api.problems.handler500"
+handler404 = "base.api.problems.handler404"
+handler500 = "base.api.problems.handler500"
 
 urlpatterns = [
     path("api/v1/", include("portal.api.urls")),

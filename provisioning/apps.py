@@ -6,5 +6,4 @@ class ProvisioningConfig(AppConfig):
     verbose_name = "Provisioning"
 
     def ready(self):
-        # Registers the runbooks and their event triggers (the explicit event table).
-        from provisioning import runbooks  # noqa: F401
+        from provisioning import runbooks  # noqa: F401  (registers the runbooks Buffet ships)

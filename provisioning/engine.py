@@ -32,9 +32,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.errors import Conflict, Invalid
-from provisioning.drivers import DriverError
-from provisioning.models import JOB_TERMINAL_STATES, Job, JobState, JobStep, Stamp, StepState
+from base.errors import Conflict, Invalid
+from fabric.drivers import DriverError
+from fabric.models import Stamp
+from provisioning.models import JOB_TERMINAL_STATES, Job, JobState, JobStep, StepState
 
 __all__ = [
     "Runbook",
@@ -129,7 +130,7 @@ class StepContext:
 
     @cached_property
     def driver(self):
-        from provisioning.services import driver_for
+        from fabric.services import driver_for
 
         return driver_for(self.job.stamp)
 

@@ -1,73 +1,21 @@
-"""Forms of the provider's fabric catalog and of the tenant's resources. They parse
-input; ``provisioning.services``, ``provisioning.resources`` and the models' own
-validation decide (sizes, CIDRs, quota, states)."""
+"""Forms of the tenant's resources and of the job lists. They parse input;
+``provisioning.resources`` and the models' own validation decide (sizes, CIDRs, quota,
+states)."""
 
 from django import forms
 from django.db.models import QuerySet
 
+from base.web.forms import ListFilterForm, PortalForm
+from fabric.models import Stamp, Template
 from plans.models import Subscription, SubscriptionState
-from portal.web.forms import ListFilterForm, PortalForm, ServiceModelForm
 from provisioning.engine import registered
-from provisioning.models import (
-    Cloud,
-    JobState,
-    Network,
-    NetworkState,
-    Stamp,
-    Template,
-    VmState,
-)
+from provisioning.models import JobState, Network, NetworkState, VmState
 from provisioning.resources import VmSpec
 from tenants.models import Tenant
 
-__all__ = ["CheckpointForm", "CloudForm", "JobFilterForm", "NetworkFilterForm", "NetworkForm",
-           "ProviderJobFilterForm", "ResizeForm", "StampForm", "TemplateForm", "VmFilterForm",
+__all__ = ["CheckpointForm", "JobFilterForm", "NetworkFilterForm", "NetworkForm",
+           "ProviderJobFilterForm", "ResizeForm", "VmFilterForm",
            "VmForm"]
-
-
-class StampForm(ServiceModelForm):
-    # Not a model field of the form: stored encrypted and never shown again.
-    credentials = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
-        help_text='JSON, e.g. {"token": "…"}. Stored encrypted and never shown; '
-                  "leave empty to keep the current credentials.")
-
-    class Meta:
-        model = Stamp
-        fields = ["name", "region", "driver", "endpoint"]
-        help_texts = {"name": "Lowercase letters, digits and hyphens.",
-                      "endpoint": "URL of the fabric controller, e.g. http://10.0.0.5:8101."}
-
-    def changed_fields(self):
-        fields = super().changed_fields()
-        if not fields.get("credentials"):
-            fields.pop("credentials", None)
-        return fields
-
-
-class CloudForm(ServiceModelForm):
-    fieldsets = [
-        ("Cloud", ["name", "stamp"]),
-        ("Capacity", ["vcpus", "memory_mb", "storage_gb", "vms"]),
-        ("Overcommit", ["overcommit_cpu", "overcommit_memory"]),
-        ("Networks", ["default_network_cidr", "external_pool_cidr"]),
-    ]
-
-    class Meta:
-        model = Cloud
-        fields = ["name", "stamp", "vcpus", "memory_mb", "storage_gb", "vms", "overcommit_cpu",
-                  "overcommit_memory", "default_network_cidr", "external_pool_cidr"]
-        labels = {"vcpus": "vCPUs", "memory_mb": "Memory (MB)", "storage_gb": "Storage (GB)",
-                  "vms": "VMs", "overcommit_cpu": "CPU ratio",
-                  "overcommit_memory": "Memory ratio"}
-
-
-class TemplateForm(ServiceModelForm):
-    class Meta:
-        model = Template
-        fields = ["name", "os", "cloud", "image", "min_vcpus", "min_memory_mb", "min_disk_gb"]
-        labels = {"os": "Operating system", "min_vcpus": "Minimum vCPUs",
-                  "min_memory_mb": "Minimum memory (MB)", "min_disk_gb": "Minimum disk (GB)"}
 
 
 # --- Tenant resources -----------------------------------------------------------------

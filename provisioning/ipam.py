@@ -9,8 +9,9 @@ import ipaddress
 
 from django.db import IntegrityError, transaction
 
-from portal.errors import Conflict
-from provisioning.models import AddressState, Cloud, ExternalAddress, Site
+from base.errors import Conflict
+from fabric.models import Cloud
+from provisioning.models import AddressState, ExternalAddress, Site
 
 __all__ = ["allocate_external", "release_external"]
 

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from provisioning.models import AddressState, ExternalAddress, Site, SiteState, Stamp
+from fabric.models import Stamp
+from provisioning.models import AddressState, ExternalAddress, Site, SiteState
 
 __all__ = ["Drift", "drift"]
 
@@ -22,7 +23,7 @@ def drift(stamp: Stamp) -> list[Drift]:
 
     Sites whose job is still running are left out: they are expected to differ.
     """
-    from provisioning.services import driver_for
+    from fabric.services import driver_for
 
     inventory = driver_for(stamp).inventory()
     sites = list(Site.objects.filter(cloud__stamp=stamp).exclude(state=SiteState.DELETED))

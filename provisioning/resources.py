@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django_fsm import TransitionNotAllowed
 
+from base import events
+from base.errors import Conflict, Invalid
+from base.events import Event
 from plans import quota
 from plans.models import Subscription, SubscriptionState
-from portal import events
-from portal.errors import Conflict, Invalid
 from provisioning import engine
 from provisioning.models import (
     Job,
@@ -156,7 +157,7 @@ def create_network(subscription: Subscription, *, name: str, cidr: str,
                                      gateway_address=str(next(wanted.hosts())))
     job = _enqueue("network.create", subscription, network, acting_user=acting_user,
                    network=str(network.pk))
-    events.emit("network.requested", network, acting_user=acting_user)
+    events.record(Event.NETWORK_REQUESTED, network, acting_user=acting_user)
     return network, job
 
 
@@ -242,7 +243,7 @@ def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple
     vm.ip_address = _allocate_address(network, vm)
     VirtualMachine.objects.filter(pk=vm.pk).update(ip_address=vm.ip_address)
     job = _enqueue("vm.create", subscription, vm, acting_user=acting_user, vm=str(vm.pk))
-    events.emit("vm.requested", vm, acting_user=acting_user)
+    events.record(Event.VM_REQUESTED, vm, acting_user=acting_user)
     return vm, job
 
 

@@ -23,8 +23,8 @@ def sweep_jobs() -> dict:
 
 @shared_task(name="provisioning.check_stamps", ignore_result=True)
 def check_stamps() -> None:
-    from provisioning.models import Stamp
-    from provisioning.services import check_stamp
+    from fabric.models import Stamp
+    from fabric.services import check_stamp
 
     for stamp in Stamp.objects.all():
         check_stamp(stamp)
@@ -32,8 +32,8 @@ def check_stamps() -> None:
 
 @shared_task(name="provisioning.reconcile", ignore_result=True)
 def reconcile() -> dict:
+    from fabric.models import Stamp
     from provisioning import reconcile as reconciliation
-    from provisioning.models import Stamp
 
     return {stamp.name: [str(d) for d in reconciliation.drift(stamp)]
             for stamp in Stamp.objects.all()}
@@ -45,7 +45,7 @@ def run_runbook(runbook: str, stamp: str, inputs: dict | None = None) -> str:
     the runbook's name, the stamp's name and the inputs (validated like any job's)."""
     from django.db import transaction
 
-    from provisioning.models import Stamp
+    from fabric.models import Stamp
 
     with transaction.atomic():
         job = engine.enqueue(runbook, stamp=Stamp.objects.get(name=stamp), inputs=inputs or {})

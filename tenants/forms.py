@@ -5,7 +5,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 
-from portal.web.forms import PortalForm, PortalFormMixin
+from base.web.forms import PortalForm, PortalFormMixin
 from tenants.models import Role
 
 __all__ = ["LoginForm", "MemberForm", "PasswordForm", "SignUpForm", "TokenForm"]

@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from base.scoping import RestrictedQuerySet
+
 __all__ = ["ApiToken", "Membership", "Role", "Tenant", "User"]
 
 
@@ -68,10 +70,13 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def membership(self) -> "Membership | None":
-        try:
-            return self.tenant_membership
-        except Membership.DoesNotExist:
-            return None
+        """The user's membership with its tenant, loaded in one query and kept: the one way
+        the API and the web UI learn the caller's tenant (``base.scoping``)."""
+        cache = self._state.fields_cache
+        if "tenant_membership" not in cache:
+            cache["tenant_membership"] = (Membership.objects.select_related("tenant")
+                                          .filter(user=self).first())
+        return cache["tenant_membership"]
 
 
 class Tenant(models.Model):
@@ -95,10 +100,14 @@ class Tenant(models.Model):
 class Membership(models.Model):
     """A user's role in their tenant. A user belongs to at most one tenant."""
 
+
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="tenant_membership")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    tenant_path = "tenant"  # what restrict(tenant) follows
 
     class Meta:
         ordering = ["created_at"]

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.errors import Conflict, Forbidden, Invalid
+from base.errors import Conflict, Forbidden, Invalid
 from tenants.models import ApiToken, Membership, Role, Tenant, User, hash_token
 
 ROLES = ", ".join(Role.values)

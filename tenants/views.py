@@ -4,26 +4,22 @@ activity log; on the provider's side, the list of tenants."""
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.db.models import Count, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse, reverse_lazy
-from django.views.generic import DetailView, FormView
+from django.views.generic import FormView
 
-from plans.models import SubscriptionState
-from portal.models import AuditEvent
-from portal.web import ui
-from portal.web.base import (
+from base.models import AuditEvent
+from base.web import ui
+from base.web.views import (
     ListFormMixin,
-    ProviderPortalMixin,
     SearchListMixin,
     ServiceActionView,
     ServiceFormMixin,
     TenantPortalMixin,
 )
-from provisioning.views.resources import live_vm_count
 from tenants import services
 from tenants.forms import LoginForm, MemberForm, PasswordForm, SignUpForm, TokenForm
-from tenants.models import ApiToken, Membership, Role, Tenant
+from tenants.models import ApiToken, Membership, Role
 
 __all__ = [
     "ActivityView",
@@ -32,8 +28,6 @@ __all__ = [
     "MemberRemoveView",
     "MemberRoleView",
     "PasswordChangeView",
-    "ProviderTenantDetailView",
-    "ProviderTenantListView",
     "SignUpView",
     "TokenListView",
     "TokenRevokeView",
@@ -107,7 +101,7 @@ class MemberListView(TenantPortalMixin, ServiceFormMixin, ListFormMixin, SearchL
     success_message = "{object.user.email} was added as {object.role}."
 
     def get_queryset(self):
-        return self.search(self.scoped(Membership.objects.select_related("user"))
+        return self.search(Membership.objects.select_related("user").restrict(self.tenant)
                            .order_by("created_at"))
 
     def get_context_data(self, **kwargs):
@@ -129,7 +123,7 @@ class MemberActionView(TenantPortalMixin, ServiceActionView):
     permission_required = write_permission = "tenants.manage_members"
 
     def get_object(self):
-        return get_object_or_404(self.scoped(Membership.objects.select_related("user")),
+        return get_object_or_404(Membership.objects.select_related("user").restrict(self.tenant),
                                  pk=self.kwargs["pk"])
 
     def get_success_url(self):
@@ -206,54 +200,9 @@ class ActivityView(TenantPortalMixin, SearchListMixin):
     paginate_by = 50
 
     def get_queryset(self):
-        return self.search(self.scoped(AuditEvent.objects.select_related("actor")))
+        return self.search(AuditEvent.objects.select_related("actor").restrict(self.tenant))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["lines"] = ui.activity(context["page_obj"].object_list)
-        return context
-
-
-# --- Provider: tenants ----------------------------------------------------------------
-
-def _live_subscriptions():
-    return Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED),
-                 distinct=True)
-
-
-class ProviderTenantListView(ProviderPortalMixin, SearchListMixin):
-    section = "tenants"
-    template_name = "tenants/provider/tenant_list.html"
-
-    def get_queryset(self):
-        owner = (Membership.objects.filter(tenant=OuterRef("pk"), role=Role.OWNER)
-                 .order_by("created_at").values("user__email")[:1])
-        return self.search(Tenant.objects.annotate(
-            member_count=Count("memberships", distinct=True),
-            subscription_count=_live_subscriptions(),
-            owner_email=Subquery(owner)).order_by("name"))
-
-    def search(self, queryset):
-        if not self.query:
-            return queryset
-        members = Membership.objects.filter(user__email__icontains=self.query)
-        return queryset.filter(Q(name__icontains=self.query)
-                               | Q(pk__in=members.values("tenant_id")))
-
-
-class ProviderTenantDetailView(ProviderPortalMixin, DetailView):
-    section = "tenants"
-    template_name = "tenants/provider/tenant_detail.html"
-    queryset = Tenant.objects.all()
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        tenant = self.object
-        context.update(
-            members=tenant.memberships.select_related("user").order_by("created_at"),
-            subscriptions=tenant.subscriptions.select_related("plan")
-            .annotate(vm_count=live_vm_count()).order_by("-created_at"),
-            lines=ui.activity(AuditEvent.objects.filter(tenant=tenant)
-                              .select_related("actor")[:10]),
-        )
         return context

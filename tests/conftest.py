@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import unique
-from provisioning.stampsim.testing import StampProcess
+from stampsim.testing import StampProcess
 from tests.processes import WorkerProcess
 
 

@@ -23,7 +23,7 @@ def test_stamp_credentials_are_write_only_and_encrypted_at_rest(staff, catalog):
     assert "credentials" not in stamp
     assert "credentials" not in staff.get(f"/api/v1/admin/stamps/{stamp['id']}/").json()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT credentials FROM provisioning_stamp WHERE name = %s",
+        cursor.execute("SELECT credentials FROM fabric_stamp WHERE name = %s",
                        [stamp["name"]])
         (raw,) = cursor.fetchone()
     assert raw and '"token"' not in raw and raw != "s"

@@ -11,9 +11,9 @@ pytestmark = pytest.mark.services
 
 def test_max_subscriptions_holds_under_concurrent_subscribers(postgres, transactional_db,
                                                                signup, catalog):
-    from plans import services
+    from base.errors import Conflict
     from plans.models import Subscription
-    from portal.errors import Conflict
+    from provisioning import lifecycle
     from tenants.models import Membership
 
     # given a plan with room for three, and ten tenants
@@ -23,8 +23,8 @@ def test_max_subscriptions_holds_under_concurrent_subscribers(postgres, transact
     owners = [Membership.objects.select_related("tenant", "user").get(user__email=signup().email)
               for _ in range(10)]
     # when all ten subscribe at once
-    results = race(10, lambda i: services.subscribe(owners[i].tenant, plan_id=plan["id"],
-                                                    name="race", acting_user=owners[i].user))
+    results = race(10, lambda i: lifecycle.subscribe(owners[i].tenant, plan_id=plan["id"],
+                                                     name="race", acting_user=owners[i].user))
     # then exactly three got in
     assert sum(isinstance(r, Subscription) for r in results) == 3
     assert sum(isinstance(r, Conflict) for r in results) == 7

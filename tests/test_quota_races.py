@@ -5,19 +5,12 @@ import random
 import pytest
 from django.db import connection
 
+from base.errors import QuotaExceeded
 from conftest import unique
+from fabric.models import CloudCapacity
 from plans.models import QuotaLedger
-from portal.errors import QuotaExceeded
 from provisioning import resources
-from provisioning.models import (
-    CloudCapacity,
-    Network,
-    NetworkState,
-    Site,
-    SiteState,
-    VirtualMachine,
-    VmState,
-)
+from provisioning.models import Network, NetworkState, Site, SiteState, VirtualMachine, VmState
 from tests.processes import race
 
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("races")]

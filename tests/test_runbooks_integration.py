@@ -5,8 +5,9 @@ import ipaddress
 
 import pytest
 
+from fabric.models import Stamp
 from provisioning import engine
-from provisioning.models import ExternalAddress, Job, Site, Stamp
+from provisioning.models import ExternalAddress, Job, Site
 from provisioning.reconcile import drift
 from tests.processes import wait_for
 
@@ -168,7 +169,7 @@ def test_stampsim_restarted_mid_runbook_keeps_its_state(fabric, signup):
 
 
 def test_a_stamp_that_does_not_answer_gives_an_error_naming_it(fabric, signup):
-    from provisioning.stampsim.testing import free_port
+    from stampsim.testing import free_port
 
     world = fabric(endpoint=f"http://127.0.0.1:{free_port()}",
                    worker_env={"BUFFET_DRIVER_TIMEOUT": "2"})

@@ -22,10 +22,10 @@ from dr_addon.models import (
     ProtectionState,
 )
 from dr_addon.views import PLOT_LEFT, PLOT_RIGHT, VmRow, lag_chart
+from fabric.models import Cloud
 from plans.models import AddOn, Plan, Subscription
 from portal.urls import handler404, handler500  # noqa: F401 - this module is a urlconf too
 from provisioning.models import (
-    Cloud,
     Job,
     Network,
     NetworkState,

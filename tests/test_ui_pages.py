@@ -9,8 +9,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from conftest import APIClient, unique
+from fabric.models import Health, Stamp
 from plans.models import Plan, QuotaDimension, QuotaLedger, Subscription, SubscriptionState
-from provisioning.models import Health, Stamp
 from tenants.models import ApiToken, Membership, Role, Tenant, User
 
 # --- helpers --------------------------------------------------------------------------

@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 
 from conftest import unique
+from fabric.drivers import memory
 from plans.models import QuotaLedger, Subscription
 from provisioning import engine
-from provisioning.drivers import memory
 from provisioning.models import (
     Job,
     JobState,

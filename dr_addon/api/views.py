@@ -6,11 +6,10 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from base.api.viewsets import CatalogViewSet, ProviderViewSet, TenantViewSet
 from dr_addon import services
 from dr_addon.models import NetworkMapping
 from plans.models import Subscription
-from portal.api.viewsets import ProviderViewSet, TenantViewSet
-from provisioning.api.views import CatalogViewSet
 
 __all__ = ["DrViewSet", "NetworkMappingViewSet", "ProviderDrViewSet"]
 

@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
+from base.api.fields import QuotasSerializer, StrictUUIDField
+from fabric.models import Template
 from plans.models import AddOn, Plan, Subscription
-from portal.api.fields import QuotasSerializer, StrictUUIDField
-from provisioning.models import Template
 from tenants.models import Tenant
 
 __all__ = ["AddOnSerializer", "PlanSerializer", "ProviderSubscriptionSerializer",

@@ -2,19 +2,20 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from dr_addon.api import views as dr
+from fabric.api import views as fabric
 from plans.api import views as plans
-from provisioning.api import resources
+from provisioning.api import resources, subscriptions
 from provisioning.api import views as provisioning
 from tenants.api import views as tenants
 
 admin_router = DefaultRouter()
-admin_router.register("stamps", provisioning.StampViewSet, basename="admin-stamp")
-admin_router.register("clouds", provisioning.CloudViewSet, basename="admin-cloud")
-admin_router.register("templates", provisioning.TemplateViewSet, basename="admin-template")
+admin_router.register("stamps", fabric.StampViewSet, basename="admin-stamp")
+admin_router.register("clouds", fabric.CloudViewSet, basename="admin-cloud")
+admin_router.register("templates", fabric.TemplateViewSet, basename="admin-template")
 admin_router.register("plans", plans.PlanViewSet, basename="admin-plan")
 admin_router.register("addons", plans.AddOnViewSet, basename="admin-addon")
 admin_router.register("tenants", plans.ProviderTenantViewSet, basename="admin-tenant")
-admin_router.register("subscriptions", plans.ProviderSubscriptionViewSet,
+admin_router.register("subscriptions", subscriptions.ProviderSubscriptionViewSet,
                       basename="admin-subscription")
 admin_router.register("jobs", provisioning.ProviderJobViewSet, basename="admin-job")
 admin_router.register("network-mappings", dr.NetworkMappingViewSet,
@@ -29,7 +30,7 @@ admin_failback = dr.ProviderDrViewSet.as_view({"post": "failback"})
 
 router = DefaultRouter()
 router.register("plans", plans.PublicPlanViewSet, basename="plan")
-router.register("subscriptions", plans.SubscriptionViewSet, basename="subscription")
+router.register("subscriptions", subscriptions.SubscriptionViewSet, basename="subscription")
 router.register("tenant/members", tenants.MemberViewSet, basename="member")
 router.register("jobs", provisioning.JobViewSet, basename="job")
 router.register("networks", resources.NetworkViewSet, basename="network")

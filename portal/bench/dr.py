@@ -19,7 +19,7 @@ from django.core.management import call_command
 from portal.bench.stack import Stack, StackFailed
 from portal.bench.world import _created, _staff_token, _tenant_token, client
 from provisioning.models import JOB_TERMINAL_STATES
-from provisioning.stampsim.testing import StampProcess
+from stampsim.testing import StampProcess
 
 __all__ = ["render", "run"]
 

@@ -26,11 +26,12 @@ from django.core.management import call_command
 from django.db import connection
 from tqdm import tqdm
 
+from fabric.models import Stamp
 from portal.bench.cpu import Meter
 from portal.bench.load import Outcome, Reaper, Sample, hammer, percentile, summarise
 from portal.bench.stack import Stack, StackFailed
 from portal.bench.world import ROOM, VM_SIZE, build_world, client
-from provisioning.models import Job, JobState, Stamp
+from provisioning.models import Job, JobState
 
 __all__ = ["render", "run"]
 

@@ -19,7 +19,7 @@ import httpx
 
 from portal import processes
 from portal.bench.cpu import Meter
-from provisioning.stampsim.testing import StampProcess, free_port
+from stampsim.testing import StampProcess, free_port
 
 __all__ = ["Child", "Stack", "StackFailed"]
 

@@ -8,7 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.models import AuditEvent
+from base.models import AuditEvent
 from tenants.authentication import TokenAuthentication
 
 __all__ = ["BaselineView"]

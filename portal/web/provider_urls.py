@@ -2,10 +2,12 @@
 
 from django.urls import path
 
+from fabric import views as fabric
 from plans import views as plans
 from portal.web import views as web
-from provisioning import views as fabric
-from tenants import views as tenants
+from provisioning import views as provisioning
+from provisioning.views import subscriptions
+from provisioning.views import tenants as provider_tenants
 
 app_name = "provider"
 
@@ -31,17 +33,18 @@ urlpatterns = [
     path("addons/", plans.ProviderAddOnListView.as_view(), name="addon_list"),
     path("addons/new/", plans.ProviderAddOnFormView.as_view(), name="addon_create"),
     path("addons/<uuid:pk>/", plans.ProviderAddOnFormView.as_view(), name="addon_edit"),
-    path("tenants/", tenants.ProviderTenantListView.as_view(), name="tenant_list"),
-    path("tenants/<uuid:pk>/", tenants.ProviderTenantDetailView.as_view(),
+    path("tenants/", provider_tenants.ProviderTenantListView.as_view(), name="tenant_list"),
+    path("tenants/<uuid:pk>/", provider_tenants.ProviderTenantDetailView.as_view(),
          name="tenant_detail"),
-    path("subscriptions/", plans.ProviderSubscriptionListView.as_view(),
+    path("subscriptions/", subscriptions.ProviderSubscriptionListView.as_view(),
          name="subscription_list"),
-    path("subscriptions/<uuid:pk>/suspend/", plans.ProviderSubscriptionSuspendView.as_view(),
+    path("subscriptions/<uuid:pk>/suspend/",
+         subscriptions.ProviderSubscriptionSuspendView.as_view(),
          name="subscription_suspend"),
-    path("subscriptions/<uuid:pk>/resume/", plans.ProviderSubscriptionResumeView.as_view(),
+    path("subscriptions/<uuid:pk>/resume/", subscriptions.ProviderSubscriptionResumeView.as_view(),
          name="subscription_resume"),
-    path("jobs/", fabric.ProviderJobListView.as_view(), name="job_list"),
-    path("jobs/<uuid:pk>/", fabric.ProviderJobDetailView.as_view(), name="job_detail"),
-    path("jobs/<uuid:pk>/retry/", fabric.ProviderJobRetryView.as_view(), name="job_retry"),
-    path("jobs/<uuid:pk>/cancel/", fabric.ProviderJobCancelView.as_view(), name="job_cancel"),
+    path("jobs/", provisioning.ProviderJobListView.as_view(), name="job_list"),
+    path("jobs/<uuid:pk>/", provisioning.ProviderJobDetailView.as_view(), name="job_detail"),
+    path("jobs/<uuid:pk>/retry/", provisioning.ProviderJobRetryView.as_view(), name="job_retry"),
+    path("jobs/<uuid:pk>/cancel/", provisioning.ProviderJobCancelView.as_view(), name="job_cancel"),
 ]

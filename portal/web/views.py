@@ -4,22 +4,14 @@ provider's overview of capacity and allocation."""
 from django.db.models import Count, Prefetch, Q
 from django.views.generic import TemplateView
 
+from base.models import AuditEvent
+from base.web import ui
+from base.web.views import ProviderPortalMixin, TenantPortalMixin
+from fabric.models import Cloud, Health, Stamp
 from plans import quota
 from plans.models import Plan, PlanState, Subscription, SubscriptionState
-from portal.models import AuditEvent
-from portal.web import ui
-from portal.web.base import ProviderPortalMixin, TenantPortalMixin
-from provisioning.models import (
-    Cloud,
-    Health,
-    Job,
-    JobState,
-    Network,
-    NetworkState,
-    Stamp,
-    VirtualMachine,
-    VmState,
-)
+from provisioning import presenters
+from provisioning.models import Job, JobState, Network, NetworkState, VirtualMachine, VmState
 from provisioning.views.jobs import jobs_with_steps
 from tenants.models import Tenant
 
@@ -39,20 +31,19 @@ class DashboardView(TenantPortalMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        live = self.scoped(Subscription.objects.exclude(state=SubscriptionState.DELETED))
+        live = Subscription.objects.exclude(state=SubscriptionState.DELETED).restrict(self.tenant)
         subscriptions = (live.select_related("plan").prefetch_related("quota_rows")
                          .order_by("-created_at")[:DASHBOARD_SUBSCRIPTIONS])
-        events = self.scoped(AuditEvent.objects.select_related("actor"))[:DASHBOARD_EVENTS]
-        jobs = ui.job_rows(self.scoped(jobs_with_steps().select_related("subscription"))
-                           .order_by("-created_at")[:DASHBOARD_JOBS])
+        events = AuditEvent.objects.select_related("actor").restrict(self.tenant)[:DASHBOARD_EVENTS]
+        jobs = presenters.job_rows(jobs_with_steps().restrict(self.tenant)
+                                   .select_related("subscription")
+                                   .order_by("-created_at")[:DASHBOARD_JOBS])
         context.update(
             cards=[(s, ui.bars(quota.summary(s))) for s in subscriptions],
             subscription_count=live.count(),
             member_count=self.tenant.memberships.count(),
-            vm_count=self.scoped(VirtualMachine.objects.exclude(state=VmState.DELETED),
-                                 "subscription__tenant").count(),
-            network_count=self.scoped(Network.objects.exclude(state=NetworkState.DELETED),
-                                      "subscription__tenant").count(),
+            vm_count=VirtualMachine.objects.exclude(state=VmState.DELETED).restrict(self.tenant).count(),
+            network_count=Network.objects.exclude(state=NetworkState.DELETED).restrict(self.tenant).count(),
             lines=ui.activity(events),
             jobs=jobs,
             busy=any(not row.finished for row in jobs),

@@ -8,17 +8,17 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from base.api.fields import StrictUUIDField
+from base.api.viewsets import TenantViewSet
+from base.errors import Invalid
+from fabric.models import Template
 from plans.models import Subscription, SubscriptionState
-from portal.api.fields import StrictUUIDField
-from portal.api.viewsets import TenantViewSet
-from portal.errors import Invalid
 from provisioning import resources
 from provisioning.models import (
     Network,
     NetworkState,
     Snapshot,
     SnapshotState,
-    Template,
     VirtualMachine,
     VmState,
 )
@@ -91,12 +91,11 @@ def job_only(job) -> Response:
 # --- viewsets -------------------------------------------------------------------------
 
 class SubscriptionScoped(TenantViewSet):
-    tenant_field = "subscription__tenant"
 
     def subscription(self, subscription_id) -> Subscription:
         """The caller's subscription, or a 400 naming the field (never another's)."""
-        subscription = (Subscription.objects.select_related("plan")
-                        .filter(pk=subscription_id, tenant=self.tenant)
+        subscription = (Subscription.objects.restrict(self.tenant).select_related("plan")
+                        .filter(pk=subscription_id)
                         .exclude(state=SubscriptionState.DELETED).first())
         if subscription is None:
             raise Invalid("No such subscription.",

@@ -1,96 +1,9 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from provisioning.models import Cloud, Job, JobStep, Stamp, StampCheck, StepState, Template
+from provisioning.models import Job, JobStep, StepState
 
-__all__ = [
-    "CloudSerializer",
-    "JobSerializer",
-    "ProviderJobSerializer",
-    "StampSerializer",
-    "TemplateSerializer",
-]
-
-
-class StampSerializer(serializers.ModelSerializer):
-    credentials = serializers.DictField(
-        write_only=True, required=False, help_text="Stored encrypted; never returned."
-    )
-
-    class Meta:
-        model = Stamp
-        fields = [
-            "id",
-            "name",
-            "region",
-            "driver",
-            "endpoint",
-            "credentials",
-            "health",
-            "health_detail",
-            "last_checked_at",
-            "capacity",
-            "created_at",
-        ]
-        read_only_fields = ["health", "health_detail", "last_checked_at", "capacity"]
-
-
-class CapacitySerializer(serializers.Serializer):
-    vcpus = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
-    memory_mb = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
-    storage_gb = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
-    vms = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
-
-
-class OvercommitSerializer(serializers.Serializer):
-    cpu = serializers.DecimalField(
-        source="overcommit_cpu", max_digits=5, decimal_places=2, min_value=1, required=False
-    )
-    memory = serializers.DecimalField(
-        source="overcommit_memory", max_digits=5, decimal_places=2, min_value=1, required=False
-    )
-
-
-class AllocationSerializer(serializers.Serializer):
-    limit = serializers.IntegerField()
-    used = serializers.IntegerField()
-
-
-class CloudSerializer(serializers.ModelSerializer):
-    capacity = CapacitySerializer(source="*")
-    overcommit = OvercommitSerializer(source="*", required=False)
-    allocated = serializers.SerializerMethodField(
-        help_text="Per dimension: what subscriptions hold (used) of what may be "
-        "allocated with overcommit (limit)."
-    )
-
-    class Meta:
-        model = Cloud
-        fields = [
-            "id",
-            "name",
-            "stamp",
-            "capacity",
-            "overcommit",
-            "allocated",
-            "default_network_cidr",
-            "external_pool_cidr",
-            "provider_networks",
-            "created_at",
-        ]
-
-    @extend_schema_field(serializers.DictField(child=AllocationSerializer()))
-    def get_allocated(self, cloud):
-        return {
-            row.dimension: {"limit": row.limit, "used": row.used}
-            for row in cloud.capacity_rows.all()
-        }
-
-
-class TemplateSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Template
-        fields = ["id", "name", "os", "cloud", "image", "min_vcpus", "min_memory_mb", "min_disk_gb"]
+__all__ = ["JobSerializer", "JobStepSerializer", "ProviderJobSerializer"]
 
 
 class JobStepSerializer(serializers.ModelSerializer):
@@ -120,9 +33,3 @@ class ProviderJobSerializer(JobSerializer):
     class Meta(JobSerializer.Meta):
         fields = [*JobSerializer.Meta.fields, "tenant", "stamp", "attempts", "run", "worker",
                   "traceback", "cancel_requested", "requested_by"]
-
-
-class StampCheckSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = StampCheck
-        fields = ["at", "health", "detail", "latency_ms", "capacity"]

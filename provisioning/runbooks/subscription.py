@@ -1,4 +1,4 @@
-"""The provisioning runbooks and the events that trigger them.
+"""The runbooks of the subscription lifecycle (``provisioning.lifecycle`` starts them).
 
 ``subscription.commission`` is the "commission customer" workflow: a tenant container
 on the plan's stamp, an external address from the cloud's pool, a gateway, a default
@@ -9,12 +9,11 @@ everything, VMs included, moving forward only: a failure stops it for a retry.
 
 import logging
 
-from django.db import transaction
 from django.utils import timezone
 
+from base import events
+from base.events import Event
 from plans.models import QuotaLedger, Subscription
-from portal import events
-from portal.errors import Conflict
 from provisioning import engine, ipam
 from provisioning.engine import Runbook, Step, StepContext
 from provisioning.models import (
@@ -22,7 +21,6 @@ from provisioning.models import (
     NetworkAddress,
     NetworkState,
     Site,
-    SiteRole,
     SiteState,
     Snapshot,
     SnapshotState,
@@ -30,7 +28,7 @@ from provisioning.models import (
     VmState,
 )
 
-__all__ = ["COMMISSION", "DECOMMISSION", "commission_site"]
+__all__ = ["COMMISSION", "DECOMMISSION", "SUSPEND"]
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +230,7 @@ def _decommissioned(job):
         _release_capacity(subscription)
         _forget_resources(subscription)
         QuotaLedger.objects.filter(subscription=subscription).update(used=0)
-        events.emit("subscription.deleted", subscription, at=timezone.now())
+        events.record(Event.SUBSCRIPTION_DELETED, subscription, at=timezone.now())
 
 
 DECOMMISSION = engine.register(Runbook(
@@ -246,52 +244,6 @@ DECOMMISSION = engine.register(Runbook(
     on_success=_decommissioned,
     compensate=False,
 ))
-
-
-# --- triggers -------------------------------------------------------------------------
-
-@events.on("subscription.created")
-def commission_site(subscription: Subscription, acting_user) -> None:
-    """A new subscription gets its primary site on the plan's cloud."""
-    cloud = subscription.plan.cloud
-    site = Site.objects.create(subscription=subscription, cloud=cloud, role=SiteRole.PRIMARY)
-    # Reserve the external address now, so an exhausted pool is a 409 for the tenant
-    # (and a warning for the provider) rather than a failed job later. The commission
-    # step checks it against what the fabric holds and moves on if it is taken there.
-    try:
-        ipam.allocate_external(site, held_by_fabric=set())
-    except Conflict:
-        log.warning("external pool %s of cloud %s is exhausted: a subscription was refused",
-                    cloud.external_pool_cidr, cloud.name)
-        raise
-    engine.enqueue(COMMISSION.name, stamp=cloud.stamp, inputs={"site": str(site.pk)},
-                   subscription=subscription, resource=site, acting_user=acting_user)
-
-
-@transaction.atomic
-def decommission(subscription: Subscription, *, acting_user):
-    """Start removing a subscription and everything it has on the fabric."""
-    from django_fsm import TransitionNotAllowed
-
-    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
-    try:
-        subscription.start_deleting()
-    except TransitionNotAllowed as exc:
-        raise Conflict(f"A {subscription.state} subscription cannot be decommissioned.",
-                       code="subscription-state") from exc
-    subscription.save()
-    events.emit("subscription.deleting", subscription, acting_user=acting_user)
-    site = Site.objects.filter(subscription=subscription, role=SiteRole.PRIMARY).exclude(
-        state=SiteState.DELETED).select_related("cloud__stamp").first()
-    if site is None:
-        subscription.mark_deleted()
-        subscription.save()
-        return subscription, None
-    Site.objects.filter(pk=site.pk).update(state=SiteState.DELETING)
-    job = engine.enqueue(DECOMMISSION.name, stamp=site.cloud.stamp,
-                         inputs={"site": str(site.pk)}, subscription=subscription,
-                         resource=site, acting_user=acting_user)
-    return subscription, job
 
 
 # --- suspension -----------------------------------------------------------------------
@@ -315,19 +267,3 @@ SUSPEND = engine.register(Runbook(
     name="subscription.suspend", description="Stop every running VM of a suspended "
     "subscription.", steps=(Step("Stop running VMs", stop_running_vms),),
     on_success=_suspension_done, compensate=False))
-
-
-@events.on("subscription.suspended")
-def stop_vms_of_suspended(subscription: Subscription, acting_user) -> None:
-    running = list(VirtualMachine.objects.select_for_update().filter(
-        subscription=subscription, state=VmState.RUNNING))
-    if not running:
-        return
-    for vm in running:
-        vm.stop()
-        vm.save()
-    site = Site.objects.select_related("cloud__stamp").get(
-        subscription=subscription, role=SiteRole.PRIMARY, state=SiteState.READY)
-    engine.enqueue(SUSPEND.name, stamp=site.cloud.stamp, subscription=subscription,
-                   inputs={"site": str(site.pk), "vms": [str(vm.pk) for vm in running]},
-                   acting_user=acting_user)

@@ -1,7 +1,9 @@
 """VM and checkpoint runbooks. Each step's fabric call is keyed, so a resumed step
 never acts twice; each job's end hook settles the VM's state and the quota."""
 
-from portal import events
+from base import events
+from base.events import Event
+from provisioning import addons
 from provisioning.engine import Runbook, Step, register
 from provisioning.models import Site, Snapshot, SnapshotState, VirtualMachine, VmState
 from provisioning.resources import give_back, take_back
@@ -51,7 +53,8 @@ def _created(job):
     vm = _locked(job)
     vm.mark_provisioned()
     vm.save()
-    events.emit("vm.created", vm)
+    events.record(Event.VM_CREATED, vm)
+    addons.vm_created(vm)  # a DR add-on protects it too
 
 
 def _create_failed(job):
@@ -186,7 +189,8 @@ def _deleted(job):
     for snapshot in vm.snapshots.exclude(state=SnapshotState.DELETED):
         give_back(snapshot)
         Snapshot.objects.filter(pk=snapshot.pk).update(state=SnapshotState.DELETED)
-    events.emit("vm.deleted", vm)
+    events.record(Event.VM_DELETED, vm)
+    addons.vm_deleted(vm)
 
 
 DELETE = register(Runbook(

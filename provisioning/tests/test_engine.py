@@ -5,11 +5,12 @@ import json
 import pytest
 from django.utils import timezone
 
+from fabric.drivers import Conflict as FabricConflict
+from fabric.drivers import StampUnreachable
+from fabric.models import Stamp
 from provisioning import engine
-from provisioning.drivers import Conflict as FabricConflict
-from provisioning.drivers import StampUnreachable
 from provisioning.engine import Runbook, Step
-from provisioning.models import Job, JobState, Stamp, StepState
+from provisioning.models import Job, JobState, StepState
 
 CALLS: list[str] = []
 FAIL: dict[str, Exception] = {}
@@ -195,7 +196,7 @@ def test_a_forward_only_runbook_stops_failed_and_a_retry_resumes_it(stamp):
 
 @pytest.mark.parametrize("state", [JobState.RUNNING, JobState.SUCCEEDED])
 def test_only_ended_jobs_can_be_retried(stamp, state):
-    from portal.errors import Conflict
+    from base.errors import Conflict
 
     job = new_job(stamp)
     Job.objects.filter(pk=job.pk).update(state=state)
@@ -217,7 +218,7 @@ def test_sweep_publishes_what_was_never_published(stamp, monkeypatch, settings):
 def test_bad_inputs_are_refused_before_anything_is_recorded(stamp):
     from rest_framework import serializers
 
-    from portal.errors import Invalid
+    from base.errors import Invalid
 
     class Inputs(serializers.Serializer):
         size = serializers.IntegerField(min_value=1)

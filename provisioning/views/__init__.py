@@ -1,15 +1,6 @@
-"""Web UI of provisioning: the provider's fabric catalog (``catalog``), the tenant's
-VMs, checkpoints and networks (``resources``) and the jobs of both portals (``jobs``)."""
+"""Web UI of provisioning: the tenant's VMs, checkpoints and networks (``resources``) and
+the jobs of both portals (``jobs``)."""
 
-from provisioning.views.catalog import (
-    CloudFormView,
-    CloudListView,
-    StampCheckView,
-    StampFormView,
-    StampListView,
-    TemplateFormView,
-    TemplateListView,
-)
 from provisioning.views.jobs import (
     JobDetailView,
     JobListView,
@@ -38,8 +29,6 @@ __all__ = [
     "CheckpointCreateView",
     "CheckpointDeleteView",
     "CheckpointRestoreView",
-    "CloudFormView",
-    "CloudListView",
     "JobDetailView",
     "JobListView",
     "NetworkDeleteView",
@@ -49,11 +38,6 @@ __all__ = [
     "ProviderJobListView",
     "ProviderJobRetryView",
     "QuotaPreviewView",
-    "StampCheckView",
-    "StampFormView",
-    "StampListView",
-    "TemplateFormView",
-    "TemplateListView",
     "VmCreateView",
     "VmDeleteView",
     "VmDetailView",

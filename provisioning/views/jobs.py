@@ -10,14 +10,13 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.generic import DetailView
 
-from portal.web import ui
-from portal.web.base import (
+from base.web.views import (
     ProviderPortalMixin,
     SearchListMixin,
     ServiceActionView,
     TenantPortalMixin,
 )
-from provisioning import engine
+from provisioning import engine, presenters
 from provisioning.forms import JobFilterForm, ProviderJobFilterForm
 from provisioning.models import Job, JobStep
 
@@ -45,7 +44,7 @@ class JobListMixin(SearchListMixin):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        rows = ui.job_rows(context["page_obj"].object_list)
+        rows = presenters.job_rows(context["page_obj"].object_list)
         context.update(rows=rows, busy=any(not row.finished for row in rows))
         return context
 
@@ -62,7 +61,7 @@ class JobDetailMixin(DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["row"] = ui.job_rows([self.object])[0]
+        context["row"] = presenters.job_rows([self.object])[0]
         return context
 
 
@@ -76,7 +75,8 @@ class JobListView(TenantPortalMixin, JobListMixin):
         return {"tenant": self.tenant}
 
     def get_queryset(self):
-        jobs = self.scoped(jobs_with_steps()).select_related("subscription", "requested_by")
+        jobs = (jobs_with_steps().restrict(self.tenant)
+                .select_related("subscription", "requested_by"))
         return self.search(self.filter(jobs.order_by("-created_at")))
 
 
@@ -84,7 +84,8 @@ class JobDetailView(TenantPortalMixin, JobDetailMixin):
     section = "jobs"
 
     def get_queryset(self):
-        return self.scoped(jobs_with_steps()).select_related("subscription", "requested_by")
+        return (jobs_with_steps().restrict(self.tenant)
+                .select_related("subscription", "requested_by"))
 
 
 # --- Provider -------------------------------------------------------------------------

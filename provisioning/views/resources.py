@@ -18,17 +18,17 @@ from django.views import View
 from django.views.generic import DetailView, FormView, TemplateView
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
-from plans import quota
-from plans.models import Subscription, SubscriptionState
-from portal.web import ui
-from portal.web.base import (
+from base.web import ui
+from base.web.views import (
     ListFormMixin,
     SearchListMixin,
     ServiceActionView,
     ServiceFormMixin,
     TenantPortalMixin,
 )
-from provisioning import resources
+from plans import quota
+from plans.models import Subscription, SubscriptionState
+from provisioning import presenters, resources
 from provisioning.forms import (
     CheckpointForm,
     NetworkFilterForm,
@@ -129,7 +129,7 @@ def preview(subscription, templates, sizes, vm: VirtualMachine | None = None) ->
         requested = {"vcpus": vcpus, "memory_mb": memory_mb, "storage_gb": disk_gb, "vms": 1}
     bars = ui.request_bars(usage, requested)
     checks = ([] if template is None else
-              ui.size_checks(template, subscription.plan, vcpus=vcpus, memory_mb=memory_mb,
+              presenters.size_checks(template, subscription.plan, vcpus=vcpus, memory_mb=memory_mb,
                              disk_gb=disk_gb))
     return {"bars": bars, "checks": checks, "template": template,
             "fits": not any(b.over for b in bars) and not any(c.problem for c in checks)}
@@ -159,8 +159,7 @@ class VmListView(TenantPortalMixin, SearchListMixin):
         return {"tenant": self.tenant}
 
     def get_queryset(self):
-        vms = (self.scoped(VirtualMachine.objects.exclude(state=VmState.DELETED),
-                           "subscription__tenant")
+        vms = (VirtualMachine.objects.exclude(state=VmState.DELETED).restrict(self.tenant)
                .select_related("subscription", "network", "template").order_by("-created_at"))
         return self.search(self.filter(vms))
 
@@ -177,8 +176,8 @@ class VmNewView(OperatorOnlyMixin, TemplateView):
     template_name = "provisioning/vm_new.html"
 
     def get(self, request, *args, **kwargs):
-        subscriptions = list(self.scoped(Subscription.objects.filter(
-            state=SubscriptionState.ACTIVE)).select_related("plan").order_by("name"))
+        subscriptions = list(Subscription.objects.filter(
+            state=SubscriptionState.ACTIVE).restrict(self.tenant).select_related("plan").order_by("name"))
         if len(subscriptions) == 1:
             return redirect("vm_create", subscriptions[0].pk)
         return self.render_to_response(self.get_context_data(subscriptions=subscriptions))
@@ -190,7 +189,7 @@ class SubscriptionFormMixin(OperatorOnlyMixin):
     @cached_property
     def subscription(self) -> Subscription:
         return get_object_or_404(
-            self.scoped(Subscription.objects.exclude(state=SubscriptionState.DELETED))
+            Subscription.objects.exclude(state=SubscriptionState.DELETED).restrict(self.tenant)
             .select_related("plan"), pk=self.kwargs["pk"])
 
 
@@ -241,8 +240,7 @@ class VmMixin(OperatorMixin):
     section = "vms"
 
     def vms(self):
-        return (self.scoped(VirtualMachine.objects.exclude(state=VmState.DELETED),
-                            "subscription__tenant")
+        return (VirtualMachine.objects.exclude(state=VmState.DELETED).restrict(self.tenant)
                 .select_related("subscription__plan", "network", "template"))
 
     @cached_property
@@ -282,8 +280,9 @@ class VmDetailView(VmMixin, DetailView):
                            .order_by("-created_at"))
         # Jobs of the VM and of its checkpoints, deleted ones included.
         ids = [str(vm.pk), *(str(pk) for pk in vm.snapshots.values_list("pk", flat=True))]
-        jobs = ui.job_rows(self.scoped(jobs_with_steps()).filter(resource_id__in=ids)
-                           .order_by("-created_at")[:VM_JOBS_SHOWN])
+        jobs = presenters.job_rows(jobs_with_steps().restrict(self.tenant)
+                                   .filter(resource_id__in=ids)
+                                   .order_by("-created_at")[:VM_JOBS_SHOWN])
         available = {t.name for t in vm.get_available_state_transitions()}
         settled = vm.state in (VmState.RUNNING, VmState.STOPPED)
         context.update(
@@ -422,8 +421,7 @@ class NetworkListView(OperatorMixin, ServiceFormMixin, ListFormMixin, SearchList
         return {"subscription": chosen.pk} if chosen else {}
 
     def get_queryset(self):
-        networks = (self.scoped(Network.objects.exclude(state=NetworkState.DELETED),
-                                "subscription__tenant")
+        networks = (Network.objects.exclude(state=NetworkState.DELETED).restrict(self.tenant)
                     .select_related("subscription")
                     .annotate(vm_count=Count("vms", filter=~Q(vms__state=VmState.DELETED)))
                     .order_by("subscription__name", "-is_default", "name"))
@@ -451,8 +449,7 @@ class NetworkDeleteView(OperatorMixin, ServiceActionView):
 
     def get_object(self):
         return get_object_or_404(
-            self.scoped(Network.objects.exclude(state=NetworkState.DELETED),
-                        "subscription__tenant").select_related("subscription"),
+            Network.objects.exclude(state=NetworkState.DELETED).restrict(self.tenant).select_related("subscription"),
             pk=self.kwargs["pk"])
 
     def perform(self, network):

@@ -7,9 +7,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from portal.api.idempotency import IdempotentMixin
-from portal.api.viewsets import TenantRolePermission, TenantViewSet, current_tenant
-from portal.errors import NotFound
+from base.api.idempotency import IdempotentMixin
+from base.api.viewsets import TenantRolePermission, TenantViewSet
+from base.errors import NotFound
+from base.scoping import current_tenant
 from tenants import services
 from tenants.api.serializers import (
     MemberSerializer,

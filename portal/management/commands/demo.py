@@ -7,10 +7,11 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from dr_addon.models import NetworkMapping
+from fabric import services as fabric
+from fabric.models import Cloud, DriverKind, Stamp, Template
 from plans import services as plan_services
 from plans.models import AddOn, AddOnKind, Plan, PlanState
-from provisioning import services as fabric
-from provisioning.models import Cloud, DriverKind, Stamp, Template
+from provisioning import lifecycle
 from tenants import services as tenant_services
 from tenants.models import Tenant, User
 
@@ -132,5 +133,5 @@ class Command(BaseCommand):
             return
         membership = tenant_services.sign_up(email=TENANT_EMAIL, password=TENANT_PASSWORD,
                                              tenant_name="Contoso", full_name="Dana Demo")
-        plan_services.subscribe(membership.tenant, plan_id=plan.pk, name="Production",
+        lifecycle.subscribe(membership.tenant, plan_id=plan.pk, name="Production",
                                 acting_user=membership.user)

@@ -1,0 +1,57 @@
+"""Cross-cutting records: idempotency keys of API requests."""
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+from base.scoping import RestrictedQuerySet
+
+__all__ = ["AuditEvent", "IdempotencyRecord"]
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST that carried an ``Idempotency-Key``.
+
+    The row is inserted in the request's transaction before the work is done, so a
+    concurrent request with the same key waits on the unique index and then replays.
+    """
+
+    scope = models.CharField(max_length=64, help_text="The caller: a user id, or 'anonymous'.")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField(null=True)
+    body = models.JSONField(null=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_scope_key_unique"),
+        ]
+
+    def __str__(self):
+        return self.key
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, written by every service that changes state."""
+
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    event = models.CharField(max_length=64, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                              related_name="+")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.SET_NULL, null=True,
+                               related_name="+")
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    detail = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+
+    objects = RestrictedQuerySet.as_manager()
+    tenant_path = "tenant"  # what restrict(tenant) follows
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["tenant", "-at"])]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.event} {self.object_type}:{self.object_id}"

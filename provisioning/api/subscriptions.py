@@ -1,0 +1,87 @@
+"""Subscriptions through the API: the tenant's own and the provider's view of all of them.
+Every change goes through ``provisioning.lifecycle``."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from base.api.viewsets import ProviderViewSet, TenantViewSet
+from plans import quota
+from plans.api.serializers import (
+    AttachAddOnSerializer,
+    DecommissionSerializer,
+    ProviderSubscriptionSerializer,
+    QuotaSerializer,
+    SubscriptionSerializer,
+)
+from plans.models import Subscription
+from provisioning import lifecycle
+
+__all__ = ["ProviderSubscriptionViewSet", "SubscriptionViewSet"]
+
+
+class ProviderSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                                  mixins.DestroyModelMixin, ProviderViewSet):
+    queryset = Subscription.objects.prefetch_related("addons")
+    serializer_class = ProviderSubscriptionSerializer
+    filterset_fields = ["state", "tenant", "plan"]
+
+    @extend_schema(responses={202: DecommissionSerializer})
+    def destroy(self, request, *args, **kwargs):
+        """Decommission: remove everything the subscription has on the fabric (a job)."""
+        subscription, job = lifecycle.decommission(self.get_object(), acting_user=request.user)
+        body = {"subscription": self.get_serializer(subscription).data,
+                "job": str(job.pk) if job else None}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, pk=None):
+        subscription = lifecycle.suspend(self.get_object(), acting_user=request.user)
+        return Response(self.get_serializer(subscription).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        subscription = lifecycle.resume(self.get_object(), acting_user=request.user)
+        return Response(self.get_serializer(subscription).data)
+
+
+class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                          mixins.CreateModelMixin, TenantViewSet):
+    queryset = Subscription.objects.prefetch_related("addons")
+    serializer_class = SubscriptionSerializer
+    write_permission = "plans.manage_subscriptions"
+    filterset_fields = ["state", "plan"]
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = lifecycle.subscribe(
+            self.tenant, plan_id=data["plan_id"], name=data.get("name", ""),
+            acting_user=self.request.user)
+
+    @extend_schema(responses=QuotaSerializer)
+    @action(detail=True, methods=["get"])
+    def quota(self, request, pk=None):
+        return Response(quota.summary(self.get_object()))
+
+    @extend_schema(request=AttachAddOnSerializer, responses={201: SubscriptionSerializer})
+    @action(detail=True, methods=["post"], url_path="addons")
+    def attach_addon(self, request, pk=None):
+        subscription = self.get_object()
+        serializer = AttachAddOnSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        lifecycle.attach_addon(subscription, addon_id=serializer.validated_data["addon"],
+                              acting_user=request.user)
+        subscription.refresh_from_db()
+        return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"addons/(?P<addon_id>[0-9a-f-]{36})")
+    def detach_addon(self, request, pk=None, addon_id=None):
+        subscription = self.get_object()
+        get_object_or_404(subscription.addon_links, addon_id=addon_id)
+        lifecycle.detach_addon(subscription, addon_id=addon_id, acting_user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
