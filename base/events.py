@@ -36,6 +36,8 @@ class Event(enum.StrEnum):
     DR_PLANNED = "dr.planned"
     DR_UNPLANNED = "dr.unplanned"
     DR_FAILBACK = "dr.failback"
+    JOB_RETRIED = "job.retried"
+    JOB_CANCELLED = "job.cancelled"
 
 
 def _tenant_id(obj: models.Model):

@@ -1,18 +1,15 @@
-"""Celery entry points. Thin: they take IDs and call the engine or a service."""
+"""Celery entry points. Thin: they take IDs and call the engine or a service.
+
+``provisioning.run_job``, the task that delivers a job, lives with the engine
+(``provisioning.engine.delivery``) so that the engine never imports this module.
+"""
 
 from celery import shared_task
 
 from provisioning import engine
+from provisioning.engine.delivery import run_job
 
 __all__ = ["check_stamps", "reconcile", "run_job", "run_runbook", "sweep_jobs"]
-
-
-@shared_task(name="provisioning.run_job", acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
-def run_job(job_id: str) -> None:
-    from celery import current_task
-
-    engine.run(job_id, worker=current_task.request.hostname or "")
 
 
 @shared_task(name="provisioning.sweep_jobs", ignore_result=True)

@@ -42,12 +42,19 @@ FORWARD_RUNBOOK = engine.register(Runbook(
     name="test.forward", steps=(_step("a"), _step("b")), compensate=False))
 
 
+SLEPT: list[float] = []
+
+
 @pytest.fixture(autouse=True)
 def _clean(settings):
     settings.BUFFET_JOB_LEASE_SECONDS = 600  # no heartbeat thread writes during a test
     CALLS.clear()
     FAIL.clear()
     ROLLED_BACK.clear()
+    SLEPT.clear()
+    # The engine waits between transient retries with its clock: record, do not wait.
+    with engine.use_clock(sleep=SLEPT.append):
+        yield
 
 
 @pytest.fixture
@@ -206,7 +213,7 @@ def test_only_ended_jobs_can_be_retried(stamp, state):
 
 def test_sweep_publishes_what_was_never_published(stamp, monkeypatch, settings):
     published = []
-    monkeypatch.setattr(engine, "publish", lambda job_id: published.append(job_id) or True)
+    monkeypatch.setattr(engine.outbox, "publish", lambda job_id: published.append(job_id) or True)
     settings.BUFFET_OUTBOX_GRACE_SECONDS = 0
     job = new_job(stamp)
     Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timezone.timedelta(
@@ -235,7 +242,7 @@ def test_a_beat_schedule_starts_a_runbook_as_a_job(stamp, monkeypatch):
 
     from provisioning.tasks import run_runbook
 
-    monkeypatch.setattr(engine, "publish", lambda job_id: True)
+    monkeypatch.setattr(engine.outbox, "publish", lambda job_id: True)
     every, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
     task = PeriodicTask.objects.create(
         name="hourly three steps", task="provisioning.run_runbook", interval=every,
@@ -247,3 +254,33 @@ def test_a_beat_schedule_starts_a_runbook_as_a_job(stamp, monkeypatch):
     job = Job.objects.get(pk=job_id)
     assert job.runbook == TEST_RUNBOOK.name and job.inputs == {"n": 2}
     assert job.steps.count() == 3
+
+
+def test_a_transient_retry_waits_with_the_engines_clock_and_backs_off(stamp):
+    # given a step whose stamp is unreachable once, then answers
+    FAIL["two"] = StampUnreachable("unit", "thing.create", "connection refused")
+    job = new_job(stamp)
+    # when the job runs
+    engine.run(job.pk)
+    # then it waited once, 0.5 s, through the injected sleep (no wall time in the test)
+    assert SLEPT == [0.5]
+    assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
+
+
+def test_retry_and_cancel_leave_audit_rows_naming_who(stamp, django_user_model):
+    from base.models import AuditEvent
+
+    # given a provider admin and a rolled-back job
+    admin = django_user_model.objects.create_user(email="ops@example.test", password="x",
+                                                  is_staff=True)
+    FAIL["one"] = FabricConflict("unit", "x", "no", code="state")
+    job = new_job(stamp)
+    engine.run(job.pk)
+    # when the provider retries it, then cancels it before it runs
+    engine.retry(Job.objects.get(pk=job.pk), acting_user=admin)
+    engine.cancel(Job.objects.get(pk=job.pk), acting_user=admin)
+    # then both actions are in the audit trail, with the actor and the job
+    rows = list(AuditEvent.objects.filter(object_id=str(job.pk)).order_by("at", "pk"))
+    assert [r.event for r in rows] == ["job.retried", "job.cancelled"]
+    assert {r.actor_id for r in rows} == {admin.pk}
+    assert rows[0].detail == {"runbook": "test.three-steps", "run": "2"}

@@ -1,0 +1,122 @@
+"""The web tier's side of the engine: jobs as an outbox.
+
+``enqueue`` writes the job and its steps in the caller's transaction and publishes it to
+the stamp's queue after commit (the relay publishes what a lost commit hook or a broker
+outage left behind). ``cancel`` and ``retry`` are the provider's actions on a job; each
+takes the acting user and leaves an audit row.
+"""
+
+import logging
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from base import events
+from base.errors import Conflict, Invalid
+from base.events import Event
+from fabric.models import Stamp
+from provisioning.engine.clock import clock
+from provisioning.engine.delivery import run_job
+from provisioning.engine.registry import Runbook, get_runbook, registered
+from provisioning.models import Job, JobState, JobStep, StepState
+
+__all__ = ["cancel", "enqueue", "publish", "retry"]
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | None = None,
+            subscription=None, tenant=None, resource=None, acting_user=None) -> Job:
+    """Record a job of ``runbook`` in the current transaction; it is published after commit.
+
+    Callers pass the ``Runbook`` (its module constant). A name is accepted only where one
+    comes from outside the code: a beat schedule that starts a runbook.
+    """
+    if isinstance(runbook, str):
+        runbook = get_runbook(runbook)
+    inputs = dict(inputs or {})
+    if runbook.inputs is not None:
+        serializer = runbook.inputs(data=inputs)
+        if not serializer.is_valid():
+            raise Invalid(f"Inputs of runbook '{runbook.name}' are not valid.",
+                          errors={k: [str(m) for m in v] for k, v in serializer.errors.items()})
+        inputs = serializer.data
+    if tenant is None and subscription is not None:
+        tenant = subscription.tenant
+    job = Job.objects.create(
+        runbook=runbook.name, runbook_version=runbook.version, stamp=stamp, inputs=inputs,
+        subscription=subscription, tenant=tenant,
+        resource_type=resource._meta.label_lower if resource is not None else "",
+        resource_id=str(resource.pk) if resource is not None else "",
+        requested_by=acting_user if acting_user is not None and acting_user.is_authenticated
+        else None,
+        max_attempts=runbook.max_attempts,
+    )
+    JobStep.objects.bulk_create(
+        JobStep(job=job, index=i, name=step.name) for i, step in enumerate(runbook.steps, 1))
+    transaction.on_commit(partial(publish, job.pk))
+    return job
+
+
+def publish(job_id) -> bool:
+    """Send the job to its stamp's queue. A failure is left to the relay."""
+    job = Job.objects.select_related("stamp").filter(pk=job_id).first()
+    if job is None or job.is_finished:
+        return False
+    try:
+        run_job.apply_async(args=[str(job.pk)], queue=job.stamp.queue)
+    except Exception:  # noqa: BLE001 - the broker may be down; the relay will publish it
+        log.exception("could not publish job %s; the relay will", job_id)
+        return False
+    Job.objects.filter(pk=job_id).update(published_at=clock.now())
+    return True
+
+
+@transaction.atomic
+def cancel(job: Job, *, acting_user=None) -> Job:
+    """Cancel a queued job at once, or ask a running one to stop and undo."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.is_finished:
+        raise Conflict(f"The job has already ended ({job.state}).", code="job-state")
+    events.record(Event.JOB_CANCELLED, job, acting_user=acting_user, runbook=job.runbook)
+    if job.state == JobState.QUEUED and not job.steps.exclude(state=StepState.PENDING).exists():
+        job.cancel()
+        job.error = "Cancelled before it started."
+        job.finished_at = clock.now()
+        job.save()
+        runbook = registered().get(job.runbook)
+        if runbook and runbook.on_rollback:
+            runbook.on_rollback(job)
+        return job
+    job.cancel_requested = True
+    job.save(update_fields=["cancel_requested"])
+    return job
+
+
+@transaction.atomic
+def retry(job: Job, *, acting_user=None) -> Job:
+    """Run a failed, rolled-back or cancelled job again: from the first unfinished step,
+    with fresh idempotency keys (a new run)."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.state not in (JobState.FAILED, JobState.ROLLED_BACK, JobState.CANCELLED):
+        raise Conflict(f"A {job.state} job cannot be retried.", code="job-state")
+    rolled_back = job.state != JobState.FAILED
+    job.requeue()
+    job.run += 1
+    job.attempts = 0
+    job.error = job.traceback = ""
+    job.cancel_requested = False
+    job.published_at = job.finished_at = job.heartbeat_at = None
+    if rolled_back:
+        job.outputs = {}
+    job.save()
+    redo = job.steps.all() if rolled_back else job.steps.exclude(state=StepState.SUCCEEDED)
+    redo.update(state=StepState.PENDING, finished_at=None)
+    runbook = get_runbook(job.runbook)
+    if runbook.on_retry:
+        runbook.on_retry(job)  # e.g. take the quota back that the rollback released
+    events.record(Event.JOB_RETRIED, job, acting_user=acting_user, runbook=job.runbook,
+                  run=job.run)
+    transaction.on_commit(partial(publish, job.pk))
+    return job

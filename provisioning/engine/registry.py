@@ -1,0 +1,96 @@
+"""Runbooks as declared in code: a name, a version, an optional input serializer and
+ordered steps, each with ``do`` and ``undo``; the registry that the worker looks a job's
+runbook up in (a job row stores the runbook's name: that is persistence, not dispatch).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from django.utils import timezone
+
+from base.errors import Invalid
+from fabric.services import driver_for
+from provisioning.models import Job, JobStep
+
+__all__ = ["Runbook", "Step", "StepContext", "get_runbook", "register", "registered"]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    do: Callable[["StepContext"], dict[str, Any] | None]
+    undo: Callable[["StepContext"], None] | None = None
+    transient_retries: int = 3
+
+
+@dataclass(frozen=True)
+class Runbook:
+    """A named, versioned sequence of steps.
+
+    ``on_success`` and ``on_rollback`` run inside the transaction that ends the job, so
+    resource state (and quota) changes together with the job's final state.
+    ``compensate`` False makes a runbook that only moves forward (a decommission, a
+    failover): a failure leaves the job ``failed`` at the failed step for a retry.
+    """
+
+    name: str
+    steps: tuple[Step, ...]
+    version: int = 1
+    inputs: Any = None  # a DRF serializer class validating the job's inputs
+    on_success: Callable[[Job], None] | None = None
+    on_rollback: Callable[[Job], None] | None = None
+    on_retry: Callable[[Job], None] | None = None
+    compensate: bool = True
+    description: str = ""
+    max_attempts: int = 5
+
+
+_REGISTRY: dict[str, Runbook] = {}
+
+
+def register(runbook: Runbook) -> Runbook:
+    """Make the runbook known to the workers; returns it, for a module-level constant."""
+    _REGISTRY[runbook.name] = runbook
+    return runbook
+
+
+def get_runbook(name: str) -> Runbook:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise Invalid(f"No runbook named '{name}'.") from None
+
+
+def registered() -> dict[str, Runbook]:
+    return dict(_REGISTRY)
+
+
+@dataclass
+class StepContext:
+    """What a step's ``do`` and ``undo`` see."""
+
+    job: Job
+    step: JobStep
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return self.job.inputs
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return self.job.outputs
+
+    def key(self, suffix: str = "") -> str:
+        """The idempotency key of a fabric call of this step in this run of the job."""
+        base = f"{self.job.pk}:{self.job.run}:{self.step.index}"
+        return f"{base}:{suffix}" if suffix else base
+
+    def log(self, message: str) -> None:
+        self.lines.append(f"{timezone.now():%H:%M:%S} {message}")
+
+    @cached_property
+    def driver(self):
+        return driver_for(self.job.stamp)

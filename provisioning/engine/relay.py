@@ -1,0 +1,55 @@
+"""The relay and sweeper (beat): what the outbox could not deliver, delivered.
+
+Publishes jobs that were never published (a lost commit hook, a broker outage), and
+jobs queued too long; hands jobs whose worker went silent past the lease to a live one;
+reports jobs stuck past their deadline. Idempotent: publishing twice is harmless, a
+duplicate delivery finds the job taken or finished.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+
+from provisioning.engine import outbox
+from provisioning.engine.clock import clock
+from provisioning.engine.runner import lease
+from provisioning.models import JOB_TERMINAL_STATES, Job, JobState
+
+__all__ = ["SweepReport", "sweep"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    published: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+
+
+def sweep() -> SweepReport:
+    now = clock.now()
+    report = SweepReport()
+    grace = timedelta(seconds=settings.BUFFET_OUTBOX_GRACE_SECONDS)
+    never_published = Job.objects.filter(state=JobState.QUEUED, published_at__isnull=True,
+                                         created_at__lt=now - grace)
+    lost = Job.objects.filter(state=JobState.QUEUED, published_at__lt=now - timedelta(
+        seconds=settings.BUFFET_JOB_STUCK_SECONDS))
+    for queryset in (never_published, lost):
+        for job_id in queryset.values_list("pk", flat=True):
+            if outbox.publish(job_id):
+                report.published.append(str(job_id))
+    silent = Job.objects.filter(state__in=[JobState.RUNNING, JobState.COMPENSATING]).filter(
+        Q(heartbeat_at__lt=now - lease()) | Q(heartbeat_at__isnull=True))
+    for job_id in silent.values_list("pk", flat=True):
+        if outbox.publish(job_id):
+            report.resumed.append(str(job_id))
+    deadline = now - timedelta(seconds=settings.BUFFET_JOB_STUCK_SECONDS)
+    report.stuck = [str(pk) for pk in Job.objects.exclude(state__in=JOB_TERMINAL_STATES)
+                    .filter(created_at__lt=deadline).values_list("pk", flat=True)]
+    if report.stuck:
+        log.warning("jobs stuck past %s: %s", deadline, ", ".join(report.stuck))
+    return report

@@ -1,0 +1,228 @@
+"""The worker's side of the engine: run a job step by step, crash-safe.
+
+Each step's state, output and log are recorded as it goes, so that:
+
+- a worker killed mid-step leaves a job that another worker resumes from its last
+  finished step (the steps' fabric calls are idempotent by a key made of job, run and
+  step, so the interrupted step is not done twice);
+- a transient error (stamp unreachable, operation still running) is retried in place
+  (``_with_transient_retries``, waiting with the injectable ``clock``);
+- any other error undoes the finished steps in reverse order and the job ends
+  ``rolled_back`` with the error kept (or ``failed``, if undo itself fails or the
+  runbook moves forward only, in which case a retry resumes it);
+- a job delivered more than ``max_attempts`` times gives up instead of looping.
+"""
+
+import threading
+import traceback as tb
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from fabric.drivers import DriverError
+from provisioning.engine.clock import backoff, clock
+from provisioning.engine.registry import Runbook, Step, StepContext, get_runbook
+from provisioning.models import Job, JobState, JobStep, StepState
+
+__all__ = ["lease", "run"]
+
+
+class _Heartbeat:
+    """Keeps ``heartbeat_at`` fresh while a step blocks on the fabric."""
+
+    def __init__(self, job_id, interval: float):
+        self.job_id, self.interval = job_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self):
+        try:
+            while not self._stop.wait(self.interval):
+                Job.objects.filter(pk=self.job_id).update(heartbeat_at=clock.now())
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+
+def lease() -> timedelta:
+    """How long a running job's worker may be silent before another takes it over."""
+    return timedelta(seconds=settings.BUFFET_JOB_LEASE_SECONDS)
+
+
+def _claim(job_id, worker: str) -> Job | None:
+    """Take the job for this worker, or None if it is finished or someone else has it."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("stamp").filter(pk=job_id).first()
+        if job is None or job.is_finished:
+            return None
+        now = clock.now()
+        alive = job.heartbeat_at is not None and now - job.heartbeat_at < lease()
+        if job.state in (JobState.RUNNING, JobState.COMPENSATING) and alive:
+            return None  # a live worker has it; this delivery is a duplicate
+        job.attempts += 1
+        job.worker = worker
+        job.heartbeat_at = now
+        if job.attempts > job.max_attempts + 2:
+            # Even undoing keeps killing workers: stop, and say so.
+            job.fail()
+            job.error = (f"Gave up after {job.attempts - 1} deliveries; undo did not finish. "
+                         "What it made may remain on the stamp: reconcile it.")
+            job.finished_at = now
+            job.save()
+            return None
+        if job.state == JobState.QUEUED:
+            job.start()
+            job.started_at = job.started_at or now
+        job.save()
+        return job
+
+
+def run(job_id, *, worker: str = "") -> Job | None:
+    """Run (or resume) a job. Safe to call for any delivery of the job's message."""
+    job = _claim(job_id, worker)
+    if job is None:
+        return None
+    runbook = get_runbook(job.runbook)
+    interval = max(1.0, settings.BUFFET_JOB_LEASE_SECONDS / 3)
+    with _Heartbeat(job.pk, interval):
+        if job.state == JobState.COMPENSATING:
+            return _compensate(job, runbook, job.error, job.traceback)
+        if job.attempts > job.max_attempts:
+            return _stop(job, runbook, f"Gave up after {job.max_attempts} deliveries to a "
+                                       "worker (each one died or was lost).", "")
+        for row in list(job.steps.all()):
+            if row.state == StepState.SUCCEEDED:
+                continue
+            job.refresh_from_db(fields=["cancel_requested"])
+            if job.cancel_requested:
+                return _compensate(job, runbook, "Cancelled by the provider.", "",
+                                   final=JobState.CANCELLED)
+            step = runbook.steps[row.index - 1]
+            try:
+                _do(job, row, step)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes job state
+                return _stop(job, runbook, f"Step '{step.name}' failed: {exc}", tb.format_exc())
+        return _finish(job, runbook)
+
+
+def _with_transient_retries(call: Callable[[StepContext], Any], step: Step, ctx: StepContext,
+                            *, doing: str = "") -> Any:
+    """Call ``do`` or ``undo``; a transient fabric error is retried in place, with the same
+    idempotency key, up to the step's ``transient_retries``. Any other error is raised."""
+    for attempt in range(step.transient_retries + 1):
+        try:
+            return call(ctx)
+        except DriverError as exc:
+            if not exc.transient or attempt == step.transient_retries:
+                raise
+            ctx.log(f"transient error{doing}, retrying: {exc}")
+            clock.sleep(backoff(attempt))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _do(job: Job, row: JobStep, step: Step) -> None:
+    ctx = StepContext(job=job, step=row)
+    now = clock.now()
+    JobStep.objects.filter(pk=row.pk).update(
+        state=StepState.RUNNING, started_at=row.started_at or now, attempts=row.attempts + 1)
+    row.state = StepState.RUNNING
+    try:
+        output = _with_transient_retries(step.do, step, ctx) or {}
+    except Exception as exc:
+        ctx.log(f"failed: {exc}")
+        _save_step(row, StepState.FAILED, ctx)
+        raise
+    ctx.log("done")
+    with transaction.atomic():
+        job.outputs = {**job.outputs, **output}
+        Job.objects.filter(pk=job.pk).update(outputs=job.outputs, heartbeat_at=clock.now())
+        row.output = output
+        _save_step(row, StepState.SUCCEEDED, ctx)
+
+
+def _save_step(row: JobStep, state: str, ctx: StepContext) -> None:
+    row.state = state
+    row.finished_at = clock.now()
+    row.log = "\n".join(filter(None, [row.log, *ctx.lines]))
+    ctx.lines.clear()
+    row.save(update_fields=["state", "finished_at", "log", "output"])
+
+
+def _finish(job: Job, runbook: Runbook) -> Job:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        job.succeed()
+        job.finished_at = clock.now()
+        job.save()
+        if runbook.on_success:
+            runbook.on_success(job)
+    return job
+
+
+def _stop(job: Job, runbook: Runbook, error: str, trace: str) -> Job:
+    if runbook.compensate:
+        return _compensate(job, runbook, error, trace)
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        job.fail()
+        job.error, job.traceback, job.finished_at = error, trace, clock.now()
+        job.save()
+    return job
+
+
+def _compensate(job: Job, runbook: Runbook, error: str, trace: str,
+                final: str = JobState.ROLLED_BACK) -> Job:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("stamp").get(pk=job.pk)
+        if job.state != JobState.COMPENSATING:
+            job.compensate()
+            job.error, job.traceback = error, trace
+            job.save()
+    done = job.steps.filter(state__in=[StepState.SUCCEEDED, StepState.UNDOING]).order_by("-index")
+    for row in done:
+        step = runbook.steps[row.index - 1]
+        ctx = StepContext(job=job, step=row)
+        if step.undo is None:
+            ctx.log("nothing to undo")
+            _save_step(row, StepState.UNDONE, ctx)
+            continue
+        JobStep.objects.filter(pk=row.pk).update(state=StepState.UNDOING)
+        try:
+            _with_transient_retries(step.undo, step, ctx, doing=" while undoing")
+        except Exception as exc:  # noqa: BLE001 - recorded on the job
+            ctx.log(f"undo failed: {exc}")
+            _save_step(row, StepState.FAILED, ctx)
+            with transaction.atomic():
+                job = Job.objects.select_for_update().get(pk=job.pk)
+                job.fail()
+                job.error = (f"{error}\nUndo of step '{step.name}' failed too: {exc}. "
+                             "What the earlier steps made may remain on the stamp.")
+                job.traceback = trace + "\n" + tb.format_exc()
+                job.finished_at = clock.now()
+                job.save()
+                if runbook.on_rollback:
+                    runbook.on_rollback(job)
+            return job
+        ctx.log("undone")
+        _save_step(row, StepState.UNDONE, ctx)
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if final == JobState.CANCELLED:
+            job.cancel()
+        else:
+            job.roll_back()
+        job.finished_at = clock.now()
+        job.save()
+        if runbook.on_rollback:
+            runbook.on_rollback(job)
+    return job
