@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import handlers as h
 from . import replicas
@@ -39,8 +40,18 @@ from .errors import ApiError, ErrorCode, bad_request
 from .handlers import Context, OpKind
 from .state import ReplicationRole, ReplicationState, State, VmKind, public
 
-if TYPE_CHECKING:
-    from .fabric import Fabric
+
+class Fabric(Protocol):
+    """What a remote operation needs of the fabric that runs it (``fabric.Fabric``). A
+    protocol, not an import: the fabric imports this module's operations."""
+
+    name: str
+    lock: AbstractContextManager[Any]
+    state: State
+    peers: Any
+
+    @property
+    def context(self) -> Context: ...
 
 __all__ = ["REMOTE_OPERATIONS", "RemoteOperation"]
 
