@@ -38,10 +38,16 @@ class Event(enum.StrEnum):
     DR_FAILBACK = "dr.failback"
     JOB_RETRIED = "job.retried"
     JOB_CANCELLED = "job.cancelled"
+    # A resource found in a transitional state past its deadline with no job acting on it,
+    # and marked failed (``provisioning.stuck``).
+    VM_STUCK = "vm.stuck"
+    NETWORK_STUCK = "network.stuck"
+    SNAPSHOT_STUCK = "snapshot.stuck"
+    SITE_STUCK = "site.stuck"
 
 
 def _tenant_id(obj: models.Model):
-    for path in ("tenant_id", "subscription.tenant_id"):
+    for path in ("tenant_id", "subscription.tenant_id", "vm.subscription.tenant_id"):
         target = obj
         try:
             for part in path.split("."):

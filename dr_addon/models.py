@@ -1,13 +1,19 @@
-"""DR add-on set-up: how the provider maps primary networks to recovery networks."""
+"""DR add-on set-up: how the provider maps primary networks to recovery networks; what is
+protected, and how.
+
+A protection and each VM's replica are state machines (``protected=True``: only their
+named transitions change them; a CHECK refuses other values), as in ``provisioning.models``.
+"""
 
 import uuid
 
 from django.db import models
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from base.scoping import RestrictedQuerySet
 
 __all__ = ["ActiveSite", "DrReport", "DrillKind", "NetworkMapping", "ProtectedNetwork",
-           "ProtectedVm", "Protection", "ProtectionState"]
+           "ProtectedVm", "ProtectedVmState", "Protection", "ProtectionState"]
 
 
 class NetworkMapping(models.Model):
@@ -48,9 +54,11 @@ class ActiveSite(models.TextChoices):
     RECOVERY = "recovery", "Recovery"
 
 
-class Protection(models.Model):
-    """A subscription protected by a DR add-on: where it recovers and where it runs now."""
+class Protection(ConcurrentTransitionMixin, models.Model):
+    """A subscription protected by a DR add-on: where it recovers and where it runs now.
 
+    ``dr.unprotect`` deletes the row when it has finished: nothing moves a protection to
+    ``unprotected`` today, which stays its terminal state."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     subscription = models.OneToOneField("plans.Subscription", on_delete=models.CASCADE,
@@ -58,39 +66,120 @@ class Protection(models.Model):
     addon = models.ForeignKey("plans.AddOn", on_delete=models.PROTECT, related_name="+")
     recovery_site = models.ForeignKey("provisioning.Site", on_delete=models.PROTECT,
                                       related_name="+")
-    state = models.CharField(max_length=16, choices=ProtectionState.choices,
-                             default=ProtectionState.PROTECTING)
+    state = FSMField(max_length=16, choices=ProtectionState.choices,
+                     default=ProtectionState.PROTECTING, protected=True)
     active_site = models.CharField(max_length=16, choices=ActiveSite.choices,
                                    default=ActiveSite.PRIMARY)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = RestrictedQuerySet.as_manager()
     tenant_path = "subscription__tenant"  # what restrict(tenant) follows
+    TERMINAL_STATES = frozenset({ProtectionState.UNPROTECTED})
+    TRANSITIONAL_STATES = frozenset({ProtectionState.PROTECTING, ProtectionState.FAILING_OVER,
+                                     ProtectionState.FAILING_BACK,
+                                     ProtectionState.UNPROTECTING})
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=ProtectionState.values),
+                                   name="protection_state_valid",
+                                   violation_error_message="Not a state of a DR protection."),
+        ]
 
     def __str__(self):
         return f"DR of {self.subscription_id} ({self.state}, on {self.active_site})"
 
+    @transition(field=state, source=ProtectionState.PROTECTING, target=ProtectionState.PROTECTED)
+    def mark_protected(self):
+        """``dr.protect`` replicates every VM."""
 
-class ProtectedVm(models.Model):
-    """One VM's replication: its id on each site and how fresh the replica is."""
+    @transition(field=state, source=ProtectionState.PROTECTING, target=ProtectionState.ERROR)
+    def mark_error(self):
+        """``dr.protect`` failed and was undone (or cancelled)."""
+
+    @transition(field=state, source=[ProtectionState.ERROR, ProtectionState.PROTECTING],
+                target=ProtectionState.PROTECTING)
+    def retry(self):
+        """A provider runs ``dr.protect`` again (still ``protecting`` if it had given up
+        without undoing)."""
+
+    @transition(field=state, source=ProtectionState.PROTECTED,
+                target=ProtectionState.FAILING_OVER)
+    def start_failover(self):
+        pass
+
+    @transition(field=state, source=ProtectionState.FAILING_OVER,
+                target=ProtectionState.FAILED_OVER)
+    def mark_failed_over(self):
+        """The subscription runs on its recovery site."""
+
+    @transition(field=state, source=ProtectionState.FAILED_OVER,
+                target=ProtectionState.FAILING_BACK)
+    def start_failback(self):
+        pass
+
+    @transition(field=state, source=ProtectionState.FAILING_BACK,
+                target=ProtectionState.PROTECTED)
+    def mark_failed_back(self):
+        """Home again, and replicating forward again."""
+
+    @transition(field=state, source=[ProtectionState.PROTECTED, ProtectionState.ERROR],
+                target=ProtectionState.UNPROTECTING)
+    def start_unprotecting(self):
+        """The tenant detached the DR add-on: not while a protect, failover or failback
+        is under way (their jobs would meet a protection being removed)."""
+
+
+class ProtectedVmState(models.TextChoices):
+    ENABLING = "enabling", "Enabling replication"
+    PROTECTED = "protected", "Protected"
+    FAILED_OVER = "failed_over", "Failed over"
+
+
+class ProtectedVm(ConcurrentTransitionMixin, models.Model):
+    """One VM's replication: its id on each site and how fresh the replica is. A replica
+    ends by its row being deleted (DR removed, or the VM deleted)."""
 
     protection = models.ForeignKey(Protection, on_delete=models.CASCADE, related_name="vms")
     vm = models.OneToOneField("provisioning.VirtualMachine", on_delete=models.CASCADE,
                               related_name="protection")
-    state = models.CharField(max_length=16, default="enabling")
+    state = FSMField(max_length=16, choices=ProtectedVmState.choices,
+                     default=ProtectedVmState.ENABLING, protected=True)
     primary_fabric_id = models.CharField(max_length=64)
     recovery_fabric_id = models.CharField(max_length=64, blank=True)
     sequence = models.PositiveIntegerField(default=0)
     last_sync_at = models.DateTimeField(null=True, blank=True)
 
+    TERMINAL_STATES: frozenset[str] = frozenset()
+
     class Meta:
         ordering = ["vm__name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=ProtectedVmState.values),
+                                   name="protected_vm_state_valid",
+                                   violation_error_message="Not a state of a VM's replica."),
+        ]
 
     def __str__(self):
         return f"{self.vm_id} -> {self.recovery_fabric_id or '?'}"
+
+    @transition(field=state, source=[ProtectedVmState.ENABLING, ProtectedVmState.PROTECTED],
+                target=ProtectedVmState.PROTECTED)
+    def mark_protected(self):
+        """Replication is enabled (``protected`` already: a retried job enabled it again)."""
+
+    @transition(field=state, source=[ProtectedVmState.ENABLING, ProtectedVmState.PROTECTED,
+                                     ProtectedVmState.FAILED_OVER],
+                target=ProtectedVmState.FAILED_OVER)
+    def fail_over(self):
+        """A failover fails over every replica, however fresh (``failed_over`` already: a
+        retried failover does the step again)."""
+
+    @transition(field=state, source=ProtectedVmState.FAILED_OVER,
+                target=ProtectedVmState.PROTECTED)
+    def protect_again(self):
+        """Failback: the recovery copy is the replica again."""
 
 
 class ProtectedNetwork(models.Model):

@@ -8,6 +8,7 @@ from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
+from django_fsm import can_proceed
 
 from dr_addon.models import (
     ActiveSite,
@@ -15,8 +16,8 @@ from dr_addon.models import (
     DrReport,
     ProtectedNetwork,
     ProtectedVm,
+    ProtectedVmState,
     Protection,
-    ProtectionState,
 )
 from fabric.drivers import DriverError, PowerState
 from fabric.services import driver_for
@@ -45,6 +46,10 @@ def _primary(protection: Protection) -> Site:
     return Site.objects.select_related("cloud__stamp").get(
         subscription_id=protection.subscription_id, role=SiteRole.PRIMARY,
         state=SiteState.READY)
+
+
+def _locked(model, pk):
+    return model.objects.select_for_update().get(pk=pk)
 
 
 def _drivers(protection: Protection):
@@ -99,8 +104,12 @@ def delete_recovery_container(ctx):
     recovery.delete_container(key=ctx.key("undo"), container_id=ctx.outputs[
         "recovery_container"], force=True)
     ipam.release_external(protection.recovery_site)
-    Site.objects.filter(pk=protection.recovery_site_id).update(
-        container_id="", gateway_id="", external_ip=None, state=SiteState.FAILED)
+    with transaction.atomic():
+        site = _locked(Site, protection.recovery_site_id)
+        site.container_id, site.gateway_id, site.external_ip = "", "", None
+        if site.state != SiteState.FAILED:  # a resumed undo finds it done
+            site.mark_failed()
+        site.save()
 
 
 def recreate_networks(ctx):
@@ -139,11 +148,14 @@ def _enable(ctx, protection, primary_driver, vm: VirtualMachine) -> ProtectedVm:
         target_endpoint=site.cloud.stamp.endpoint,
         target_container_id=Site.objects.get(pk=site.pk).container_id,
         target_token=site.cloud.stamp.credentials.get("token"))
-    row, _ = ProtectedVm.objects.update_or_create(
-        vm=vm, defaults={"protection": protection, "state": "protected",
-                         "primary_fabric_id": vm.fabric_id,
-                         "recovery_fabric_id": info.partner_vm_id,
-                         "sequence": info.sequence, "last_sync_at": info.last_sync_at})
+    with transaction.atomic():
+        row, _ = ProtectedVm.objects.get_or_create(vm=vm, defaults={"protection": protection})
+        row = _locked(ProtectedVm, row.pk)
+        row.protection = protection
+        row.primary_fabric_id, row.recovery_fabric_id = vm.fabric_id, info.partner_vm_id
+        row.sequence, row.last_sync_at = info.sequence, info.last_sync_at
+        row.mark_protected()
+        row.save()
     ctx.log(f"{vm.name}: replica {info.partner_vm_id}, sequence {info.sequence}")
     return row
 
@@ -153,7 +165,7 @@ def enable_replication(ctx):
     primary, _ = _drivers(protection)
     count = 0
     for vm in _live_vms(protection):
-        if not ProtectedVm.objects.filter(vm=vm, state="protected").exists():
+        if not ProtectedVm.objects.filter(vm=vm, state=ProtectedVmState.PROTECTED).exists():
             _enable(ctx, protection, primary, vm)
         count += 1
     return {"protected_vms": count}
@@ -169,13 +181,27 @@ def disable_replication(ctx):
 
 
 def _protected(job):
-    protection = _protection(job)
-    Protection.objects.filter(pk=protection.pk).update(state=ProtectionState.PROTECTED)
-    Site.objects.filter(pk=protection.recovery_site_id).update(state=SiteState.READY)
+    protection = _locked(Protection, job.inputs["protection"])
+    protection.mark_protected()
+    protection.save()
+    site = _locked(Site, protection.recovery_site_id)
+    site.mark_ready()
+    site.save()
 
 
 def _protect_failed(job):
-    Protection.objects.filter(pk=job.inputs["protection"]).update(state=ProtectionState.ERROR)
+    protection = _locked(Protection, job.inputs["protection"])
+    protection.mark_error()
+    protection.save()
+
+
+def _protect_retried(job):
+    protection = _locked(Protection, job.inputs["protection"])
+    protection.retry()
+    protection.save()
+    site = _locked(Site, protection.recovery_site_id)
+    site.retry()
+    site.save()
 
 
 PROTECT = register(Runbook(
@@ -184,7 +210,7 @@ PROTECT = register(Runbook(
                 delete_recovery_container),
            Step("Recreate tenant networks on the recovery side", recreate_networks),
            Step("Enable replication of every VM", enable_replication, disable_replication)),
-    on_success=_protected, on_rollback=_protect_failed))
+    on_success=_protected, on_rollback=_protect_failed, on_retry=_protect_retried))
 
 
 def protect_one_vm(ctx):
@@ -206,7 +232,8 @@ def sync_all(ctx):
     protection = _protection(ctx)
     primary, _ = _drivers(protection)
     synced = 0
-    for row in ProtectedVm.objects.filter(protection=protection, state="protected"):
+    for row in ProtectedVm.objects.filter(protection=protection,
+                                          state=ProtectedVmState.PROTECTED):
         try:
             info = primary.sync_replication(key=ctx.key(str(row.vm_id)),
                                             vm_id=row.primary_fabric_id)
@@ -352,7 +379,10 @@ def fail_over_replicas(ctx):
                                       vm_id=row.recovery_fabric_id,
                                       network_id=networks.get(row.vm.network_id),
                                       ip_address=row.vm.ip_address)
-        ProtectedVm.objects.filter(pk=row.pk).update(state="failed_over")
+        with transaction.atomic():
+            replica = _locked(ProtectedVm, row.pk)
+            replica.fail_over()
+            replica.save()
     return {}
 
 
@@ -361,9 +391,11 @@ def _switch_to(protection: Protection, site: str) -> None:
     """VMs keep their UUIDs; their fabric ids and the active site change sides."""
     recovery = site == ActiveSite.RECOVERY
     for row in ProtectedVm.objects.filter(protection=protection):
-        fabric_id = row.recovery_fabric_id if recovery else row.primary_fabric_id
-        VirtualMachine.objects.filter(pk=row.vm_id).update(fabric_id=fabric_id,
-                                                           state=VmState.RUNNING)
+        vm = _locked(VirtualMachine, row.vm_id)
+        vm.fabric_id = row.recovery_fabric_id if recovery else row.primary_fabric_id
+        if can_proceed(vm.switch_site):  # one being deleted stays so: its job settles it
+            vm.switch_site()
+        vm.save()
     for row in ProtectedNetwork.objects.filter(protection=protection):
         Network.objects.filter(pk=row.network_id).update(
             fabric_id=row.recovery_fabric_id if recovery else row.primary_fabric_id)
@@ -380,8 +412,9 @@ def switch_to_recovery(ctx):
 
 
 def _failed_over(job):
-    Protection.objects.filter(pk=job.inputs["protection"]).update(
-        state=ProtectionState.FAILED_OVER)
+    protection = _locked(Protection, job.inputs["protection"])
+    protection.mark_failed_over()
+    protection.save()
     report = _finish_report(job, "succeeded", mode=job.inputs["mode"])
     DrReport.objects.filter(pk=report.pk).update(
         data_loss_seconds=job.outputs.get("data_loss_seconds"))
@@ -452,9 +485,12 @@ def protect_again(ctx):
                 target_endpoint=site.cloud.stamp.endpoint,
                 target_container_id=site.container_id,
                 target_token=site.cloud.stamp.credentials.get("token"))
-            ProtectedVm.objects.filter(pk=row.pk).update(
-                recovery_fabric_id=info.partner_vm_id, sequence=info.sequence,
-                last_sync_at=info.last_sync_at, state="protected")
+            with transaction.atomic():
+                replica = _locked(ProtectedVm, row.pk)
+                replica.recovery_fabric_id = info.partner_vm_id
+                replica.sequence, replica.last_sync_at = info.sequence, info.last_sync_at
+                replica.protect_again()
+                replica.save()
     return {}
 
 
@@ -464,8 +500,9 @@ def switch_to_primary(ctx):
 
 
 def _failed_back(job):
-    Protection.objects.filter(pk=job.inputs["protection"]).update(
-        state=ProtectionState.PROTECTED)
+    protection = _locked(Protection, job.inputs["protection"])
+    protection.mark_failed_back()
+    protection.save()
     _finish_report(job, "succeeded")
 
 
@@ -501,9 +538,13 @@ def remove_recovery_site(ctx):
         recovery.delete_container(key=ctx.key(), container_id=site.container_id, force=True)
     ipam.release_external(site)
     ProtectedNetwork.objects.filter(protection=protection).delete()
-    Site.objects.filter(pk=site.pk).update(state=SiteState.DELETED, container_id="",
-                                           gateway_id="", nat_rule_id="", network_id="",
-                                           external_ip=None)
+    with transaction.atomic():
+        site = _locked(Site, site.pk)
+        site.container_id = site.gateway_id = site.nat_rule_id = site.network_id = ""
+        site.external_ip = None
+        if site.state != SiteState.DELETED:  # a resumed step finds it done
+            site.mark_deleted()
+        site.save()
     return {}
 
 

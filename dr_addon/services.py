@@ -4,11 +4,13 @@ Every fabric change is a runbook (``dr_addon.runbooks``); these functions check 
 request, record the intent and enqueue the job in one transaction.
 """
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_fsm import can_proceed
 
 from base import events
 from base.errors import Conflict, Invalid, NotFound
@@ -19,6 +21,7 @@ from dr_addon.models import (
     DrReport,
     NetworkMapping,
     ProtectedVm,
+    ProtectedVmState,
     Protection,
     ProtectionState,
 )
@@ -96,6 +99,9 @@ class DrAddOnHooks:
         protection = _protection(link.subscription, lock=True)
         if protection.active_site != ActiveSite.PRIMARY:
             raise Conflict("Fail back before removing DR.", code="dr-state")
+        if not can_proceed(protection.start_unprotecting):
+            raise Conflict(f"DR is {protection.get_state_display().lower()}: remove it when "
+                           "that has finished.", code="dr-state")
 
     def detached(self, link: SubscriptionAddOn, *, acting_user) -> None:
         unprotect(link, acting_user=acting_user)
@@ -123,8 +129,11 @@ def protect(link: SubscriptionAddOn, *, acting_user) -> Protection:
 
 def unprotect(link: SubscriptionAddOn, *, acting_user) -> Protection:
     protection = _protection(link.subscription, lock=True)
-    protection.state = ProtectionState.UNPROTECTING
-    protection.save(update_fields=["state"])
+    protection.start_unprotecting()
+    protection.save()
+    recovery = Site.objects.select_for_update().get(pk=protection.recovery_site_id)
+    recovery.start_deleting()
+    recovery.save()
     engine.enqueue("dr.unprotect", stamp=_primary_site(link.subscription).cloud.stamp,
                    subscription=link.subscription, resource=protection, acting_user=acting_user,
                    inputs={"protection": str(protection.pk)})
@@ -151,7 +160,7 @@ def sync_due() -> list[str]:
             "addon", "subscription"):
         due = now - timedelta(seconds=protection.addon.rpo_seconds / 2)
         if not protection.vms.filter(Q(last_sync_at__lt=due) | Q(last_sync_at__isnull=True),
-                                     state="protected").exists():
+                                     state=ProtectedVmState.PROTECTED).exists():
             continue
         pending = Job.objects.filter(runbook="dr.sync", resource_id=str(protection.pk),
                                      state__in=[JobState.QUEUED, JobState.RUNNING]).exists()
@@ -169,17 +178,17 @@ _EVENTS = {DrillKind.TEST: Event.DR_TEST_FAILOVER, DrillKind.PLANNED: Event.DR_P
            DrillKind.UNPLANNED: Event.DR_UNPLANNED, DrillKind.FAILBACK: Event.DR_FAILBACK}
 
 
-def _start(protection: Protection, kind: str, runbook: str, *, stamp, busy_state: str,
-           acting_user, **inputs):
+def _start(protection: Protection, kind: str, runbook: str, *, stamp,
+           begin: Callable[[Protection], None] | None, acting_user, **inputs):
     report = DrReport.objects.create(protection=protection, kind=kind)
     job = engine.enqueue(runbook, stamp=stamp, subscription=protection.subscription,
                          resource=protection, acting_user=acting_user,
                          inputs={"protection": str(protection.pk), "report": str(report.pk),
                                  **inputs})
     DrReport.objects.filter(pk=report.pk).update(job=job)
-    if busy_state:
-        protection.state = busy_state
-        protection.save(update_fields=["state"])
+    if begin is not None:
+        begin(protection)
+        protection.save()
     events.record(_EVENTS[kind], protection, acting_user=acting_user)
     return job
 
@@ -195,7 +204,7 @@ def test_failover(subscription: Subscription, *, acting_user):
                                finished_at__isnull=True).exists():
         raise Conflict("A test failover is already running.", code="dr-busy")
     return _start(protection, DrillKind.TEST, "dr.test-failover",
-                  stamp=protection.recovery_site.cloud.stamp, busy_state="",
+                  stamp=protection.recovery_site.cloud.stamp, begin=None,
                   acting_user=acting_user)
 
 
@@ -214,7 +223,7 @@ def failover(subscription: Subscription, *, mode: str, acting_user):
         raise Conflict("VMs have jobs in flight; let them finish first.", code="dr-busy")
     # The job runs on the recovery stamp's queue: the primary may be gone.
     return _start(protection, mode, "dr.failover", stamp=protection.recovery_site.cloud.stamp,
-                  busy_state=ProtectionState.FAILING_OVER, acting_user=acting_user, mode=mode)
+                  begin=Protection.start_failover, acting_user=acting_user, mode=mode)
 
 
 @transaction.atomic
@@ -225,7 +234,7 @@ def failback(subscription: Subscription, *, acting_user):
                        code="dr-state")
     return _start(protection, DrillKind.FAILBACK, "dr.failback",
                   stamp=protection.recovery_site.cloud.stamp,
-                  busy_state=ProtectionState.FAILING_BACK, acting_user=acting_user)
+                  begin=Protection.start_failback, acting_user=acting_user)
 
 
 def status(subscription: Subscription) -> dict:

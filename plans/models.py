@@ -141,6 +141,11 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "state"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=SubscriptionState.values),
+                                   name="subscription_state_valid",
+                                   violation_error_message="Not a state of a subscription."),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.plan})"

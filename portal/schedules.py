@@ -11,6 +11,7 @@ __all__ = ["SCHEDULES", "ensure_schedules"]
 # name -> (task, every N seconds)
 SCHEDULES = {
     "Jobs: relay and sweeper": ("provisioning.sweep_jobs", 10),
+    "Resources: fail those stuck with no job": ("provisioning.reset_stuck_resources", 300),
     "Stamps: health and capacity": ("provisioning.check_stamps", 60),
     "Stamps: reconciliation": ("provisioning.reconcile", 300),
     "DR: replication syncs due by RPO": ("dr_addon.sync_due", 30),

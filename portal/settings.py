@@ -235,5 +235,8 @@ BUFFET_JOB_LEASE_SECONDS = int(os.environ.get("BUFFET_JOB_LEASE_SECONDS", "60"))
 BUFFET_OUTBOX_GRACE_SECONDS = int(os.environ.get("BUFFET_OUTBOX_GRACE_SECONDS", "10"))
 # A job not finished this long after it was asked for is reported as stuck.
 BUFFET_JOB_STUCK_SECONDS = int(os.environ.get("BUFFET_JOB_STUCK_SECONDS", "1800"))
+# A VM, network, checkpoint or site this long in a transitional state with no job acting on
+# it is marked failed (provisioning.stuck). Generous: well past the longest job.
+BUFFET_STUCK_RESOURCE_SECONDS = int(os.environ.get("BUFFET_STUCK_RESOURCE_SECONDS", "3600"))
 # Timeout of one call to a stamp (retries and polling included).
 BUFFET_DRIVER_TIMEOUT = float(os.environ.get("BUFFET_DRIVER_TIMEOUT", "30"))

@@ -119,13 +119,15 @@ def decommission(subscription: Subscription, *, acting_user: User
                        code="subscription-state") from exc
     subscription.save()
     events.record(Event.SUBSCRIPTION_DELETING, subscription, acting_user=acting_user)
-    site = Site.objects.filter(subscription=subscription, role=SiteRole.PRIMARY).exclude(
+    site = Site.objects.select_for_update(of=("self",)).filter(
+        subscription=subscription, role=SiteRole.PRIMARY).exclude(
         state=SiteState.DELETED).select_related("cloud__stamp").first()
     if site is None:
         subscription.mark_deleted()
         subscription.save()
         return subscription, None
-    Site.objects.filter(pk=site.pk).update(state=SiteState.DELETING)
+    site.start_deleting()
+    site.save()
     job = engine.enqueue(DECOMMISSION.name, stamp=site.cloud.stamp,
                          inputs={"site": str(site.pk)}, subscription=subscription,
                          resource=site, acting_user=acting_user)

@@ -1,5 +1,13 @@
 """Jobs of the runbook engine and what a subscription has on a stamp: its sites, networks,
-VMs and checkpoints."""
+VMs and checkpoints.
+
+Every lifecycle is a state machine (``protected=True``: only its named transitions change
+it; a CHECK refuses other values) with declared ``TERMINAL_STATES`` and the
+``TRANSITIONAL_STATES`` that say a job is in flight (``provisioning.stuck`` fails one left
+there with no job). Transitions that start work have strict sources: the preconditions of
+the tenant's actions. Those that end a job also accept ``failed``: the sweeper may have
+given up on a resource whose job a provider then retries, and the job knows the fabric.
+"""
 
 import uuid
 
@@ -100,6 +108,7 @@ class Job(ConcurrentTransitionMixin, models.Model):
 
     objects = RestrictedQuerySet.as_manager()
     tenant_path = "tenant"  # what restrict(tenant) follows
+    TERMINAL_STATES = JOB_TERMINAL_STATES
 
     class Meta:
         ordering = ["-created_at"]
@@ -110,7 +119,8 @@ class Job(ConcurrentTransitionMixin, models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(state__in=JobState.values),
-                                   name="job_state_valid"),
+                                   name="job_state_valid",
+                                   violation_error_message="Not a state of a job."),
         ]
 
     def __str__(self):
@@ -191,9 +201,11 @@ class SiteState(models.TextChoices):
     DELETED = "deleted", "Deleted"
 
 
-class Site(models.Model):
+class Site(ConcurrentTransitionMixin, models.Model):
     """A subscription's tenant container on one stamp, with its edge: gateway, external
-    address, default routed network, outbound firewall and source-NAT rules."""
+    address, default routed network, outbound firewall and source-NAT rules. The
+    commission (or ``dr.protect``) builds it; the decommission (or ``dr.unprotect``)
+    removes it."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     subscription = models.ForeignKey("plans.Subscription", on_delete=models.CASCADE,
@@ -202,8 +214,8 @@ class Site(models.Model):
     role = models.CharField(max_length=16, choices=SiteRole.choices, default=SiteRole.PRIMARY)
     is_active = models.BooleanField(default=True,
                                     help_text="The subscription's resources run here now.")
-    state = models.CharField(max_length=16, choices=SiteState.choices,
-                             default=SiteState.PROVISIONING)
+    state = FSMField(max_length=16, choices=SiteState.choices, default=SiteState.PROVISIONING,
+                     protected=True)
     container_id = models.CharField(max_length=64, blank=True)
     gateway_id = models.CharField(max_length=64, blank=True)
     external_ip = models.GenericIPAddressField(null=True, blank=True)
@@ -212,6 +224,10 @@ class Site(models.Model):
     firewall_rule_id = models.CharField(max_length=64, blank=True)
     nat_rule_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    state_changed_at = models.DateTimeField(auto_now=True)  # the stuck sweeper's clock
+
+    TERMINAL_STATES = frozenset({SiteState.DELETED})
+    TRANSITIONAL_STATES = frozenset({SiteState.PROVISIONING, SiteState.DELETING})
 
     class Meta:
         ordering = ["created_at"]
@@ -219,10 +235,38 @@ class Site(models.Model):
             models.UniqueConstraint(
                 fields=["subscription", "role"], condition=~models.Q(state="deleted"),
                 name="site_one_live_per_role"),
+            models.CheckConstraint(condition=models.Q(state__in=SiteState.values),
+                                   name="site_state_valid",
+                                   violation_error_message="Not a state of a site."),
         ]
 
     def __str__(self):
         return f"{self.subscription_id} on {self.cloud} ({self.role}, {self.state})"
+
+    @transition(field=state, source=SiteState.PROVISIONING, target=SiteState.READY)
+    def mark_ready(self):
+        """Its commission (or ``dr.protect``) built it."""
+
+    @transition(field=state, source=[SiteState.PROVISIONING, SiteState.DELETING],
+                target=SiteState.FAILED)
+    def mark_failed(self):
+        """Building it failed and was undone, or it was stuck with no job to finish it."""
+
+    @transition(field=state, source=[SiteState.FAILED, SiteState.PROVISIONING],
+                target=SiteState.PROVISIONING)
+    def retry(self):
+        """A provider runs its build job again (still ``provisioning`` if that job had
+        given up without undoing)."""
+
+    @transition(field=state, source=[SiteState.PROVISIONING, SiteState.READY, SiteState.FAILED],
+                target=SiteState.DELETING)
+    def start_deleting(self):
+        """A decommission (or ``dr.unprotect``) starts removing it."""
+
+    @transition(field=state, source=[SiteState.DELETING, SiteState.FAILED],
+                target=SiteState.DELETED)
+    def mark_deleted(self):
+        """Nothing of it is left on the fabric."""
 
 
 class AddressState(models.TextChoices):
@@ -262,9 +306,8 @@ class NetworkState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class Network(models.Model):
+class Network(ConcurrentTransitionMixin, models.Model):
     """A tenant virtual network behind the subscription's gateway."""
-
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     subscription = models.ForeignKey("plans.Subscription", on_delete=models.CASCADE,
@@ -272,16 +315,19 @@ class Network(models.Model):
     name = models.CharField(max_length=63)
     cidr = models.CharField(max_length=43)
     gateway_address = models.GenericIPAddressField(null=True, blank=True)
-    state = models.CharField(max_length=16, choices=NetworkState.choices,
-                             default=NetworkState.PROVISIONING)
+    state = FSMField(max_length=16, choices=NetworkState.choices,
+                     default=NetworkState.PROVISIONING, protected=True)
     is_default = models.BooleanField(default=False,
                                      help_text="Made by the commission; not counted in quota.")
     fabric_id = models.CharField(max_length=64, blank=True)
     quota_held = models.BooleanField(default=True, help_text="Counts in the quota ledger now.")
     created_at = models.DateTimeField(auto_now_add=True)
+    state_changed_at = models.DateTimeField(auto_now=True)  # the stuck sweeper's clock
 
     objects = RestrictedQuerySet.as_manager()
     tenant_path = "subscription__tenant"  # what restrict(tenant) follows
+    TERMINAL_STATES = frozenset({NetworkState.DELETED})
+    TRANSITIONAL_STATES = frozenset({NetworkState.PROVISIONING, NetworkState.DELETING})
 
     class Meta:
         ordering = ["created_at"]
@@ -290,10 +336,43 @@ class Network(models.Model):
                                     condition=~models.Q(state="deleted"),
                                     name="network_name_unique_live",
                                     violation_error_message="A network with this name exists."),
+            models.CheckConstraint(condition=models.Q(state__in=NetworkState.values),
+                                   name="network_state_valid",
+                                   violation_error_message="Not a state of a network."),
         ]
 
     def __str__(self):
         return f"{self.name} ({self.cidr})"
+
+    @transition(field=state, source=NetworkState.PROVISIONING, target=NetworkState.READY)
+    def mark_ready(self):
+        pass
+
+    @transition(field=state, source=[NetworkState.PROVISIONING, NetworkState.DELETING],
+                target=NetworkState.FAILED)
+    def mark_failed(self):
+        """Its create job was undone, or it was stuck with no job to finish it."""
+
+    @transition(field=state, source=[NetworkState.FAILED, NetworkState.PROVISIONING],
+                target=NetworkState.PROVISIONING)
+    def retry_create(self):
+        """A provider runs its create job again."""
+
+    @transition(field=state, source=[NetworkState.READY, NetworkState.FAILED],
+                target=NetworkState.DELETING)
+    def start_deleting(self):
+        pass
+
+    @transition(field=state, source=[NetworkState.DELETING, NetworkState.FAILED],
+                target=NetworkState.DELETED)
+    def mark_deleted(self):
+        pass
+
+    @transition(field=state, source=[NetworkState.PROVISIONING, NetworkState.READY,
+                                     NetworkState.DELETING, NetworkState.FAILED],
+                target=NetworkState.DELETED)
+    def forget(self):
+        """The decommission removed everything the subscription had on the fabric."""
 
 
 class VmState(models.TextChoices):
@@ -311,11 +390,16 @@ class VmState(models.TextChoices):
 
 VM_LIVE_STATES = frozenset(VmState.values) - {VmState.DELETED}
 
+# Where a job's end may find a VM it settles: the state its own action set, a settled power
+# state (a retried job whose rollback had settled the VM already) or ``failed`` (see the
+# module's docstring). Not while it is being created or deleted: those jobs settle it.
+_SETTLES_FROM = [VmState.STARTING, VmState.STOPPING, VmState.RESIZING, VmState.RESTORING,
+                 VmState.RUNNING, VmState.STOPPED, VmState.FAILED]
+
 
 class VirtualMachine(ConcurrentTransitionMixin, models.Model):
     """A tenant VM. Its state is an FSM; every transition that touches the fabric is a
     job, and the transitional states say one is in flight."""
-
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     subscription = models.ForeignKey("plans.Subscription", on_delete=models.CASCADE,
@@ -335,6 +419,9 @@ class VirtualMachine(ConcurrentTransitionMixin, models.Model):
 
     objects = RestrictedQuerySet.as_manager()
     tenant_path = "subscription__tenant"  # what restrict(tenant) follows
+    TERMINAL_STATES = frozenset({VmState.DELETED})
+    TRANSITIONAL_STATES = frozenset({VmState.PROVISIONING, VmState.STARTING, VmState.STOPPING,
+                                     VmState.RESIZING, VmState.RESTORING, VmState.DELETING})
 
     class Meta:
         ordering = ["-created_at"]
@@ -346,6 +433,9 @@ class VirtualMachine(ConcurrentTransitionMixin, models.Model):
                                     violation_error_message="A VM with this name exists."),
             models.CheckConstraint(condition=models.Q(vcpus__gte=1) & models.Q(memory_mb__gte=1)
                                    & models.Q(disk_gb__gte=1), name="vm_size_positive"),
+            models.CheckConstraint(condition=models.Q(state__in=VmState.values),
+                                   name="vm_state_valid",
+                                   violation_error_message="Not a state of a VM."),
         ]
 
     def __str__(self):
@@ -385,21 +475,36 @@ class VirtualMachine(ConcurrentTransitionMixin, models.Model):
     def start_deleting(self):
         pass
 
-    @transition(field=state, source="*", target=VmState.RUNNING)
+    @transition(field=state, source=_SETTLES_FROM, target=VmState.RUNNING)
     def settle_running(self):
         """A job ended with the VM powered on."""
 
-    @transition(field=state, source="*", target=VmState.STOPPED)
+    @transition(field=state, source=_SETTLES_FROM, target=VmState.STOPPED)
     def settle_stopped(self):
         """A job ended with the VM powered off."""
 
-    @transition(field=state, source="*", target=VmState.FAILED)
-    def mark_failed(self):
-        pass
+    @transition(field=state, source=_SETTLES_FROM, target=VmState.RUNNING)
+    def switch_site(self):
+        """The DR add-on failed it over (or back): it runs on the other site now."""
 
-    @transition(field=state, source=VmState.DELETING, target=VmState.DELETED)
+    @transition(field=state, source=sorted(TRANSITIONAL_STATES), target=VmState.FAILED)
+    def mark_failed(self):
+        """Its create job was undone, or it was stuck with no job to finish it (the tenant
+        may delete it, a provider may retry that job)."""
+
+    @transition(field=state, source=[VmState.FAILED, VmState.PROVISIONING],
+                target=VmState.PROVISIONING)
+    def retry_create(self):
+        """A provider runs its create job again (still ``provisioning`` if that job had
+        given up without undoing)."""
+
+    @transition(field=state, source=[VmState.DELETING, VmState.FAILED], target=VmState.DELETED)
     def mark_deleted(self):
         pass
+
+    @transition(field=state, source=sorted(VM_LIVE_STATES), target=VmState.DELETED)
+    def forget(self):
+        """The decommission removed everything the subscription had on the fabric."""
 
 
 class SnapshotState(models.TextChoices):
@@ -411,27 +516,69 @@ class SnapshotState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class Snapshot(models.Model):
+class Snapshot(ConcurrentTransitionMixin, models.Model):
     """A checkpoint of a VM."""
-
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="snapshots")
     name = models.CharField(max_length=63)
-    state = models.CharField(max_length=16, choices=SnapshotState.choices,
-                             default=SnapshotState.CREATING)
+    state = FSMField(max_length=16, choices=SnapshotState.choices,
+                     default=SnapshotState.CREATING, protected=True)
     fabric_id = models.CharField(max_length=64, blank=True)
     quota_held = models.BooleanField(default=True, help_text="Counts in the quota ledger now.")
     created_at = models.DateTimeField(auto_now_add=True)
+    state_changed_at = models.DateTimeField(auto_now=True)  # the stuck sweeper's clock
 
     objects = RestrictedQuerySet.as_manager()
     tenant_path = "vm__subscription__tenant"  # what restrict(tenant) follows
+    TERMINAL_STATES = frozenset({SnapshotState.DELETED})
+    TRANSITIONAL_STATES = frozenset({SnapshotState.CREATING, SnapshotState.RESTORING,
+                                     SnapshotState.DELETING})
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=SnapshotState.values),
+                                   name="snapshot_state_valid",
+                                   violation_error_message="Not a state of a checkpoint."),
+        ]
 
     def __str__(self):
         return self.name
+
+    @transition(field=state, source=[SnapshotState.CREATING, SnapshotState.FAILED],
+                target=SnapshotState.READY)
+    def mark_ready(self):
+        """Taken (``failed`` too: its create job has no retry hook, a retry ends here)."""
+
+    @transition(field=state, source=sorted(TRANSITIONAL_STATES), target=SnapshotState.FAILED)
+    def mark_failed(self):
+        """Its create job was undone, or it was stuck with no job to finish it."""
+
+    @transition(field=state, source=SnapshotState.READY, target=SnapshotState.RESTORING)
+    def start_restoring(self):
+        pass
+
+    @transition(field=state, source=[SnapshotState.RESTORING, SnapshotState.READY,
+                                     SnapshotState.FAILED], target=SnapshotState.READY)
+    def finish_restoring(self):
+        """The restore ended, either way (``ready`` already: a retried restore ends again)."""
+
+    @transition(field=state, source=[SnapshotState.READY, SnapshotState.FAILED],
+                target=SnapshotState.DELETING)
+    def start_deleting(self):
+        pass
+
+    @transition(field=state, source=[SnapshotState.DELETING, SnapshotState.FAILED],
+                target=SnapshotState.DELETED)
+    def mark_deleted(self):
+        pass
+
+    @transition(field=state, source=[SnapshotState.CREATING, SnapshotState.READY,
+                                     SnapshotState.RESTORING, SnapshotState.DELETING,
+                                     SnapshotState.FAILED], target=SnapshotState.DELETED)
+    def forget(self):
+        """Its VM was deleted, or the decommission removed everything."""
 
 
 class NetworkAddress(models.Model):

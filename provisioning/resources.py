@@ -172,8 +172,8 @@ def delete_network(network: Network, *, acting_user) -> Job:
     if network.vms.exclude(state=VmState.DELETED).exists():
         raise Conflict("VMs are attached to this network; delete them first.",
                        code="network-in-use")
-    network.state = NetworkState.DELETING
-    network.save(update_fields=["state"])
+    network.start_deleting()
+    network.save()
     return _enqueue("network.delete", network.subscription, network, acting_user=acting_user,
                     network=str(network.pk))
 
@@ -326,8 +326,8 @@ def restore_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
     previous = vm.state
     _transition(vm, VirtualMachine.restore, "restored")
     vm.save()
-    snapshot.state = SnapshotState.RESTORING
-    snapshot.save(update_fields=["state"])
+    snapshot.start_restoring()
+    snapshot.save()
     return _enqueue("snapshot.restore", vm.subscription, snapshot, acting_user=acting_user,
                     snapshot=str(snapshot.pk), previous=previous)
 
@@ -339,7 +339,7 @@ def delete_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
     if snapshot.state not in (SnapshotState.READY, SnapshotState.FAILED):
         raise Conflict(f"A {snapshot.state} checkpoint cannot be deleted.",
                        code="snapshot-state")
-    snapshot.state = SnapshotState.DELETING
-    snapshot.save(update_fields=["state"])
+    snapshot.start_deleting()
+    snapshot.save()
     return _enqueue("snapshot.delete", snapshot.vm.subscription, snapshot,
                     acting_user=acting_user, snapshot=str(snapshot.pk))

@@ -1,7 +1,7 @@
 """Tenant network runbooks."""
 
 from provisioning.engine import Runbook, Step, register
-from provisioning.models import Network, NetworkState, Site
+from provisioning.models import Network, Site
 from provisioning.resources import give_back, take_back
 
 __all__ = ["CREATE", "DELETE"]
@@ -9,6 +9,11 @@ __all__ = ["CREATE", "DELETE"]
 
 def _network(ctx_or_job) -> Network:
     return Network.objects.select_related("subscription").get(pk=ctx_or_job.inputs["network"])
+
+
+def _locked(job) -> Network:
+    return (Network.objects.select_for_update(of=("self",)).select_related("subscription")
+            .get(pk=job.inputs["network"]))
 
 
 def create_network(ctx):
@@ -27,19 +32,23 @@ def delete_created_network(ctx):
 
 
 def _ready(job):
-    Network.objects.filter(pk=job.inputs["network"]).update(state=NetworkState.READY)
+    network = _locked(job)
+    network.mark_ready()
+    network.save()
 
 
 def _failed(job):
-    network = _network(job)
-    Network.objects.filter(pk=network.pk).update(state=NetworkState.FAILED)
+    network = _locked(job)
+    network.mark_failed()
+    network.save()
     give_back(network)
 
 
 def _retried(job):
-    network = _network(job)
+    network = _locked(job)
+    network.retry_create()
+    network.save()
     take_back(network)
-    Network.objects.filter(pk=network.pk).update(state=NetworkState.PROVISIONING)
 
 
 CREATE = register(Runbook(
@@ -56,8 +65,9 @@ def delete_network(ctx):
 
 
 def _deleted(job):
-    network = _network(job)
-    Network.objects.filter(pk=network.pk).update(state=NetworkState.DELETED)
+    network = _locked(job)
+    network.mark_deleted()
+    network.save()
     give_back(network)
 
 

@@ -9,7 +9,9 @@ everything, VMs included, moving forward only: a failure stops it for a retry.
 
 import logging
 
+from django.db import transaction
 from django.utils import timezone
+from django_fsm import can_proceed
 
 from base import events
 from base.events import Event
@@ -23,9 +25,7 @@ from provisioning.models import (
     Site,
     SiteState,
     Snapshot,
-    SnapshotState,
     VirtualMachine,
-    VmState,
 )
 
 __all__ = ["COMMISSION", "DECOMMISSION", "SUSPEND"]
@@ -41,6 +41,10 @@ def _record(ctx: StepContext, **fields) -> dict:
     """Write what a step made onto the site at once, so reconciliation knows it."""
     Site.objects.filter(pk=ctx.inputs["site"]).update(**fields)
     return fields
+
+
+def _locked_site(job_or_ctx) -> Site:
+    return Site.objects.select_for_update().get(pk=job_or_ctx.inputs["site"])
 
 
 # --- commission -----------------------------------------------------------------------
@@ -125,8 +129,12 @@ def delete_source_nat(ctx):
 
 
 def _commissioned(job):
-    Site.objects.filter(pk=job.inputs["site"]).update(state=SiteState.READY)
-    site = Site.objects.get(pk=job.inputs["site"])
+    site = _locked_site(job)
+    # A decommission asked for while the commission ran has moved the site on to
+    # ``deleting``: it stays so, and that job removes what this one made.
+    if can_proceed(site.mark_ready):
+        site.mark_ready()
+        site.save()
     Network.objects.create(subscription_id=site.subscription_id, name="default",
                            cidr=site.network_cidr, fabric_id=site.network_id,
                            gateway_address=job.outputs.get("gateway_address"),
@@ -134,12 +142,16 @@ def _commissioned(job):
 
 
 def _commission_failed(job):
-    Site.objects.filter(pk=job.inputs["site"]).update(state=SiteState.FAILED)
-    ipam.release_external(Site.objects.get(pk=job.inputs["site"]))
+    site = _locked_site(job)
+    site.mark_failed()
+    site.save()
+    ipam.release_external(site)
 
 
 def _commission_retried(job):
-    Site.objects.filter(pk=job.inputs["site"]).update(state=SiteState.PROVISIONING)
+    site = _locked_site(job)
+    site.retry()
+    site.save()
 
 
 COMMISSION = engine.register(Runbook(
@@ -174,13 +186,20 @@ def delete_vms(ctx):
 
 
 def _forget_resources(subscription) -> None:
-    """The fabric has nothing left: the portal's resources are gone too."""
-    VirtualMachine.objects.filter(subscription=subscription).exclude(
-        state=VmState.DELETED).update(state=VmState.DELETED, quota_held=False)
-    Snapshot.objects.filter(vm__subscription=subscription).update(
-        state=SnapshotState.DELETED, quota_held=False)
-    Network.objects.filter(subscription=subscription).update(state=NetworkState.DELETED,
-                                                             quota_held=False)
+    """The fabric has nothing left: the portal's resources are gone too.
+
+    Row by row rather than one UPDATE per table, so each goes through its ``forget``
+    transition: a decommission is rare and a subscription holds tens of resources, not
+    millions, and no other code path needs to write the state column in bulk."""
+    resources = (VirtualMachine.objects.filter(subscription=subscription),
+                 Snapshot.objects.filter(vm__subscription=subscription),
+                 Network.objects.filter(subscription=subscription))
+    for queryset in resources:
+        live = queryset.exclude(state__in=queryset.model.TERMINAL_STATES)
+        for resource in live.select_for_update(of=("self",)):
+            resource.forget()
+            resource.quota_held = False
+            resource.save()
     NetworkAddress.objects.filter(network__subscription=subscription).delete()
 
 
@@ -209,7 +228,12 @@ def delete_tenant_container(ctx):
         ctx.driver.delete_container(key=ctx.key(), container_id=site.container_id, force=True)
         ctx.log(f"deleted container {site.container_id}")
     ipam.release_external(site)
-    _record(ctx, container_id="", external_ip=None, state=SiteState.DELETED)
+    with transaction.atomic():
+        _record(ctx, container_id="", external_ip=None)
+        site = _locked_site(ctx)
+        if site.state != SiteState.DELETED:  # a resumed step finds it done
+            site.mark_deleted()
+            site.save()
     return {}
 
 

@@ -66,8 +66,9 @@ def _create_failed(job):
 
 def _create_retried(job):
     vm = _locked(job)
+    vm.retry_create()
+    vm.save()
     take_back(vm)
-    VirtualMachine.objects.filter(pk=vm.pk).update(state=VmState.PROVISIONING)
 
 
 CREATE = register(Runbook(
@@ -186,9 +187,10 @@ def _deleted(job):
     vm.mark_deleted()
     vm.save()
     give_back(vm)
-    for snapshot in vm.snapshots.exclude(state=SnapshotState.DELETED):
+    for snapshot in vm.snapshots.select_for_update().exclude(state=SnapshotState.DELETED):
         give_back(snapshot)
-        Snapshot.objects.filter(pk=snapshot.pk).update(state=SnapshotState.DELETED)
+        snapshot.forget()
+        snapshot.save()
     events.record(Event.VM_DELETED, vm)
     addons.vm_deleted(vm)
 
@@ -203,6 +205,11 @@ DELETE = register(Runbook(
 def _snapshot(ctx_or_job) -> Snapshot:
     return Snapshot.objects.select_related("vm__subscription").get(
         pk=ctx_or_job.inputs["snapshot"])
+
+
+def _locked_snapshot(job) -> Snapshot:
+    return (Snapshot.objects.select_for_update(of=("self",)).select_related("vm__subscription")
+            .get(pk=job.inputs["snapshot"]))
 
 
 def create_checkpoint(ctx):
@@ -221,12 +228,15 @@ def delete_created_checkpoint(ctx):
 
 
 def _snapshot_ready(job):
-    Snapshot.objects.filter(pk=job.inputs["snapshot"]).update(state=SnapshotState.READY)
+    snapshot = _locked_snapshot(job)
+    snapshot.mark_ready()
+    snapshot.save()
 
 
 def _snapshot_failed(job):
-    snapshot = _snapshot(job)
-    Snapshot.objects.filter(pk=snapshot.pk).update(state=SnapshotState.FAILED)
+    snapshot = _locked_snapshot(job)
+    snapshot.mark_failed()
+    snapshot.save()
     give_back(snapshot)
 
 
@@ -264,8 +274,9 @@ def start_after_restore(ctx):
 
 
 def _restore_ended(job):
-    snapshot = _snapshot(job)
-    Snapshot.objects.filter(pk=snapshot.pk).update(state=SnapshotState.READY)
+    snapshot = _locked_snapshot(job)
+    snapshot.finish_restoring()
+    snapshot.save()
     vm = VirtualMachine.objects.select_for_update().get(pk=snapshot.vm_id)
     _settle(vm, _was_running(job))
 
@@ -287,8 +298,9 @@ def delete_checkpoint(ctx):
 
 
 def _snapshot_deleted(job):
-    snapshot = _snapshot(job)
-    Snapshot.objects.filter(pk=snapshot.pk).update(state=SnapshotState.DELETED)
+    snapshot = _locked_snapshot(job)
+    snapshot.mark_deleted()
+    snapshot.save()
     give_back(snapshot)
 
 
