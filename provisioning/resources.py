@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django_fsm import TransitionNotAllowed
 
 from base import events
-from base.errors import Conflict, Invalid
+from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
 from plans import quota
 from plans.models import Subscription, SubscriptionState
@@ -64,21 +64,22 @@ def active_site(subscription: Subscription) -> Site:
             .exclude(state=SiteState.DELETED).first())
     if site is None or site.state != SiteState.READY:
         raise Conflict("The subscription is still being set up on its stamp; try again "
-                       "when its commission job has finished.", code="subscription-not-ready")
+                       "when its commission job has finished.",
+                       code=ErrorCode.SUBSCRIPTION_NOT_READY)
     return site
 
 
 def _require_active(subscription: Subscription) -> None:
     if subscription.state != SubscriptionState.ACTIVE:
         raise Conflict(f"The subscription is {subscription.state}: nothing can be created "
-                       "or started in it.", code="subscription-state")
+                       "or started in it.", code=ErrorCode.SUBSCRIPTION_STATE)
 
 
 def _transition(obj, transition, verb: str) -> None:
     try:
         transition(obj)
     except TransitionNotAllowed as exc:
-        raise Conflict(f"A {obj.state} VM cannot be {verb}.", code="vm-state") from exc
+        raise Conflict(f"A {obj.state} VM cannot be {verb}.", code=ErrorCode.VM_STATE) from exc
 
 
 def give_back(obj) -> None:
@@ -166,12 +167,14 @@ def delete_network(network: Network, *, acting_user) -> Job:
     network = Network.objects.select_for_update().select_related("subscription").get(
         pk=network.pk)
     if network.is_default:
-        raise Conflict("The default network goes with the subscription.", code="network-default")
+        raise Conflict("The default network goes with the subscription.",
+                       code=ErrorCode.NETWORK_DEFAULT)
     if network.state not in (NetworkState.READY, NetworkState.FAILED):
-        raise Conflict(f"A {network.state} network cannot be deleted.", code="network-state")
+        raise Conflict(f"A {network.state} network cannot be deleted.",
+                       code=ErrorCode.NETWORK_STATE)
     if network.vms.exclude(state=VmState.DELETED).exists():
         raise Conflict("VMs are attached to this network; delete them first.",
-                       code="network-in-use")
+                       code=ErrorCode.NETWORK_IN_USE)
     network.state = NetworkState.DELETING
     network.save(update_fields=["state"])
     return _enqueue("network.delete", network.subscription, network, acting_user=acting_user,
@@ -194,7 +197,7 @@ def _allocate_address(network: Network, vm: VirtualMachine, prefer: str | None =
             continue
         return address
     raise Conflict(f"Network '{network.name}' ({network.cidr}) has no free address.",
-                   code="network-full")
+                   code=ErrorCode.NETWORK_FULL)
 
 
 # --- VMs ------------------------------------------------------------------------------
@@ -308,7 +311,7 @@ def create_snapshot(vm: VirtualMachine, *, name: str, acting_user) -> tuple[Snap
     vm = _locked_vm(vm)
     _require_active(vm.subscription)
     if vm.state not in (VmState.RUNNING, VmState.STOPPED):
-        raise Conflict(f"A {vm.state} VM cannot take a checkpoint.", code="vm-state")
+        raise Conflict(f"A {vm.state} VM cannot take a checkpoint.", code=ErrorCode.VM_STATE)
     quota.reserve(vm.subscription, {"snapshots": 1})
     snapshot = Snapshot.objects.create(vm=vm, name=name)
     job = _enqueue("snapshot.create", vm.subscription, snapshot, acting_user=acting_user,
@@ -321,7 +324,7 @@ def restore_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
     snapshot = Snapshot.objects.select_for_update().get(pk=snapshot.pk)
     if snapshot.state != SnapshotState.READY:
         raise Conflict(f"A {snapshot.state} checkpoint cannot be restored.",
-                       code="snapshot-state")
+                       code=ErrorCode.SNAPSHOT_STATE)
     vm = _locked_vm(snapshot.vm)
     previous = vm.state
     _transition(vm, VirtualMachine.restore, "restored")
@@ -338,7 +341,7 @@ def delete_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
         pk=snapshot.pk)
     if snapshot.state not in (SnapshotState.READY, SnapshotState.FAILED):
         raise Conflict(f"A {snapshot.state} checkpoint cannot be deleted.",
-                       code="snapshot-state")
+                       code=ErrorCode.SNAPSHOT_STATE)
     snapshot.state = SnapshotState.DELETING
     snapshot.save(update_fields=["state"])
     return _enqueue("snapshot.delete", snapshot.vm.subscription, snapshot,
