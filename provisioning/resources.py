@@ -15,7 +15,7 @@ from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
 from plans import quota
 from plans.models import Subscription, SubscriptionState
-from provisioning import engine
+from provisioning import engine, sizing
 from provisioning.models import (
     Job,
     Network,
@@ -28,6 +28,7 @@ from provisioning.models import (
     VirtualMachine,
     VmState,
 )
+from provisioning.sizing import SizeFault, VmSize
 
 __all__ = [
     "VmSpec",
@@ -204,17 +205,14 @@ def _allocate_address(network: Network, vm: VirtualMachine, prefer: str | None =
 
 def _check_size(subscription: Subscription, template, vcpus: int, memory_mb: int,
                 disk_gb: int | None) -> None:
-    plan = subscription.plan
     errors: dict[str, list[str]] = {}
-    checks = [("vcpus", vcpus, template.min_vcpus, plan.max_vm_vcpus),
-              ("memory_mb", memory_mb, template.min_memory_mb, plan.max_vm_memory_mb)]
-    if disk_gb is not None:
-        checks.append(("disk_gb", disk_gb, template.min_disk_gb, plan.max_vm_disk_gb))
-    for field, value, least, most in checks:
-        if value < least:
-            errors[field] = [f"'{template.name}' needs at least {least}."]
-        elif value > most:
-            errors[field] = [f"The plan allows at most {most} per VM."]
+    for check in sizing.check_size(template, subscription.plan, vcpus=vcpus,
+                                   memory_mb=memory_mb, disk_gb=disk_gb):
+        match check.fault:
+            case SizeFault.TOO_SMALL:
+                errors[check.field] = [f"'{template.name}' needs at least {check.bound.least}."]
+            case SizeFault.TOO_LARGE:
+                errors[check.field] = [f"The plan allows at most {check.bound.most} per VM."]
     if errors:
         raise Invalid("The VM size does not fit the template or the plan.", errors=errors)
 
@@ -287,8 +285,9 @@ def resize_vm(vm: VirtualMachine, *, vcpus: int, memory_mb: int, acting_user) ->
                       errors={"vcpus": ["Unchanged."], "memory_mb": ["Unchanged."]})
     previous = vm.state
     _transition(vm, VirtualMachine.resize, "resized")
-    growth = {"vcpus": max(0, vcpus - vm.vcpus), "memory_mb": max(0, memory_mb - vm.memory_mb)}
-    quota.reserve(vm.subscription, growth, cloud_id=vm.subscription.plan.cloud_id)
+    old = VmSize.of(vm)
+    delta = sizing.resize_delta(old, old.resized(vcpus=vcpus, memory_mb=memory_mb))
+    quota.reserve(vm.subscription, sizing.growth(delta), cloud_id=vm.subscription.plan.cloud_id)
     vm.save()
     return _enqueue("vm.resize", vm.subscription, vm, acting_user=acting_user, vm=str(vm.pk),
                     previous=previous, vcpus=vcpus, memory_mb=memory_mb,
