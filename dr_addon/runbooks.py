@@ -297,9 +297,9 @@ def check_drill_copies(ctx):
         checked[vm_id] = info.power_state == PowerState.RUNNING
     failed = [vm for vm, ok in checked.items() if not ok]
     if failed:
-        from base.errors import Conflict
+        from base.errors import Conflict, ErrorCode
 
-        raise Conflict(f"{len(failed)} recovery copies did not start.", code="drill-check")
+        raise Conflict(f"{len(failed)} recovery copies did not start.", code=ErrorCode.DRILL_CHECK)
     ctx.log(f"all {len(checked)} copies are running on their isolated networks")
     return {"checked": len(checked)}
 

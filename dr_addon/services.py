@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from base import events
-from base.errors import Conflict, Invalid, NotFound
+from base.errors import Conflict, ErrorCode, Invalid, NotFound
 from base.events import Event
 from dr_addon.models import (
     ActiveSite,
@@ -90,7 +90,8 @@ class DrAddOnHooks:
             _primary_site(subscription)
         except Site.DoesNotExist:
             raise Conflict("The subscription is still being set up; attach DR when its "
-                           "commission has finished.", code="subscription-not-ready") from None
+                           "commission has finished.",
+                           code=ErrorCode.SUBSCRIPTION_NOT_READY) from None
 
     def attached(self, link: SubscriptionAddOn, *, acting_user) -> None:
         protect(link, acting_user=acting_user)
@@ -98,10 +99,10 @@ class DrAddOnHooks:
     def check_detach(self, link: SubscriptionAddOn) -> None:
         protection = _protection(link.subscription, lock=True)
         if protection.active_site != ActiveSite.PRIMARY:
-            raise Conflict("Fail back before removing DR.", code="dr-state")
+            raise Conflict("Fail back before removing DR.", code=ErrorCode.DR_STATE)
         if not can_proceed(protection.start_unprotecting):
             raise Conflict(f"DR is {protection.get_state_display().lower()}: remove it when "
-                           "that has finished.", code="dr-state")
+                           "that has finished.", code=ErrorCode.DR_STATE)
 
     def detached(self, link: SubscriptionAddOn, *, acting_user) -> None:
         unprotect(link, acting_user=acting_user)
@@ -199,10 +200,10 @@ def test_failover(subscription: Subscription, *, acting_user):
     protection = _protection(subscription, lock=True)
     if protection.state != ProtectionState.PROTECTED:
         raise Conflict(f"DR is {protection.get_state_display().lower()}; a drill needs "
-                       "a protected subscription.", code="dr-state")
+                       "a protected subscription.", code=ErrorCode.DR_STATE)
     if DrReport.objects.filter(protection=protection, kind=DrillKind.TEST,
                                finished_at__isnull=True).exists():
-        raise Conflict("A test failover is already running.", code="dr-busy")
+        raise Conflict("A test failover is already running.", code=ErrorCode.DR_BUSY)
     return _start(protection, DrillKind.TEST, "dr.test-failover",
                   stamp=protection.recovery_site.cloud.stamp, begin=None,
                   acting_user=acting_user)
@@ -213,14 +214,15 @@ def failover(subscription: Subscription, *, mode: str, acting_user):
     protection = _protection(subscription, lock=True)
     if protection.state != ProtectionState.PROTECTED:
         raise Conflict(f"DR is {protection.get_state_display().lower()}; failover needs a "
-                       "protected subscription running on its primary site.", code="dr-state")
+                       "protected subscription running on its primary site.",
+                       code=ErrorCode.DR_STATE)
     if mode not in (DrillKind.PLANNED, DrillKind.UNPLANNED):
         raise Invalid("Unknown failover mode.", errors={"mode": ["planned or unplanned"]})
     busy = subscription.vms.filter(state__in=[
         VmState.PROVISIONING, VmState.STARTING, VmState.STOPPING, VmState.RESIZING,
         VmState.RESTORING, VmState.DELETING]).exists()
     if busy and mode == DrillKind.PLANNED:
-        raise Conflict("VMs have jobs in flight; let them finish first.", code="dr-busy")
+        raise Conflict("VMs have jobs in flight; let them finish first.", code=ErrorCode.DR_BUSY)
     # The job runs on the recovery stamp's queue: the primary may be gone.
     return _start(protection, mode, "dr.failover", stamp=protection.recovery_site.cloud.stamp,
                   begin=Protection.start_failover, acting_user=acting_user, mode=mode)
@@ -231,7 +233,7 @@ def failback(subscription: Subscription, *, acting_user):
     protection = _protection(subscription, lock=True)
     if protection.state != ProtectionState.FAILED_OVER:
         raise Conflict("Failback needs a subscription running on its recovery site.",
-                       code="dr-state")
+                       code=ErrorCode.DR_STATE)
     return _start(protection, DrillKind.FAILBACK, "dr.failback",
                   stamp=protection.recovery_site.cloud.stamp,
                   begin=Protection.start_failback, acting_user=acting_user)

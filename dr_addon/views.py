@@ -71,22 +71,14 @@ JOB_TITLES = {runbooks.PROTECT.name: "Setting up protection",
 # States that a job moves on; without a job in flight, that job stopped midway.
 IN_FLIGHT = (ProtectionState.PROTECTING, ProtectionState.FAILING_OVER,
              ProtectionState.FAILING_BACK, ProtectionState.UNPROTECTING)
+NEVER_SYNCED = "never synced"
 
 
 # --- What the pages draw --------------------------------------------------------------
 
-def seconds_text(seconds: float | None) -> str:
-    """"8 s", "4 min 10 s", "2 h 5 min"; "never synced" for no sync at all."""
-    if seconds is None:
-        return "never synced"
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, rest = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+def lag_text(seconds: float | None) -> str:
+    """A replication lag; ``None`` is a VM that has never synced."""
+    return NEVER_SYNCED if seconds is None else ui.duration_text(seconds)
 
 
 def _tick_text(seconds: float) -> str:
@@ -112,7 +104,7 @@ class VmRow:
 
     @property
     def lag_text(self) -> str:
-        return seconds_text(self.lag)
+        return lag_text(self.lag)
 
     @property
     def tone(self) -> str:
@@ -198,7 +190,7 @@ class LagChart:
 
     @property
     def target_text(self) -> str:
-        return f"RPO target {seconds_text(self.target)}"
+        return f"RPO target {ui.duration_text(self.target)}"
 
     @property
     def over_count(self) -> int:
@@ -208,7 +200,7 @@ class LagChart:
     def summary(self) -> str:
         count = len(self.bars)
         return (f"Replication lag of {count} VM{'s' if count != 1 else ''} against the RPO "
-                f"target of {seconds_text(self.target)}: {self.over_count} past the target.")
+                f"target of {ui.duration_text(self.target)}: {self.over_count} past the target.")
 
 
 def lag_chart(rows: list[VmRow], target: int) -> LagChart:
@@ -273,7 +265,7 @@ class ReportRow:
         seconds = self.report.data_loss_seconds
         if seconds is None:
             return "—"
-        return "None" if seconds == 0 else seconds_text(seconds)
+        return "None" if seconds == 0 else ui.duration_text(seconds)
 
     @property
     def facts(self) -> list[tuple[str, str]]:
@@ -297,7 +289,7 @@ class ProtectionRow:
 
     @property
     def rpo_text(self) -> str:
-        return seconds_text(self.protection.addon.rpo_seconds)
+        return ui.duration_text(self.protection.addon.rpo_seconds)
 
     @property
     def worst_lag(self) -> str:
@@ -305,8 +297,8 @@ class ProtectionRow:
         if not protection.vm_count:
             return "—"
         if protection.unsynced or protection.oldest_sync is None:
-            return seconds_text(None)
-        return seconds_text((self.now - protection.oldest_sync).total_seconds())
+            return lag_text(None)
+        return lag_text((self.now - protection.oldest_sync).total_seconds())
 
 
 def past_target(now: datetime) -> Case:
@@ -361,7 +353,7 @@ class DrPageMixin:
             vms=rows, chart=lag_chart(rows, status["rpo_target_seconds"]),
             over_count=sum(row.over for row in rows),
             reports=[ReportRow(report) for report in context["page_obj"]],
-            rpo_text=seconds_text(status["rpo_target_seconds"]),
+            rpo_text=ui.duration_text(status["rpo_target_seconds"]),
             job=job, job_title=JOB_TITLES.get(job.runbook, "A job") if job else "",
             busy=job is not None, stalled=job is None and protection.state in IN_FLIGHT,
             drill_running=job is not None and job.runbook == runbooks.TEST_FAILOVER.name,
@@ -415,7 +407,7 @@ class DrStatusView(TenantSubscriptionMixin, DrPageMixin, ListView):
         if self.protection is None:
             offered = (self.subscription.plan.addons.filter(kind=AddOnKind.DR)
                        .select_related("recovery_cloud"))
-            context["offered"] = [(addon, seconds_text(addon.rpo_seconds)) for addon in offered]
+            context["offered"] = [(addon, ui.duration_text(addon.rpo_seconds)) for addon in offered]
         return context
 
 

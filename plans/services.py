@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 from django_fsm import TransitionNotAllowed
 
 from base import events
-from base.errors import Conflict, Invalid, NotFound
+from base.errors import Conflict, ErrorCode, Invalid, NotFound
 from base.events import Event
 from fabric.models import Cloud, Template
 from plans import quota
@@ -154,11 +154,11 @@ def subscribe(tenant: Tenant, *, plan_id, name: str, acting_user: User) -> Subsc
         raise NotFound("No such plan.")
     if plan.state == PlanState.DECOMMISSIONED:
         raise Conflict("This plan is decommissioned and takes no new subscriptions.",
-                       code="plan-decommissioned")
+                       code=ErrorCode.PLAN_DECOMMISSIONED)
     if plan.max_subscriptions is not None:
         taken = plan.subscriptions.filter(state__in=LIVE_STATES).count()
         if taken >= plan.max_subscriptions:
-            raise Conflict("This plan has no free subscriptions left.", code="plan-full")
+            raise Conflict("This plan has no free subscriptions left.", code=ErrorCode.PLAN_FULL)
     name = (name or "").strip() or plan.name
     subscription = Subscription.objects.create(tenant=tenant, plan=plan, name=name)
     quota.set_limits(subscription, plan.quotas())
@@ -192,9 +192,10 @@ def attach_addon(subscription: Subscription, *, addon_id, acting_user: User,
         raise Invalid("This add-on is not offered with the subscription's plan.",
                       errors={"addon": ["Not offered with this plan."]})
     if subscription.state != SubscriptionState.ACTIVE:
-        raise Conflict(f"The subscription is {subscription.state}.", code="subscription-state")
+        raise Conflict(f"The subscription is {subscription.state}.",
+                       code=ErrorCode.SUBSCRIPTION_STATE)
     if subscription.addon_links.filter(addon=addon).exists():
-        raise Conflict("This add-on is already attached.", code="addon-attached")
+        raise Conflict("This add-on is already attached.", code=ErrorCode.ADDON_ATTACHED)
     if precondition is not None:
         precondition(subscription, addon)
     link = SubscriptionAddOn.objects.create(subscription=subscription, addon=addon)
@@ -227,7 +228,7 @@ def _transition(subscription: Subscription, verb: str, transition) -> Subscripti
         transition(subscription)
     except TransitionNotAllowed as exc:
         raise Conflict(f"A {subscription.state} subscription cannot be {verb}.",
-                       code="subscription-state") from exc
+                       code=ErrorCode.SUBSCRIPTION_STATE) from exc
     subscription.save()
     return subscription
 

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from base.web.forms import ListFilterForm, PortalForm
 from fabric.models import Stamp, Template
 from plans.models import Subscription, SubscriptionState
+from provisioning import sizing
 from provisioning.engine import registered
 from provisioning.models import JobState, Network, NetworkState, VmState
 from provisioning.resources import VmSpec
@@ -65,17 +66,12 @@ class VmForm(PortalForm):
             self.initial.setdefault("vcpus", first.min_vcpus)
             self.initial.setdefault("memory_mb", first.min_memory_mb)
             self.initial.setdefault("disk_gb", first.min_disk_gb)
-        # The browser's bounds: no image needs less than the smallest minimum, the plan
-        # allows no more than its maximum. The service checks the chosen image's own.
-        images = self.templates
-        for name, minimums, most in (
-                ("vcpus", [t.min_vcpus for t in images], plan.max_vm_vcpus),
-                ("memory_mb", [t.min_memory_mb for t in images], plan.max_vm_memory_mb),
-                ("disk_gb", [t.min_disk_gb for t in images], plan.max_vm_disk_gb)):
-            if minimums:
-                self.fields[name].widget.attrs["min"] = min(minimums)
-            self.fields[name].widget.attrs["max"] = most
-            self.fields[name].help_text = f"At most {most:,} in this plan."
+        # The browser's bounds, before an image is chosen; the service checks the chosen
+        # image's own.
+        for bound in sizing.form_bounds(self.templates, plan):
+            field = self.fields[bound.field]
+            field.widget.attrs.update(min=bound.least, max=bound.most)
+            field.help_text = f"At most {bound.most:,} in this plan."
 
     def spec(self) -> VmSpec:
         data = self.cleaned_data
@@ -91,11 +87,10 @@ class ResizeForm(PortalForm):
 
     def __init__(self, *args, vm, **kwargs):
         super().__init__(*args, **kwargs)
-        plan = vm.subscription.plan
         self.initial.setdefault("vcpus", vm.vcpus)
         self.initial.setdefault("memory_mb", vm.memory_mb)
-        for name, most in (("vcpus", plan.max_vm_vcpus), ("memory_mb", plan.max_vm_memory_mb)):
-            self.fields[name].widget.attrs["max"] = most
+        for bound in sizing.size_bounds(vm.template, vm.subscription.plan, disk=False):
+            self.fields[bound.field].widget.attrs["max"] = bound.most
 
 
 class CheckpointForm(PortalForm):

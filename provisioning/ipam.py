@@ -9,7 +9,7 @@ import ipaddress
 
 from django.db import IntegrityError, transaction
 
-from base.errors import Conflict
+from base.errors import Conflict, ErrorCode
 from fabric.models import Cloud
 from provisioning.models import AddressState, ExternalAddress, Site
 
@@ -44,7 +44,7 @@ def allocate_external(site: Site, *, held_by_fabric: set[str]) -> str:
             continue  # allocated concurrently by another job: try the next one
         return address
     raise Conflict(f"The external address pool {cloud.external_pool_cidr} of cloud "
-                   f"'{cloud.name}' is exhausted.", code="pool-exhausted")
+                   f"'{cloud.name}' is exhausted.", code=ErrorCode.POOL_EXHAUSTED)
 
 
 def release_external(site: Site) -> None:

@@ -19,7 +19,7 @@ from django.db import transaction
 from django_fsm import TransitionNotAllowed
 
 from base import events
-from base.errors import Conflict
+from base.errors import Conflict, ErrorCode
 from base.events import Event
 from plans import services as plan_services
 from plans.models import Subscription, SubscriptionAddOn
@@ -116,7 +116,7 @@ def decommission(subscription: Subscription, *, acting_user: User
         subscription.start_deleting()
     except TransitionNotAllowed as exc:
         raise Conflict(f"A {subscription.state} subscription cannot be decommissioned.",
-                       code="subscription-state") from exc
+                       code=ErrorCode.SUBSCRIPTION_STATE) from exc
     subscription.save()
     events.record(Event.SUBSCRIPTION_DELETING, subscription, acting_user=acting_user)
     site = Site.objects.select_for_update(of=("self",)).filter(

@@ -18,6 +18,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from base.scoping import RestrictedQuerySet
 from fabric.models import Cloud, Stamp, Template
+from provisioning.sizing import VmSize
 
 __all__ = [
     "AddressState",
@@ -442,8 +443,7 @@ class VirtualMachine(ConcurrentTransitionMixin, models.Model):
         return self.name
 
     def usage(self) -> dict[str, int]:
-        return {"vcpus": self.vcpus, "memory_mb": self.memory_mb, "storage_gb": self.disk_gb,
-                "vms": 1}
+        return VmSize.of(self).usage()
 
     @transition(field=state, source=VmState.PROVISIONING, target=VmState.RUNNING)
     def mark_provisioned(self):

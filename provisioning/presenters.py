@@ -10,45 +10,57 @@ from django.apps import apps
 from django.urls import reverse
 
 from base.web.ui import duration
-from provisioning import engine
+from provisioning import engine, sizing
 from provisioning.models import JOB_TERMINAL_STATES, Job, JobState, JobStep, StepState
+from provisioning.sizing import SizeFault
 
 __all__ = ["JobRow", "SizeCheck", "StepRow", "job_rows", "size_checks"]
 
 
+# How the pages name each size of a VM, and its unit.
+_SIZE_LABELS = {"vcpus": ("vCPUs", ""), "memory_mb": ("Memory", "MB"), "disk_gb": ("Disk", "GB")}
+
+
 @dataclass(frozen=True)
 class SizeCheck:
-    """One size of a VM against the image's minimum and the plan's maximum. It only
-    tells the user before they submit; ``provisioning.resources`` decides."""
+    """One size of a VM against the image's minimum and the plan's maximum
+    (``provisioning.sizing``), in words. It only tells the user before they submit;
+    ``provisioning.resources`` decides, with the same rule."""
 
-    label: str
-    value: int
-    least: int
-    most: int
-    unit: str = ""
+    check: sizing.BoundCheck
+
+    @property
+    def label(self) -> str:
+        return _SIZE_LABELS[self.check.field][0]
+
+    @property
+    def unit(self) -> str:
+        return _SIZE_LABELS[self.check.field][1]
+
+    @property
+    def value(self) -> int:
+        return self.check.value
 
     @property
     def problem(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
-        if self.value < self.least:
-            return f"the image needs at least {self.least:,}{unit}"
-        if self.value > self.most:
-            return f"the plan allows at most {self.most:,}{unit}"
+        match self.check.fault:
+            case SizeFault.TOO_SMALL:
+                return f"the image needs at least {self.check.bound.least:,}{unit}"
+            case SizeFault.TOO_LARGE:
+                return f"the plan allows at most {self.check.bound.most:,}{unit}"
         return ""
 
     @property
     def bounds(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
-        return f"{self.least:,}–{self.most:,}{unit}"
+        return f"{self.check.bound.least:,}–{self.check.bound.most:,}{unit}"
 
 
 def size_checks(template, plan, *, vcpus: int, memory_mb: int,
                 disk_gb: int | None = None) -> list[SizeCheck]:
-    checks = [SizeCheck("vCPUs", vcpus, template.min_vcpus, plan.max_vm_vcpus),
-              SizeCheck("Memory", memory_mb, template.min_memory_mb, plan.max_vm_memory_mb, "MB")]
-    if disk_gb is not None:
-        checks.append(SizeCheck("Disk", disk_gb, template.min_disk_gb, plan.max_vm_disk_gb, "GB"))
-    return checks
+    return [SizeCheck(check) for check in sizing.check_size(
+        template, plan, vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb)]
 
 
 # --- Jobs -----------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from django.db import IntegrityError, transaction
 from django_fsm import TransitionNotAllowed
 
 from base import events
-from base.errors import Conflict, Invalid
+from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
 from plans import quota
 from plans.models import Subscription, SubscriptionState
-from provisioning import engine
+from provisioning import engine, sizing
 from provisioning.models import (
     Job,
     Network,
@@ -28,6 +28,7 @@ from provisioning.models import (
     VirtualMachine,
     VmState,
 )
+from provisioning.sizing import SizeFault, VmSize
 
 __all__ = [
     "VmSpec",
@@ -64,21 +65,22 @@ def active_site(subscription: Subscription) -> Site:
             .exclude(state=SiteState.DELETED).first())
     if site is None or site.state != SiteState.READY:
         raise Conflict("The subscription is still being set up on its stamp; try again "
-                       "when its commission job has finished.", code="subscription-not-ready")
+                       "when its commission job has finished.",
+                       code=ErrorCode.SUBSCRIPTION_NOT_READY)
     return site
 
 
 def _require_active(subscription: Subscription) -> None:
     if subscription.state != SubscriptionState.ACTIVE:
         raise Conflict(f"The subscription is {subscription.state}: nothing can be created "
-                       "or started in it.", code="subscription-state")
+                       "or started in it.", code=ErrorCode.SUBSCRIPTION_STATE)
 
 
 def _transition(obj, transition, verb: str) -> None:
     try:
         transition(obj)
     except TransitionNotAllowed as exc:
-        raise Conflict(f"A {obj.state} VM cannot be {verb}.", code="vm-state") from exc
+        raise Conflict(f"A {obj.state} VM cannot be {verb}.", code=ErrorCode.VM_STATE) from exc
 
 
 def give_back(obj) -> None:
@@ -166,12 +168,14 @@ def delete_network(network: Network, *, acting_user) -> Job:
     network = Network.objects.select_for_update().select_related("subscription").get(
         pk=network.pk)
     if network.is_default:
-        raise Conflict("The default network goes with the subscription.", code="network-default")
+        raise Conflict("The default network goes with the subscription.",
+                       code=ErrorCode.NETWORK_DEFAULT)
     if network.state not in (NetworkState.READY, NetworkState.FAILED):
-        raise Conflict(f"A {network.state} network cannot be deleted.", code="network-state")
+        raise Conflict(f"A {network.state} network cannot be deleted.",
+                       code=ErrorCode.NETWORK_STATE)
     if network.vms.exclude(state=VmState.DELETED).exists():
         raise Conflict("VMs are attached to this network; delete them first.",
-                       code="network-in-use")
+                       code=ErrorCode.NETWORK_IN_USE)
     network.start_deleting()
     network.save()
     return _enqueue("network.delete", network.subscription, network, acting_user=acting_user,
@@ -194,24 +198,21 @@ def _allocate_address(network: Network, vm: VirtualMachine, prefer: str | None =
             continue
         return address
     raise Conflict(f"Network '{network.name}' ({network.cidr}) has no free address.",
-                   code="network-full")
+                   code=ErrorCode.NETWORK_FULL)
 
 
 # --- VMs ------------------------------------------------------------------------------
 
 def _check_size(subscription: Subscription, template, vcpus: int, memory_mb: int,
                 disk_gb: int | None) -> None:
-    plan = subscription.plan
     errors: dict[str, list[str]] = {}
-    checks = [("vcpus", vcpus, template.min_vcpus, plan.max_vm_vcpus),
-              ("memory_mb", memory_mb, template.min_memory_mb, plan.max_vm_memory_mb)]
-    if disk_gb is not None:
-        checks.append(("disk_gb", disk_gb, template.min_disk_gb, plan.max_vm_disk_gb))
-    for field, value, least, most in checks:
-        if value < least:
-            errors[field] = [f"'{template.name}' needs at least {least}."]
-        elif value > most:
-            errors[field] = [f"The plan allows at most {most} per VM."]
+    for check in sizing.check_size(template, subscription.plan, vcpus=vcpus,
+                                   memory_mb=memory_mb, disk_gb=disk_gb):
+        match check.fault:
+            case SizeFault.TOO_SMALL:
+                errors[check.field] = [f"'{template.name}' needs at least {check.bound.least}."]
+            case SizeFault.TOO_LARGE:
+                errors[check.field] = [f"The plan allows at most {check.bound.most} per VM."]
     if errors:
         raise Invalid("The VM size does not fit the template or the plan.", errors=errors)
 
@@ -284,8 +285,9 @@ def resize_vm(vm: VirtualMachine, *, vcpus: int, memory_mb: int, acting_user) ->
                       errors={"vcpus": ["Unchanged."], "memory_mb": ["Unchanged."]})
     previous = vm.state
     _transition(vm, VirtualMachine.resize, "resized")
-    growth = {"vcpus": max(0, vcpus - vm.vcpus), "memory_mb": max(0, memory_mb - vm.memory_mb)}
-    quota.reserve(vm.subscription, growth, cloud_id=vm.subscription.plan.cloud_id)
+    old = VmSize.of(vm)
+    delta = sizing.resize_delta(old, old.resized(vcpus=vcpus, memory_mb=memory_mb))
+    quota.reserve(vm.subscription, sizing.growth(delta), cloud_id=vm.subscription.plan.cloud_id)
     vm.save()
     return _enqueue("vm.resize", vm.subscription, vm, acting_user=acting_user, vm=str(vm.pk),
                     previous=previous, vcpus=vcpus, memory_mb=memory_mb,
@@ -308,7 +310,7 @@ def create_snapshot(vm: VirtualMachine, *, name: str, acting_user) -> tuple[Snap
     vm = _locked_vm(vm)
     _require_active(vm.subscription)
     if vm.state not in (VmState.RUNNING, VmState.STOPPED):
-        raise Conflict(f"A {vm.state} VM cannot take a checkpoint.", code="vm-state")
+        raise Conflict(f"A {vm.state} VM cannot take a checkpoint.", code=ErrorCode.VM_STATE)
     quota.reserve(vm.subscription, {"snapshots": 1})
     snapshot = Snapshot.objects.create(vm=vm, name=name)
     job = _enqueue("snapshot.create", vm.subscription, snapshot, acting_user=acting_user,
@@ -321,7 +323,7 @@ def restore_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
     snapshot = Snapshot.objects.select_for_update().get(pk=snapshot.pk)
     if snapshot.state != SnapshotState.READY:
         raise Conflict(f"A {snapshot.state} checkpoint cannot be restored.",
-                       code="snapshot-state")
+                       code=ErrorCode.SNAPSHOT_STATE)
     vm = _locked_vm(snapshot.vm)
     previous = vm.state
     _transition(vm, VirtualMachine.restore, "restored")
@@ -338,7 +340,7 @@ def delete_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
         pk=snapshot.pk)
     if snapshot.state not in (SnapshotState.READY, SnapshotState.FAILED):
         raise Conflict(f"A {snapshot.state} checkpoint cannot be deleted.",
-                       code="snapshot-state")
+                       code=ErrorCode.SNAPSHOT_STATE)
     snapshot.start_deleting()
     snapshot.save()
     return _enqueue("snapshot.delete", snapshot.vm.subscription, snapshot,

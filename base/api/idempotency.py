@@ -7,7 +7,7 @@ import json
 from django.db import IntegrityError, transaction
 from rest_framework.response import Response
 
-from base.errors import Conflict, Invalid
+from base.errors import Conflict, ErrorCode, Invalid
 from base.models import IdempotencyRecord
 
 __all__ = ["IdempotentMixin"]
@@ -64,10 +64,10 @@ class IdempotentMixin:
         record = IdempotencyRecord.objects.get(scope=scope, key=key)
         if record.fingerprint != fingerprint:
             raise Conflict("This Idempotency-Key was used with another request.",
-                           code="idempotency-key-reused")
+                           code=ErrorCode.IDEMPOTENCY_KEY_REUSED)
         if record.status_code is None:
             raise Conflict("A request with this Idempotency-Key is still being processed.",
-                           code="idempotency-key-in-progress")
+                           code=ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS)
         raise _Replay(record)
 
     def handle_exception(self, exc):

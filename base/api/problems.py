@@ -10,7 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from base.errors import ServiceError
+from base.errors import ErrorCode, ServiceError
 
 __all__ = ["exception_handler", "problem", "problem_type"]
 
@@ -21,19 +21,21 @@ _TITLES = {
     405: "Method not allowed", 406: "Not acceptable", 409: "Conflict",
     415: "Unsupported media type", 429: "Too many requests", 500: "Server error",
 }
-_CODES = {400: "invalid", 401: "not-authenticated", 403: "forbidden", 404: "not-found",
-          405: "method-not-allowed", 406: "not-acceptable", 409: "conflict",
-          415: "unsupported-media-type", 429: "throttled", 500: "server-error"}
+_CODES = {400: ErrorCode.INVALID, 401: ErrorCode.NOT_AUTHENTICATED, 403: ErrorCode.FORBIDDEN,
+          404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
+          406: ErrorCode.NOT_ACCEPTABLE, 409: ErrorCode.CONFLICT,
+          415: ErrorCode.UNSUPPORTED_MEDIA_TYPE, 429: ErrorCode.THROTTLED,
+          500: ErrorCode.SERVER_ERROR}
 
 
-def problem_type(code: str) -> str:
+def problem_type(code: ErrorCode) -> str:
     return f"{settings.BUFFET_PROBLEM_BASE}/{code}"
 
 
-def problem(status_code: int, detail: str, *, code: str | None = None, title: str | None = None,
-            errors: dict[str, Any] | None = None) -> dict[str, Any]:
+def problem(status_code: int, detail: str, *, code: ErrorCode | None = None,
+            title: str | None = None, errors: dict[str, Any] | None = None) -> dict[str, Any]:
     body = {
-        "type": problem_type(code or _CODES.get(status_code, "error")),
+        "type": problem_type(code or _CODES.get(status_code, ErrorCode.ERROR)),
         "title": title or _TITLES.get(status_code, "Error"),
         "status": status_code,
         "detail": detail,

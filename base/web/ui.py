@@ -8,14 +8,14 @@ units and tones a bar needs.
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.utils import timezone
 
 from base.models import AuditEvent
 
-__all__ = ["DIMENSIONS", "Bar", "RequestBar", "activity", "bars", "duration", "ledger_bars",
-           "request_bars", "stamp_bars"]
+__all__ = ["DIMENSIONS", "Bar", "RequestBar", "activity", "bars", "duration", "duration_text",
+           "ledger_bars", "request_bars", "stamp_bars"]
 
 # The dimensions of quota and capacity, in the order pages show them, with the words and
 # units people read (memory is kept in MB; people read GB).
@@ -189,11 +189,11 @@ def request_bars(usage: Mapping[str, Mapping[str, int]],
 
 # --- Durations ------------------------------------------------------------------------
 
-def duration(start: datetime | None, end: datetime | None) -> str:
-    """"0.4 s", "12 s", "3 min 5 s", "2 h 10 min"; running if ``end`` is None."""
-    if start is None:
-        return ""
-    seconds = max(timedelta(0), (end or timezone.now()) - start).total_seconds()
+def duration_text(seconds: float) -> str:
+    """How long something takes or lags, as every page writes it: "0.4 s", "12 s",
+    "3 min 5 s", "5 min 0 s", "2 h 10 min". Under 10 s a tenth still tells something;
+    above, whole seconds do, and above an hour whole minutes."""
+    seconds = max(0.0, seconds)
     if seconds < 10:
         return f"{seconds:.1f} s"
     seconds = round(seconds)
@@ -202,3 +202,10 @@ def duration(start: datetime | None, end: datetime | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    """From ``start`` to ``end`` (to now while ``end`` is None); "" before it started."""
+    if start is None:
+        return ""
+    return duration_text(((end or timezone.now()) - start).total_seconds())

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 
 from base import events
-from base.errors import Conflict, Invalid
+from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
 from fabric.models import Stamp
 from provisioning.engine.clock import clock
@@ -78,7 +78,7 @@ def cancel(job: Job, *, acting_user=None) -> Job:
     """Cancel a queued job at once, or ask a running one to stop and undo."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.is_finished:
-        raise Conflict(f"The job has already ended ({job.state}).", code="job-state")
+        raise Conflict(f"The job has already ended ({job.state}).", code=ErrorCode.JOB_STATE)
     events.record(Event.JOB_CANCELLED, job, acting_user=acting_user, runbook=job.runbook)
     if job.state == JobState.QUEUED and not job.steps.exclude(state=StepState.PENDING).exists():
         job.cancel()
@@ -100,7 +100,7 @@ def retry(job: Job, *, acting_user=None) -> Job:
     with fresh idempotency keys (a new run)."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.state not in (JobState.FAILED, JobState.ROLLED_BACK, JobState.CANCELLED):
-        raise Conflict(f"A {job.state} job cannot be retried.", code="job-state")
+        raise Conflict(f"A {job.state} job cannot be retried.", code=ErrorCode.JOB_STATE)
     rolled_back = job.state != JobState.FAILED
     job.requeue()
     job.run += 1

@@ -3,10 +3,11 @@ never acts twice; each job's end hook settles the VM's state and the quota."""
 
 from base import events
 from base.events import Event
-from provisioning import addons
+from provisioning import addons, sizing
 from provisioning.engine import Runbook, Step, register
 from provisioning.models import Site, Snapshot, SnapshotState, VirtualMachine, VmState
 from provisioning.resources import give_back, take_back
+from provisioning.sizing import VmSize
 
 __all__ = ["CREATE", "DELETE", "RESIZE", "RESTART", "START", "STOP"]
 
@@ -139,13 +140,20 @@ def start_after_change(ctx):
     return {}
 
 
+def _resize_delta(vm, job) -> dict[str, int]:
+    """What the job's resize changes in the quota. The service reserved its growth up
+    front: a resize that happened gives back its shrink, one rolled back its growth."""
+    old = VmSize.of(vm)
+    return sizing.resize_delta(old, old.resized(vcpus=job.inputs["vcpus"],
+                                                memory_mb=job.inputs["memory_mb"]))
+
+
 def _resized(job):
     from plans import quota
 
     vm = _locked(job)
-    shrink = {"vcpus": max(0, vm.vcpus - job.inputs["vcpus"]),
-              "memory_mb": max(0, vm.memory_mb - job.inputs["memory_mb"])}
-    quota.release(vm.subscription, shrink, cloud_id=vm.subscription.plan.cloud_id)
+    quota.release(vm.subscription, sizing.shrink(_resize_delta(vm, job)),
+                  cloud_id=vm.subscription.plan.cloud_id)
     vm.vcpus, vm.memory_mb = job.inputs["vcpus"], job.inputs["memory_mb"]
     _settle(vm, _was_running(job))
 
@@ -154,9 +162,8 @@ def _resize_failed(job):
     from plans import quota
 
     vm = _locked(job)
-    growth = {"vcpus": max(0, job.inputs["vcpus"] - vm.vcpus),
-              "memory_mb": max(0, job.inputs["memory_mb"] - vm.memory_mb)}
-    quota.release(vm.subscription, growth, cloud_id=vm.subscription.plan.cloud_id)
+    quota.release(vm.subscription, sizing.growth(_resize_delta(vm, job)),
+                  cloud_id=vm.subscription.plan.cloud_id)
     _settle(vm, _was_running(job))
 
 

@@ -28,7 +28,7 @@ from base.web.views import (
 )
 from plans import quota
 from plans.models import Subscription, SubscriptionState
-from provisioning import presenters, resources
+from provisioning import presenters, resources, sizing
 from provisioning.forms import (
     CheckpointForm,
     NetworkFilterForm,
@@ -118,15 +118,17 @@ def preview(subscription, templates, sizes, vm: VirtualMachine | None = None) ->
     usage = quota.summary(subscription)
     vcpus, memory_mb = _int(sizes.get("vcpus")), _int(sizes.get("memory_mb"))
     if vm is not None:
+        # A resize reserves only its growth (``resources.resize_vm``).
         template, disk_gb = vm.template, None
-        requested = {"vcpus": max(0, vcpus - vm.vcpus),
-                     "memory_mb": max(0, memory_mb - vm.memory_mb)}
+        old = sizing.VmSize.of(vm)
+        requested = sizing.growth(sizing.resize_delta(
+            old, old.resized(vcpus=vcpus, memory_mb=memory_mb)))
     else:
         chosen = str(sizes.get("template") or "")
         template = next((t for t in templates if str(t.pk) == chosen),
                         templates[0] if templates else None)
         disk_gb = _int(sizes.get("disk_gb"))
-        requested = {"vcpus": vcpus, "memory_mb": memory_mb, "storage_gb": disk_gb, "vms": 1}
+        requested = sizing.VmSize(vcpus, memory_mb, disk_gb).usage()
     bars = ui.request_bars(usage, requested)
     checks = ([] if template is None else
               presenters.size_checks(template, subscription.plan, vcpus=vcpus, memory_mb=memory_mb,
