@@ -10,8 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from portal.bench.load import percentile
-
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL"}
 
@@ -55,9 +53,3 @@ def test_a_tiny_run_measures_both_endpoints_ends_every_job_and_stops_its_stack(t
 def test_the_baseline_endpoint_is_not_mounted_without_the_bench_switch(client):
     assert "BUFFET_BENCH_ENDPOINTS" not in os.environ
     assert client.post("/api/bench/baseline/").status_code == 404
-
-
-def test_percentiles_are_nearest_rank_and_ordered():
-    values = [float(v) for v in range(1, 101)]
-    assert [percentile(values, p) for p in (50, 95, 99, 100)] == [50.0, 95.0, 99.0, 100.0]
-    assert percentile([7.0], 99) == 7.0 and percentile([], 50) == 0.0

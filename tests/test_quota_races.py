@@ -10,7 +10,8 @@ from conftest import unique
 from fabric.models import CloudCapacity
 from plans.models import QuotaLedger
 from provisioning import resources
-from provisioning.models import Network, NetworkState, Site, SiteState, VirtualMachine, VmState
+from provisioning.models import Site, SiteState, VirtualMachine, VmState
+from provisioning.tests.factories import NetworkFactory
 from tests.processes import race
 
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("races")]
@@ -40,9 +41,8 @@ def ready_subscription(postgres, transactional_db, signup, catalog, staff):
         subscription = Subscription.objects.select_related("plan", "tenant").get(pk=sid)
         Site.objects.filter(subscription=subscription).update(
             state=SiteState.READY, container_id="c", network_id="n", network_cidr="10.0.0.0/16")
-        Network.objects.create(subscription=subscription, name="default", cidr="10.0.0.0/16",
-                               gateway_address="10.0.0.1", state=NetworkState.READY,
-                               is_default=True, quota_held=False, fabric_id="n")
+        NetworkFactory(subscription=subscription, default=True, cidr="10.0.0.0/16",
+                       fabric_id="n")
         subscription.template_id = plan["templates"][0] if plan["templates"] else None
         return subscription
 

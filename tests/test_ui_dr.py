@@ -1,6 +1,6 @@
 """The DR pages of both portals: a subscription's protection, lag chart and reports for
 its tenant; every protection, failover, failback and network mappings for the provider.
-Protections, replicas and reports are rows made with the ORM: no fabric is needed to draw
+Protections, replicas and reports are rows made by factories: no fabric is needed to draw
 them, and the buttons are shown to call their service by the job each one records."""
 
 import re
@@ -21,20 +21,18 @@ from dr_addon.models import (
     Protection,
     ProtectionState,
 )
-from dr_addon.views import PLOT_LEFT, PLOT_RIGHT, VmRow, lag_chart
+from dr_addon.tests.factories import (
+    DrReportFactory,
+    NetworkMappingFactory,
+    ProtectedVmFactory,
+    ProtectionFactory,
+)
 from fabric.models import Cloud
 from plans.models import AddOn, Plan, Subscription
+from plans.tests.factories import SubscriptionFactory
 from portal.urls import handler404, handler500  # noqa: F401 - this module is a urlconf too
-from provisioning.models import (
-    Job,
-    Network,
-    NetworkState,
-    Site,
-    SiteRole,
-    SiteState,
-    VirtualMachine,
-    VmState,
-)
+from provisioning.models import Job, Network
+from provisioning.tests.factories import NetworkFactory
 from tenants.models import Role, Tenant
 from tests.test_ui_pages import browser_for, field_error, member_of, query_count, text
 
@@ -57,7 +55,7 @@ pytestmark = pytest.mark.urls(__name__)
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-# --- a DR world, row by row -----------------------------------------------------------
+# --- a DR world, from factories -------------------------------------------------------
 
 
 def seconds_ago(seconds: float):
@@ -66,35 +64,23 @@ def seconds_ago(seconds: float):
 
 def protect(subscription: Subscription, addon: AddOn, *, state=ProtectionState.PROTECTED,
             lags=(), active_site=ActiveSite.PRIMARY) -> Protection:
-    """``subscription`` protected by ``addon``, with one VM per lag (seconds; None: the
-    VM never synced)."""
-    site = Site.objects.create(subscription=subscription, cloud=addon.recovery_cloud,
-                               role=SiteRole.RECOVERY, is_active=False, state=SiteState.READY)
-    protection = Protection.objects.create(subscription=subscription, addon=addon,
-                                           recovery_site=site, state=state,
-                                           active_site=active_site)
-    network = Network.objects.create(subscription=subscription, name="default",
-                                     cidr="10.1.0.0/24", state=NetworkState.READY,
-                                     is_default=True)
+    """``subscription`` protected by ``addon``, with one running VM per lag on its default
+    network (seconds; None: the VM never synced)."""
+    protection = ProtectionFactory(subscription=subscription, addon=addon, state=state,
+                                   active_site=active_site)
+    network = NetworkFactory(subscription=subscription, default=True, cidr="10.1.0.0/24")
     template = subscription.plan.templates.first()
     for index, lag in enumerate(lags):
-        vm = VirtualMachine.objects.create(
-            subscription=subscription, network=network, template=template, name=f"vm-{index}",
-            vcpus=1, memory_mb=512, disk_gb=10, state=VmState.RUNNING,
-            fabric_id=f"fab-{unique('vm')}")
-        ProtectedVm.objects.create(protection=protection, vm=vm, state="protected",
-                                   primary_fabric_id=vm.fabric_id,
-                                   recovery_fabric_id=f"rep-{vm.fabric_id}", sequence=index + 7,
-                                   last_sync_at=None if lag is None else seconds_ago(lag))
+        ProtectedVmFactory(protection=protection, vm__network=network, vm__template=template,
+                           vm__name=f"vm-{index}", sequence=index + 7,
+                           last_sync_at=None if lag is None else seconds_ago(lag))
     return protection
 
 
 def report(protection: Protection, kind=DrillKind.TEST, **fields) -> DrReport:
-    started = fields.pop("started_at", seconds_ago(3600))
-    made = DrReport.objects.create(protection=protection, kind=kind, **fields)
-    DrReport.objects.filter(pk=made.pk).update(started_at=started)
-    made.refresh_from_db()
-    return made
+    """A report of ``protection``, started an hour ago unless ``started_at`` says when."""
+    return DrReportFactory(protection=protection, kind=kind,
+                           **{"started_at": seconds_ago(3600), **fields})
 
 
 @pytest.fixture
@@ -122,7 +108,7 @@ def plan(catalog) -> Plan:
 
 @pytest.fixture
 def subscription(owner, plan) -> Subscription:
-    return Subscription.objects.create(tenant=owner.tenant, plan=plan, name="prod")
+    return SubscriptionFactory(tenant=owner.tenant, plan=plan, name="prod")
 
 
 @pytest.fixture
@@ -192,25 +178,6 @@ def test_the_tenant_sees_the_protection_its_lag_chart_and_its_reports(owner, sub
     assert "Failed" in page and "Passed" in page and "42 s" in page and "1 min 40 s" in page
     # nothing is running: the page does not poll
     assert "hx-trigger" not in page.split('id="dr-live"')[1].split(">")[0]
-
-
-def test_the_lag_chart_scales_to_the_target_and_clips_what_runs_far_past_it():
-    # given a 300 s target, a VM hours behind and one never synced
-    rows = [VmRow("a", "fresh", "protected", None, 1, 60.0, False),
-            VmRow("b", "stale", "protected", None, 1, 7200.0, True),
-            VmRow("c", "new", "enabling", None, 0, None, True)]
-    # when
-    drawn = lag_chart(rows, 300)
-    # then the axis stops at 3 times the target and the far bar is clipped
-    fresh, stale, new = drawn.bars
-    assert drawn.ticks[-1].label == "15 min" and len(drawn.ticks) == 7
-    axis = PLOT_RIGHT - PLOT_LEFT
-    assert drawn.target_x - PLOT_LEFT == pytest.approx(axis / 3, abs=0.1)
-    assert fresh.width == pytest.approx(axis / 15, abs=0.1)
-    assert stale.clipped and stale.width == new.width == axis
-    assert not new.clipped and new.row.lag_text == "never synced"
-    assert [bar.row.over for bar in drawn.bars] == [False, True, True]
-    assert drawn.over_count == 2 and "2 past the target" in drawn.summary
 
 
 def test_a_test_failover_asks_first_then_starts_its_job_and_the_page_follows_it(
@@ -285,7 +252,7 @@ def test_another_tenants_dr_pages_do_not_exist_for_it(signup, subscription, prot
 
 
 def test_a_report_of_another_subscription_is_404(owner, protection, plan):
-    mine = Subscription.objects.create(tenant=owner.tenant, plan=plan, name="second")
+    mine = SubscriptionFactory(tenant=owner.tenant, plan=plan, name="second")
     elsewhere = report(protection)
     assert owner.get(dr_url(mine, "report", elsewhere.pk)).status_code == 404
 
@@ -328,7 +295,7 @@ def test_the_provider_sees_every_protection_lagging_ones_first(provider, signup,
                                                                subscription, protection):
     # given another tenant's subscription, well within its target
     other = Tenant.objects.get(pk=signup(tenant_name=unique("Umbrella ")).tenant["id"])
-    calm = protect(Subscription.objects.create(tenant=other, plan=plan, name="calm"), dr_addon,
+    calm = protect(SubscriptionFactory(tenant=other, plan=plan, name="calm"), dr_addon,
                    lags=(10, 20))
     # when
     page = text(provider.get(provider_url("protection_list")))
@@ -459,31 +426,24 @@ def test_a_mapping_needs_a_dr_addon(provider, catalog):
 # --- query counts ---------------------------------------------------------------------
 
 def _many_protections(plan: Plan, addon: AddOn, count: int, vms: int = 3) -> None:
-    prefix = unique("Bulk ")
-    tenants = Tenant.objects.bulk_create(Tenant(name=f"{prefix}{i}") for i in range(count))
-    subscriptions = Subscription.objects.bulk_create(
-        Subscription(tenant=t, plan=plan, name=f"s{i}") for i, t in enumerate(tenants))
-    for subscription in subscriptions:
+    """``count`` more tenants, each with a protected subscription of ``vms`` VMs."""
+    for i in range(count):
+        subscription = SubscriptionFactory(plan=plan, name=f"s{i}")
         _more_vms_and_reports(protect(subscription, addon, lags=()), vms)
 
 
 def _more_vms_and_reports(protection: Protection, count: int) -> None:
+    """``count`` more protected VMs (one in seven never synced) and reports."""
     subscription = protection.subscription
     network = Network.objects.get(subscription=subscription, is_default=True)
     template = subscription.plan.templates.first()
     prefix = unique("bulk-")
-    made = VirtualMachine.objects.bulk_create(
-        VirtualMachine(subscription=subscription, network=network, template=template,
-                       name=f"{prefix}{i}", vcpus=1, memory_mb=512, disk_gb=10,
-                       state=VmState.RUNNING) for i in range(count))
-    ProtectedVm.objects.bulk_create(
-        ProtectedVm(protection=protection, vm=vm, state="protected", primary_fabric_id=f"p{i}",
-                    last_sync_at=None if i % 7 == 3 else seconds_ago(10 + i * 40))
-        for i, vm in enumerate(made))
-    DrReport.objects.bulk_create(
-        DrReport(protection=protection, kind=[DrillKind.TEST, DrillKind.UNPLANNED][i % 2],
-                 outcome="passed", finished_at=timezone.now(), data_loss_seconds=i)
-        for i in range(count))
+    for i in range(count):
+        ProtectedVmFactory(protection=protection, vm__network=network, vm__template=template,
+                           vm__name=f"{prefix}{i}", primary_fabric_id=f"p{i}",
+                           last_sync_at=None if i % 7 == 3 else seconds_ago(10 + i * 40))
+        DrReportFactory(protection=protection, kind=[DrillKind.TEST, DrillKind.UNPLANNED][i % 2],
+                        outcome="passed", finished_at=timezone.now(), data_loss_seconds=i)
 
 
 def test_the_provider_list_does_not_grow_queries_with_rows(provider, plan, dr_addon,
@@ -511,9 +471,8 @@ def test_the_mapping_list_does_not_grow_queries_with_rows(provider, catalog, dr_
                                                           django_assert_max_num_queries):
     url = provider_url("mapping_list")
     few = query_count(provider, url)
-    NetworkMapping.objects.bulk_create(
-        NetworkMapping(addon=dr_addon, primary_network=f"net-{i}", recovery_network="external")
-        for i in range(40))
+    for i in range(40):
+        NetworkMappingFactory(addon=dr_addon, primary_network=f"net-{i}")
     with django_assert_max_num_queries(few):
         assert provider.get(url).status_code == 200
 

@@ -10,8 +10,10 @@ from django.test.utils import CaptureQueriesContext
 
 from conftest import APIClient, unique
 from fabric.models import Health, Stamp
-from plans.models import Plan, QuotaDimension, QuotaLedger, Subscription, SubscriptionState
+from plans.models import Plan, QuotaLedger, Subscription, SubscriptionState
+from plans.tests.factories import SubscriptionFactory
 from tenants.models import ApiToken, Membership, Role, Tenant, User
+from tenants.tests.factories import MembershipFactory, UserFactory
 
 # --- helpers --------------------------------------------------------------------------
 
@@ -45,10 +47,9 @@ def subscription(owner, catalog):
 
 
 def member_of(tenant_id, role: Role) -> Client:
-    user = User.objects.create_user(f"{unique(role)}@example.com", "a long password 1")
-    Membership.objects.create(user=user, tenant_id=tenant_id, role=role)
+    membership = MembershipFactory(tenant=Tenant.objects.get(pk=tenant_id), role=role)
     client = Client()
-    client.force_login(user)
+    client.force_login(membership.user)
     return client
 
 
@@ -132,7 +133,7 @@ def test_staff_at_the_root_land_in_the_provider_portal(provider):
 
 def test_a_user_without_organisation_gets_403(db):
     client = Client()
-    client.force_login(User.objects.create_user("lonely@example.com", "a long password 1"))
+    client.force_login(UserFactory())
     assert client.get("/").status_code == 403
 
 
@@ -194,7 +195,7 @@ def test_sign_up_shows_the_services_errors_next_to_the_fields(signup):
 
 
 def test_log_in_and_out(db):
-    User.objects.create_user("someone@example.com", "a long password 1")
+    UserFactory(email="someone@example.com", password="a long password 1")
     client = Client()
     assert client.get("/login/").status_code == 200
     wrong = client.post("/login/", {"username": "someone@example.com", "password": "nope"})
@@ -406,22 +407,16 @@ def test_provider_lists_search_and_filter(provider, subscription, signup):
 # --- query counts ---------------------------------------------------------------------
 
 def _many_tenants(plan: Plan, count: int) -> None:
-    prefix = unique("Bulk ")
-    tenants = Tenant.objects.bulk_create(Tenant(name=f"{prefix}{i}") for i in range(count))
-    users = User.objects.bulk_create(User(email=f"{prefix.replace(' ', '')}-{i}@example.com")
-                                     for i in range(count))
-    Membership.objects.bulk_create(Membership(user=u, tenant=t, role=Role.OWNER)
-                                   for u, t in zip(users, tenants, strict=True))
-    Subscription.objects.bulk_create(Subscription(tenant=t, plan=plan, name=f"s{i}")
-                                     for i, t in enumerate(tenants))
+    """``count`` more tenants, each with its owner and a subscription to ``plan``."""
+    for i, membership in enumerate(MembershipFactory.create_batch(count, role=Role.OWNER)):
+        SubscriptionFactory(tenant=membership.tenant, plan=plan, name=f"s{i}")
 
 
 def _many_subscriptions(tenant_id, plan: Plan, count: int) -> None:
-    subscriptions = Subscription.objects.bulk_create(
-        Subscription(tenant_id=tenant_id, plan=plan, name=f"bulk {i}") for i in range(count))
-    QuotaLedger.objects.bulk_create(
-        QuotaLedger(subscription=s, dimension=d, limit=10, used=1)
-        for s in subscriptions for d in QuotaDimension.values)
+    """``count`` more subscriptions of the tenant, named "bulk <i>", with their ledger."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    for i in range(count):
+        SubscriptionFactory(tenant=tenant, plan=plan, name=f"bulk {i}")
 
 
 @pytest.mark.parametrize("url", ["/admin/tenants/", "/admin/subscriptions/", "/admin/plans/",

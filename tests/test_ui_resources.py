@@ -9,18 +9,25 @@ from django.test import Client
 
 from conftest import unique
 from fabric.drivers import memory
+from fabric.models import Template
 from plans.models import QuotaLedger, Subscription
 from provisioning import engine
 from provisioning.models import (
     Job,
     JobState,
-    JobStep,
     Network,
     NetworkState,
     Snapshot,
     StepState,
     VirtualMachine,
     VmState,
+)
+from provisioning.tests.factories import (
+    JobFactory,
+    JobStepFactory,
+    NetworkFactory,
+    SnapshotFactory,
+    VirtualMachineFactory,
 )
 from tenants.models import Role
 from tests.test_ui_pages import browser_for, field_error, member_of, query_count, text
@@ -156,8 +163,8 @@ def test_the_vm_form_offers_the_plans_images_and_ready_networks_only(world, cata
     other_cloud_template = catalog["post"]("templates", {
         "name": "elsewhere", "os": "Elsewhere OS", "cloud": catalog["cloud_b"]["id"],
         "image": "x"})
-    Network.objects.create(subscription=world["subscription"], name="half-made",
-                           cidr="10.7.0.0/24")  # still provisioning
+    NetworkFactory(subscription=world["subscription"], name="half-made",
+                   cidr="10.7.0.0/24")  # still provisioning
     page = text(world["owner"].get(f"/subscriptions/{world['subscription'].pk}/vms/new/"))
     assert "Debian 12 (debian-12)" in page and other_cloud_template["os"] not in page
     assert "default · " in page and "half-made" not in page
@@ -486,33 +493,30 @@ def test_tenants_cannot_open_the_provider_job_pages(world, running_vm):
 # --- query counts ---------------------------------------------------------------------
 
 def _many_vms(world, count: int) -> None:
-    subscription, network = world["subscription"], world["network"]
-    template_id = world["template"]["id"]
+    """``count`` more VMs on the default network, running, stopped or provisioning."""
+    template = Template.objects.get(pk=world["template"]["id"])
     states = [VmState.RUNNING, VmState.STOPPED, VmState.PROVISIONING]
     prefix = unique("bulk-")
-    VirtualMachine.objects.bulk_create(
-        VirtualMachine(subscription=subscription, network=network, template_id=template_id,
-                       name=f"{prefix}{i}", vcpus=1, memory_mb=512, disk_gb=10,
-                       state=states[i % 3], ip_address=f"10.1.0.{10 + i % 200}")
-        for i in range(count))
+    for i in range(count):
+        VirtualMachineFactory(subscription=world["subscription"], network=world["network"],
+                              template=template, name=f"{prefix}{i}", state=states[i % 3],
+                              ip_address=f"10.1.0.{10 + i % 200}")
 
 
 def _many_jobs(world, count: int) -> None:
+    """``count`` more jobs of VMs and networks in every state, each with three steps."""
     vms = list(VirtualMachine.objects.filter(subscription=world["subscription"])[:count])
     networks = list(Network.objects.filter(subscription=world["subscription"]))
     states = [JobState.SUCCEEDED, JobState.RUNNING, JobState.ROLLED_BACK, JobState.QUEUED]
-    stamp_id = world["catalog"]["stamp_a"]["id"]
-    jobs = Job.objects.bulk_create(
-        Job(runbook="vm.create" if i % 2 else "network.create", stamp_id=stamp_id,
-            tenant=world["tenant"], subscription=world["subscription"], state=states[i % 4],
-            resource_type="provisioning.virtualmachine" if i % 2 else "provisioning.network",
-            resource_id=str((vms[i % len(vms)] if i % 2 else networks[0]).pk),
+    for i in range(count):
+        job = JobFactory(
+            runbook="vm.create" if i % 2 else "network.create",
+            subscription=world["subscription"], state=states[i % 4],
+            resource=vms[i % len(vms)] if i % 2 else networks[0],
             error="Step 'x' failed: boom" if states[i % 4] == JobState.ROLLED_BACK else "")
-        for i in range(count))
-    JobStep.objects.bulk_create(
-        JobStep(job=job, index=n, name=f"step {n}",
-                state=StepState.SUCCEEDED if n == 1 else StepState.PENDING)
-        for job in jobs for n in (1, 2, 3))
+        for n in (1, 2, 3):
+            JobStepFactory(job=job, index=n,
+                           state=StepState.SUCCEEDED if n == 1 else StepState.PENDING)
 
 
 @pytest.mark.parametrize("url", ["/vms/", "/jobs/", "/networks/", "/", "/subscriptions/"])
@@ -523,9 +527,9 @@ def test_tenant_resource_pages_do_not_grow_queries_with_rows(world, url,
     few = query_count(world["owner"], url)
     _many_vms(world, 60)
     _many_jobs(world, 60)
-    Network.objects.bulk_create(
-        Network(subscription=world["subscription"], name=f"n{i}", cidr=f"10.{100 + i}.0.0/24",
-                state=NetworkState.READY) for i in range(30))
+    for i in range(30):
+        NetworkFactory(subscription=world["subscription"], name=f"n{i}",
+                       cidr=f"10.{100 + i}.0.0/24", ready=True)
     with django_assert_max_num_queries(few):
         assert world["owner"].get(url).status_code == 200
 
@@ -546,7 +550,6 @@ def test_vm_detail_does_not_grow_queries_with_checkpoints_and_jobs(
         world, running_vm, django_assert_max_num_queries):
     url = f"/vms/{running_vm.pk}/"
     few = query_count(world["owner"], url)
-    Snapshot.objects.bulk_create(Snapshot(vm=running_vm, name=f"c{i}", state="ready")
-                                 for i in range(20))
+    SnapshotFactory.create_batch(20, vm=running_vm)
     with django_assert_max_num_queries(few):
         assert world["owner"].get(url).status_code == 200

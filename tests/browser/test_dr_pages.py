@@ -10,7 +10,8 @@ from playwright.sync_api import expect
 
 from conftest import unique
 from dr_addon.models import DrillKind, DrReport, Protection
-from plans.models import AddOn, Plan, Subscription
+from plans.models import AddOn, Plan
+from plans.tests.factories import SubscriptionFactory
 from provisioning.models import Job, JobState
 from tenants.models import Tenant
 from tests.test_ui_dr import protect, report, seconds_ago
@@ -42,7 +43,8 @@ def world(signup, catalog):
     plan = Plan.objects.get(pk=catalog["plan"]["id"])
     addon = AddOn.objects.select_related("recovery_cloud").get(pk=catalog["dr"]["id"])
     owner = signup(tenant_name=unique("Contoso "))
-    erp = Subscription.objects.create(tenant_id=owner.tenant["id"], plan=plan, name="erp")
+    contoso = Tenant.objects.get(pk=owner.tenant["id"])
+    erp = SubscriptionFactory(tenant=contoso, plan=plan, name="erp")
     protection = protect(erp, addon, lags=(25, 140, 610, 48, None))
     report(protection, outcome="passed", started_at=seconds_ago(7200),
            finished_at=seconds_ago(7140), details={"vms": 4, "duration_seconds": 58.3})
@@ -50,10 +52,8 @@ def world(signup, catalog):
            started_at=seconds_ago(3000), finished_at=seconds_ago(2890),
            details={"mode": "unplanned", "duration_seconds": 110})
     other = Tenant.objects.get(pk=signup(tenant_name=unique("Initech ")).tenant["id"])
-    protect(Subscription.objects.create(tenant=other, plan=plan, name="shop"), addon,
-            lags=(12, 30))
-    unprotected = Subscription.objects.create(tenant_id=owner.tenant["id"], plan=plan,
-                                              name="lab")
+    protect(SubscriptionFactory(tenant=other, plan=plan, name="shop"), addon, lags=(12, 30))
+    unprotected = SubscriptionFactory(tenant=contoso, plan=plan, name="lab")
     return {"owner": owner, "erp": erp, "lab": unprotected, "addon": addon,
             "protection": protection}
 
