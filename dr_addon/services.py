@@ -15,6 +15,7 @@ from django_fsm import can_proceed
 from base import events
 from base.errors import Conflict, ErrorCode, Invalid, NotFound
 from base.events import Event
+from dr_addon import runbooks
 from dr_addon.models import (
     ActiveSite,
     DrillKind,
@@ -27,6 +28,7 @@ from dr_addon.models import (
 )
 from plans.models import AddOn, AddOnKind, Subscription, SubscriptionAddOn
 from provisioning import engine
+from provisioning.engine import Runbook
 from provisioning.models import Job, JobState, Site, SiteRole, SiteState, VmState
 
 __all__ = [
@@ -122,7 +124,7 @@ def protect(link: SubscriptionAddOn, *, acting_user) -> Protection:
                                    role=SiteRole.RECOVERY, is_active=False)
     protection = Protection.objects.create(subscription=subscription, addon=link.addon,
                                            recovery_site=recovery)
-    engine.enqueue("dr.protect", stamp=primary.cloud.stamp, subscription=subscription,
+    engine.enqueue(runbooks.PROTECT, stamp=primary.cloud.stamp, subscription=subscription,
                    resource=protection, acting_user=acting_user,
                    inputs={"protection": str(protection.pk)})
     return protection
@@ -135,7 +137,7 @@ def unprotect(link: SubscriptionAddOn, *, acting_user) -> Protection:
     recovery = Site.objects.select_for_update().get(pk=protection.recovery_site_id)
     recovery.start_deleting()
     recovery.save()
-    engine.enqueue("dr.unprotect", stamp=_primary_site(link.subscription).cloud.stamp,
+    engine.enqueue(runbooks.UNPROTECT, stamp=_primary_site(link.subscription).cloud.stamp,
                    subscription=link.subscription, resource=protection, acting_user=acting_user,
                    inputs={"protection": str(protection.pk)})
     return protection
@@ -148,7 +150,7 @@ def protect_new_vm(vm) -> None:
         active_site=ActiveSite.PRIMARY).first()
     if protection is None:
         return
-    engine.enqueue("dr.protect-vm", stamp=_primary_site(vm.subscription).cloud.stamp,
+    engine.enqueue(runbooks.PROTECT_VM, stamp=_primary_site(vm.subscription).cloud.stamp,
                    subscription=vm.subscription, resource=vm,
                    inputs={"protection": str(protection.pk), "vm": str(vm.pk)})
 
@@ -168,7 +170,7 @@ def sync_due() -> list[str]:
         if pending:
             continue
         with transaction.atomic():
-            engine.enqueue("dr.sync", stamp=_primary_site(protection.subscription).cloud.stamp,
+            engine.enqueue(runbooks.SYNC, stamp=_primary_site(protection.subscription).cloud.stamp,
                            subscription=protection.subscription, resource=protection,
                            inputs={"protection": str(protection.pk)})
         started.append(str(protection.pk))
@@ -179,7 +181,7 @@ _EVENTS = {DrillKind.TEST: Event.DR_TEST_FAILOVER, DrillKind.PLANNED: Event.DR_P
            DrillKind.UNPLANNED: Event.DR_UNPLANNED, DrillKind.FAILBACK: Event.DR_FAILBACK}
 
 
-def _start(protection: Protection, kind: str, runbook: str, *, stamp,
+def _start(protection: Protection, kind: str, runbook: Runbook, *, stamp,
            begin: Callable[[Protection], None] | None, acting_user, **inputs):
     report = DrReport.objects.create(protection=protection, kind=kind)
     job = engine.enqueue(runbook, stamp=stamp, subscription=protection.subscription,
@@ -204,7 +206,7 @@ def test_failover(subscription: Subscription, *, acting_user):
     if DrReport.objects.filter(protection=protection, kind=DrillKind.TEST,
                                finished_at__isnull=True).exists():
         raise Conflict("A test failover is already running.", code=ErrorCode.DR_BUSY)
-    return _start(protection, DrillKind.TEST, "dr.test-failover",
+    return _start(protection, DrillKind.TEST, runbooks.TEST_FAILOVER,
                   stamp=protection.recovery_site.cloud.stamp, begin=None,
                   acting_user=acting_user)
 
@@ -224,7 +226,7 @@ def failover(subscription: Subscription, *, mode: str, acting_user):
     if busy and mode == DrillKind.PLANNED:
         raise Conflict("VMs have jobs in flight; let them finish first.", code=ErrorCode.DR_BUSY)
     # The job runs on the recovery stamp's queue: the primary may be gone.
-    return _start(protection, mode, "dr.failover", stamp=protection.recovery_site.cloud.stamp,
+    return _start(protection, mode, runbooks.FAILOVER, stamp=protection.recovery_site.cloud.stamp,
                   begin=Protection.start_failover, acting_user=acting_user, mode=mode)
 
 
@@ -234,7 +236,7 @@ def failback(subscription: Subscription, *, acting_user):
     if protection.state != ProtectionState.FAILED_OVER:
         raise Conflict("Failback needs a subscription running on its recovery site.",
                        code=ErrorCode.DR_STATE)
-    return _start(protection, DrillKind.FAILBACK, "dr.failback",
+    return _start(protection, DrillKind.FAILBACK, runbooks.FAILBACK,
                   stamp=protection.recovery_site.cloud.stamp,
                   begin=Protection.start_failback, acting_user=acting_user)
 

@@ -56,7 +56,7 @@ def commission(subscription: Subscription, *, acting_user: User | None) -> Job:
         log.warning("external pool %s of cloud %s is exhausted: a subscription was refused",
                     cloud.external_pool_cidr, cloud.name)
         raise
-    return engine.enqueue(COMMISSION.name, stamp=cloud.stamp, inputs={"site": str(site.pk)},
+    return engine.enqueue(COMMISSION, stamp=cloud.stamp, inputs={"site": str(site.pk)},
                           subscription=subscription, resource=site, acting_user=acting_user)
 
 
@@ -95,7 +95,7 @@ def suspend(subscription: Subscription, *, acting_user: User) -> Subscription:
             vm.save()
         site = Site.objects.select_related("cloud__stamp").get(
             subscription=subscription, role=SiteRole.PRIMARY, state=SiteState.READY)
-        engine.enqueue(SUSPEND.name, stamp=site.cloud.stamp, subscription=subscription,
+        engine.enqueue(SUSPEND, stamp=site.cloud.stamp, subscription=subscription,
                        inputs={"site": str(site.pk), "vms": [str(vm.pk) for vm in running]},
                        acting_user=acting_user)
     return subscription
@@ -128,7 +128,7 @@ def decommission(subscription: Subscription, *, acting_user: User
         return subscription, None
     site.start_deleting()
     site.save()
-    job = engine.enqueue(DECOMMISSION.name, stamp=site.cloud.stamp,
+    job = engine.enqueue(DECOMMISSION, stamp=site.cloud.stamp,
                          inputs={"site": str(site.pk)}, subscription=subscription,
                          resource=site, acting_user=acting_user)
     return subscription, job

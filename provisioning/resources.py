@@ -4,10 +4,9 @@ recorded, and each job gives it back exactly once (``quota_held``) when it fails
 when the resource is deleted."""
 
 import ipaddress
-import itertools
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django_fsm import TransitionNotAllowed
 
 from base import events
@@ -16,10 +15,11 @@ from base.events import Event
 from plans import quota
 from plans.models import Subscription, SubscriptionState
 from provisioning import engine, sizing
+from provisioning.engine import Runbook
+from provisioning.holdings import allocate_address
 from provisioning.models import (
     Job,
     Network,
-    NetworkAddress,
     NetworkState,
     Site,
     SiteState,
@@ -28,6 +28,8 @@ from provisioning.models import (
     VirtualMachine,
     VmState,
 )
+from provisioning.runbooks import network as network_runbooks
+from provisioning.runbooks import vm as vm_runbooks
 from provisioning.sizing import SizeFault, VmSize
 
 __all__ = [
@@ -38,10 +40,8 @@ __all__ = [
     "delete_network",
     "delete_snapshot",
     "delete_vm",
-    "give_back",
     "resize_vm",
     "restore_snapshot",
-    "take_back",
     "vm_power",
 ]
 
@@ -83,39 +83,7 @@ def _transition(obj, transition, verb: str) -> None:
         raise Conflict(f"A {obj.state} VM cannot be {verb}.", code=ErrorCode.VM_STATE) from exc
 
 
-def give_back(obj) -> None:
-    """Release what a VM, network or checkpoint holds in the ledger, once."""
-    model = type(obj)
-    row = model.objects.select_for_update().get(pk=obj.pk)
-    if not row.quota_held:
-        return
-    if isinstance(row, VirtualMachine):
-        quota.release(row.subscription, row.usage(), cloud_id=row.subscription.plan.cloud_id)
-        NetworkAddress.objects.filter(vm=row).delete()
-    elif isinstance(row, Network):
-        quota.release(row.subscription, {"networks": 1})
-    else:
-        quota.release(row.vm.subscription, {"snapshots": 1})
-    model.objects.filter(pk=row.pk).update(quota_held=False)
-    obj.quota_held = False
-
-
-def take_back(obj) -> None:
-    """Reserve again what ``give_back`` released (a retried create)."""
-    row = type(obj).objects.select_for_update().get(pk=obj.pk)
-    if row.quota_held:
-        return
-    if isinstance(row, VirtualMachine):
-        quota.reserve(row.subscription, row.usage(), cloud_id=row.subscription.plan.cloud_id)
-        _allocate_address(row.network, row, prefer=row.ip_address)
-    elif isinstance(row, Network):
-        quota.reserve(row.subscription, {"networks": 1})
-    else:
-        quota.reserve(row.vm.subscription, {"snapshots": 1})
-    type(row).objects.filter(pk=row.pk).update(quota_held=True)
-
-
-def _enqueue(runbook: str, subscription: Subscription, resource, *, acting_user,
+def _enqueue(runbook: Runbook, subscription: Subscription, resource, *, acting_user,
              **inputs) -> Job:
     site = active_site(subscription)
     return engine.enqueue(runbook, stamp=site.cloud.stamp, subscription=subscription,
@@ -157,7 +125,7 @@ def create_network(subscription: Subscription, *, name: str, cidr: str,
     quota.reserve(subscription, {"networks": 1})
     network = Network.objects.create(subscription=subscription, name=name, cidr=str(wanted),
                                      gateway_address=str(next(wanted.hosts())))
-    job = _enqueue("network.create", subscription, network, acting_user=acting_user,
+    job = _enqueue(network_runbooks.CREATE, subscription, network, acting_user=acting_user,
                    network=str(network.pk))
     events.record(Event.NETWORK_REQUESTED, network, acting_user=acting_user)
     return network, job
@@ -178,27 +146,9 @@ def delete_network(network: Network, *, acting_user) -> Job:
                        code=ErrorCode.NETWORK_IN_USE)
     network.start_deleting()
     network.save()
-    return _enqueue("network.delete", network.subscription, network, acting_user=acting_user,
+    return _enqueue(network_runbooks.DELETE, network.subscription, network,
+                    acting_user=acting_user,
                     network=str(network.pk))
-
-
-def _allocate_address(network: Network, vm: VirtualMachine, prefer: str | None = None) -> str:
-    """The next free host of the network (its first host is the gateway)."""
-    taken = set(network.addresses.values_list("address", flat=True))
-    taken.add(network.gateway_address)
-    hosts = (str(h) for h in ipaddress.ip_network(network.cidr).hosts())
-    for address in itertools.chain([prefer] if prefer else [], hosts):
-        if address in taken:
-            continue
-        try:
-            with transaction.atomic():
-                NetworkAddress.objects.create(network=network, address=address, vm=vm)
-        except IntegrityError:
-            taken.add(address)  # taken concurrently
-            continue
-        return address
-    raise Conflict(f"Network '{network.name}' ({network.cidr}) has no free address.",
-                   code=ErrorCode.NETWORK_FULL)
 
 
 # --- VMs ------------------------------------------------------------------------------
@@ -241,9 +191,9 @@ def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple
                         disk_gb=spec.disk_gb)
     quota.reserve(subscription, vm.usage(), cloud_id=site.cloud_id)
     vm.save()
-    vm.ip_address = _allocate_address(network, vm)
+    vm.ip_address = allocate_address(network, vm)
     VirtualMachine.objects.filter(pk=vm.pk).update(ip_address=vm.ip_address)
-    job = _enqueue("vm.create", subscription, vm, acting_user=acting_user, vm=str(vm.pk))
+    job = _enqueue(vm_runbooks.CREATE, subscription, vm, acting_user=acting_user, vm=str(vm.pk))
     events.record(Event.VM_REQUESTED, vm, acting_user=acting_user)
     return vm, job
 
@@ -254,9 +204,9 @@ def _locked_vm(vm: VirtualMachine) -> VirtualMachine:
 
 
 POWER = {
-    "start": (VirtualMachine.start, "started", "vm.start"),
-    "stop": (VirtualMachine.stop, "stopped", "vm.stop"),
-    "restart": (VirtualMachine.restart, "restarted", "vm.restart"),
+    "start": (VirtualMachine.start, "started", vm_runbooks.START),
+    "stop": (VirtualMachine.stop, "stopped", vm_runbooks.STOP),
+    "restart": (VirtualMachine.restart, "restarted", vm_runbooks.RESTART),
 }
 
 
@@ -289,7 +239,8 @@ def resize_vm(vm: VirtualMachine, *, vcpus: int, memory_mb: int, acting_user) ->
     delta = sizing.resize_delta(old, old.resized(vcpus=vcpus, memory_mb=memory_mb))
     quota.reserve(vm.subscription, sizing.growth(delta), cloud_id=vm.subscription.plan.cloud_id)
     vm.save()
-    return _enqueue("vm.resize", vm.subscription, vm, acting_user=acting_user, vm=str(vm.pk),
+    return _enqueue(vm_runbooks.RESIZE, vm.subscription, vm, acting_user=acting_user,
+                    vm=str(vm.pk),
                     previous=previous, vcpus=vcpus, memory_mb=memory_mb,
                     old_vcpus=vm.vcpus, old_memory_mb=vm.memory_mb)
 
@@ -300,7 +251,8 @@ def delete_vm(vm: VirtualMachine, *, acting_user) -> Job:
     vm = _locked_vm(vm)
     _transition(vm, VirtualMachine.start_deleting, "deleted")
     vm.save()
-    return _enqueue("vm.delete", vm.subscription, vm, acting_user=acting_user, vm=str(vm.pk))
+    return _enqueue(vm_runbooks.DELETE, vm.subscription, vm, acting_user=acting_user,
+                    vm=str(vm.pk))
 
 
 # --- checkpoints ----------------------------------------------------------------------
@@ -313,7 +265,8 @@ def create_snapshot(vm: VirtualMachine, *, name: str, acting_user) -> tuple[Snap
         raise Conflict(f"A {vm.state} VM cannot take a checkpoint.", code=ErrorCode.VM_STATE)
     quota.reserve(vm.subscription, {"snapshots": 1})
     snapshot = Snapshot.objects.create(vm=vm, name=name)
-    job = _enqueue("snapshot.create", vm.subscription, snapshot, acting_user=acting_user,
+    job = _enqueue(vm_runbooks.CREATE_SNAPSHOT, vm.subscription, snapshot,
+                   acting_user=acting_user,
                    snapshot=str(snapshot.pk))
     return snapshot, job
 
@@ -330,7 +283,8 @@ def restore_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
     vm.save()
     snapshot.start_restoring()
     snapshot.save()
-    return _enqueue("snapshot.restore", vm.subscription, snapshot, acting_user=acting_user,
+    return _enqueue(vm_runbooks.RESTORE_SNAPSHOT, vm.subscription, snapshot,
+                    acting_user=acting_user,
                     snapshot=str(snapshot.pk), previous=previous)
 
 
@@ -343,5 +297,5 @@ def delete_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
                        code=ErrorCode.SNAPSHOT_STATE)
     snapshot.start_deleting()
     snapshot.save()
-    return _enqueue("snapshot.delete", snapshot.vm.subscription, snapshot,
+    return _enqueue(vm_runbooks.DELETE_SNAPSHOT, snapshot.vm.subscription, snapshot,
                     acting_user=acting_user, snapshot=str(snapshot.pk))

@@ -1,8 +1,8 @@
 """Tenant network runbooks."""
 
 from provisioning.engine import Runbook, Step, register
+from provisioning.holdings import give_back, take_back
 from provisioning.models import Network, Site
-from provisioning.resources import give_back, take_back
 
 __all__ = ["CREATE", "DELETE"]
 

@@ -5,8 +5,8 @@ from base import events
 from base.events import Event
 from provisioning import addons, sizing
 from provisioning.engine import Runbook, Step, register
+from provisioning.holdings import give_back, take_back
 from provisioning.models import Site, Snapshot, SnapshotState, VirtualMachine, VmState
-from provisioning.resources import give_back, take_back
 from provisioning.sizing import VmSize
 
 __all__ = ["CREATE", "DELETE", "RESIZE", "RESTART", "START", "STOP"]

@@ -1,0 +1,67 @@
+"""What a VM, network or checkpoint holds while it lives: its share of the quota ledger
+(and of the cloud's capacity), and a VM its address on its network. Taken by the
+services when a resource is asked for, given back exactly once by the runbooks when it
+is gone (``quota_held`` says whether it holds it now), taken again by a retried create.
+"""
+
+import ipaddress
+import itertools
+
+from django.db import IntegrityError, transaction
+
+from base.errors import Conflict, ErrorCode
+from plans import quota
+from provisioning.models import Network, NetworkAddress, VirtualMachine
+
+__all__ = ["allocate_address", "give_back", "take_back"]
+
+
+def allocate_address(network: Network, vm: VirtualMachine, prefer: str | None = None) -> str:
+    """The next free host of the network (its first host is the gateway)."""
+    taken = set(network.addresses.values_list("address", flat=True))
+    taken.add(network.gateway_address)
+    hosts = (str(h) for h in ipaddress.ip_network(network.cidr).hosts())
+    for address in itertools.chain([prefer] if prefer else [], hosts):
+        if address in taken:
+            continue
+        try:
+            with transaction.atomic():
+                NetworkAddress.objects.create(network=network, address=address, vm=vm)
+        except IntegrityError:
+            taken.add(address)  # taken concurrently
+            continue
+        return address
+    raise Conflict(f"Network '{network.name}' ({network.cidr}) has no free address.",
+                   code=ErrorCode.NETWORK_FULL)
+
+
+def give_back(obj) -> None:
+    """Release what a VM, network or checkpoint holds in the ledger, once."""
+    model = type(obj)
+    row = model.objects.select_for_update().get(pk=obj.pk)
+    if not row.quota_held:
+        return
+    if isinstance(row, VirtualMachine):
+        quota.release(row.subscription, row.usage(), cloud_id=row.subscription.plan.cloud_id)
+        NetworkAddress.objects.filter(vm=row).delete()
+    elif isinstance(row, Network):
+        quota.release(row.subscription, {"networks": 1})
+    else:
+        quota.release(row.vm.subscription, {"snapshots": 1})
+    model.objects.filter(pk=row.pk).update(quota_held=False)
+    obj.quota_held = False
+
+
+def take_back(obj) -> None:
+    """Reserve again what ``give_back`` released (a retried create)."""
+    row = type(obj).objects.select_for_update().get(pk=obj.pk)
+    if row.quota_held:
+        return
+    if isinstance(row, VirtualMachine):
+        quota.reserve(row.subscription, row.usage(), cloud_id=row.subscription.plan.cloud_id)
+        allocate_address(row.network, row, prefer=row.ip_address)
+    elif isinstance(row, Network):
+        quota.reserve(row.subscription, {"networks": 1})
+    else:
+        quota.reserve(row.vm.subscription, {"snapshots": 1})
+    type(row).objects.filter(pk=row.pk).update(quota_held=True)
