@@ -1,9 +1,9 @@
 """Calls from one simulated stamp to another (replication traffic).
 
-``PeerClient`` speaks the stampsim API: it sends a request with an
-idempotency key, retries on connection errors and 5xx, and for a 202 polls
-the operation until it ends.  ``HttpPeers`` sends over HTTP with the standard
-library; the in-process memory driver plugs in its own transport.
+``PeerClient`` speaks the stampsim API with the client protocol every client of a stamp
+shares (``protocol``: headers, tries, operation polling, error decoding), over a
+transport ``send``. ``HttpPeers`` sends over HTTP with the standard library; the
+in-process memory driver plugs in its own transport.
 
 Errors come back as ``ApiError``: an unreachable peer is
 ``502 target-unreachable``; a refusal by the peer keeps the peer's status and
@@ -18,17 +18,21 @@ import time
 import urllib.parse
 from typing import Any
 
+from . import protocol
 from .errors import ApiError, ErrorCode
 
 __all__ = ["HttpPeers", "PeerClient", "PeerUnreachable", "http_request"]
 
+# Peers answer at once unless latency is injected: look again soon, and often.
+_POLLING = protocol.Polling(first=0.01, growth=2.0, longest=0.25)
 
-class PeerUnreachable(Exception):
+
+class PeerUnreachable(protocol.NoAnswer):
     """The peer did not answer (connection refused, timeout, DNS...)."""
 
 
 class PeerClient:
-    """Request + retry + operation polling, over a transport ``send``."""
+    """The stampsim client protocol over a transport ``send``."""
 
     def __init__(self, *, timeout: float = 10.0, attempts: int = 3, backoff: float = 0.1) -> None:
         self.timeout = timeout
@@ -45,6 +49,7 @@ class PeerClient:
         key: str | None,
         timeout: float,
     ) -> tuple[int, dict[str, Any]]:
+        """One try: ``(status, decoded JSON)``, or ``PeerUnreachable``."""
         raise NotImplementedError
 
     def call(
@@ -62,29 +67,24 @@ class PeerClient:
         status, payload = self._request(endpoint, token, method, path, body, key, deadline)
         if status != 202:
             return payload
-        operation = payload["operation"]
-        delay = 0.01
-        while operation["state"] == "running":
-            if time.monotonic() + delay > deadline:
-                raise ApiError(
-                    504,
-                    ErrorCode.TARGET_UNREACHABLE,
-                    f"target stamp {endpoint}: operation {operation['id']} did not finish in time",
-                )
-            time.sleep(delay)  # polling interval, bounded by the deadline above
-            delay = min(delay * 2, 0.25)
-            _, answer = self._request(
-                endpoint, token, "GET", f"/v1/operations/{operation['id']}", None, None, deadline
+
+        def fetch(operation_path: str) -> dict[str, Any]:
+            return self._request(endpoint, token, "GET", operation_path, None, None, deadline)[1]
+
+        try:
+            ended = protocol.wait_for(
+                payload["operation"], fetch, deadline=deadline, polling=_POLLING
             )
-            operation = answer["operation"]
-        if operation["state"] == "failed":
-            error = operation["error"] or {}
+        except protocol.StillRunning as exc:
             raise ApiError(
-                int(error.get("status", 500)),
-                error.get("code", ErrorCode.INTERNAL),
-                f"target stamp: {error.get('detail', 'operation failed')}",
-            )
-        return operation["result"]
+                504,
+                ErrorCode.TARGET_UNREACHABLE,
+                f"target stamp {endpoint}: operation {exc.operation['id']} did not finish in time",
+            ) from None
+        try:
+            return protocol.result_of(ended)
+        except ApiError as exc:
+            raise _relayed(exc) from None
 
     def _request(
         self,
@@ -96,32 +96,29 @@ class PeerClient:
         key: str | None,
         deadline: float,
     ) -> tuple[int, dict[str, Any]]:
-        reason = "no attempt made"
-        for attempt in range(1, self.attempts + 1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                status, payload = self.send(endpoint, token, method, path, body, key, remaining)
-            except PeerUnreachable as exc:
-                reason = str(exc)
-            else:
-                if status < 500:
-                    if status >= 400:
-                        raise ApiError(
-                            status,
-                            payload.get("error", ErrorCode.INTERNAL),
-                            f"target stamp: {payload.get('detail', 'request refused')}",
-                        )
-                    return status, payload
-                reason = f"HTTP {status} {payload.get('error', '')}".strip()
-            if attempt < self.attempts:
-                time.sleep(
-                    min(self.backoff * 2 ** (attempt - 1), max(deadline - time.monotonic(), 0))
-                )
-        raise ApiError(
-            502, ErrorCode.TARGET_UNREACHABLE, f"target stamp {endpoint} unreachable: {reason}"
-        )
+        def send(timeout: float) -> tuple[int, dict[str, Any]]:
+            return self.send(endpoint, token, method, path, body, key, timeout)
+
+        try:
+            status, payload = protocol.exchange(
+                send, deadline=deadline, attempts=self.attempts, backoff=self.backoff
+            )
+        except protocol.Unanswered as exc:
+            raise ApiError(
+                502,
+                ErrorCode.TARGET_UNREACHABLE,
+                f"target stamp {endpoint} unreachable: {exc.reason}",
+            ) from None
+        if status >= 400:
+            raise _relayed(protocol.refusal(status, payload))
+        return status, payload
+
+
+def _relayed(refused: ApiError) -> ApiError:
+    """The peer's refusal, as this stamp reports it: its status and code, said of it."""
+    return ApiError(
+        refused.status, refused.code or ErrorCode.INTERNAL, f"target stamp: {refused.detail}"
+    )
 
 
 class HttpPeers(PeerClient):
@@ -137,11 +134,7 @@ class HttpPeers(PeerClient):
         key: str | None,
         timeout: float,
     ) -> tuple[int, dict[str, Any]]:
-        headers = {"Accept": "application/json"}
-        if key is not None:
-            headers["Idempotency-Key"] = key
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = protocol.request_headers(token=token, key=key)
         return http_request(endpoint, method, path, body, headers, timeout)
 
 
@@ -164,20 +157,13 @@ def http_request(
     data = None
     if body is not None:
         data = json.dumps(body).encode()
-        headers = {**headers, "Content-Type": "application/json"}
+        headers = {**headers, protocol.CONTENT_TYPE: protocol.JSON}
     try:
         connection.request(method, base.path.rstrip("/") + path, body=data, headers=headers)
         response = connection.getresponse()
-        return response.status, _decode(response.read())
+        return protocol.decode_answer(response.status, response.read())
     except (OSError, http.client.HTTPException) as exc:
         raise PeerUnreachable(str(exc) or type(exc).__name__) from None
     finally:
         connection.close()
 
-
-def _decode(raw: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw or b"{}")
-    except ValueError:
-        return {"error": ErrorCode.INTERNAL, "detail": "answer is not JSON"}
-    return payload if isinstance(payload, dict) else {}

@@ -122,6 +122,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from . import protocol
 from .errors import ApiError, ErrorCode, bad_request
 from .fabric import Fabric
 from .faults import Faults
@@ -303,14 +304,15 @@ class Api:
             return route.query(self, path, query, payload)
         assert route.kind is not None
         params = {**payload, **{f: query[f] for f in route.flags if f in query}, **path}
-        operation = self.fabric.submit(route.kind, params, headers.get("idempotency-key"))
+        key = headers.get(protocol.IDEMPOTENCY_KEY.lower())
+        operation = self.fabric.submit(route.kind, params, key)
         return 202, {"operation": operation}
 
     def _authorize(self, headers: Mapping[str, str]) -> None:
         if self.token is None:
             return
-        supplied = headers.get("authorization", "")
-        if not hmac.compare_digest(supplied.encode(), f"Bearer {self.token}".encode()):
+        supplied = headers.get(protocol.AUTHORIZATION.lower(), "")
+        if not hmac.compare_digest(supplied.encode(), protocol.bearer(self.token).encode()):
             raise ApiError(401, ErrorCode.UNAUTHORIZED, "missing or wrong bearer token")
 
     def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
@@ -369,7 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = self.server.api.handle(self.command, self.path, headers, body)
         data = json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header(protocol.CONTENT_TYPE, protocol.JSON)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

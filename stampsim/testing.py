@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import protocol
 from .peers import PeerUnreachable, http_request
 
 __all__ = ["StampProcess", "free_port"]
@@ -135,11 +136,7 @@ class StampProcess:
         timeout: float = 5.0,
     ) -> tuple[int, Any]:
         """A raw API call with the standard library: ``(status, decoded JSON)``."""
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        if key:
-            headers["Idempotency-Key"] = key
+        headers = protocol.request_headers(token=self.token, key=key or None)
         return http_request(self.url, method, path, body, headers, timeout)
 
     def wait_exit(self, timeout: float = 10.0) -> int:

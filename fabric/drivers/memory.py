@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from stampsim import Api, Fabric, PeerClient, PeerUnreachable
+from stampsim import Api, Fabric, PeerClient, PeerUnreachable, protocol
 
 from .stampapi import StampApiDriver, TransportError
 
@@ -129,8 +129,7 @@ class _RegistryPeers(PeerClient):
             stamp = _registry.get(endpoint)
         if stamp is None or not stamp.reachable:
             raise PeerUnreachable(f"connection refused (no reachable memory stamp at {endpoint})")
-        headers = {"idempotency-key": key} if key else {}
-        return stamp.request(method, path, headers, body)
+        return stamp.request(method, path, protocol.request_headers(token=token, key=key), body)
 
 
 class MemoryDriver(StampApiDriver):

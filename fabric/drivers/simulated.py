@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from stampsim import protocol
+
 from .stampapi import StampApiDriver, TransportError
 
 __all__ = ["SimulatedDriver"]
@@ -63,11 +65,8 @@ class SimulatedDriver(StampApiDriver):
             )
         except httpx.TransportError as exc:
             raise TransportError(_describe(exc)) from None
-        try:
-            return response.status_code, response.json()
-        except ValueError:
-            # Not a stampsim answering (a proxy page, another service): retry, then give up.
-            return 502, {"error": "bad-answer", "detail": f"HTTP {response.status_code}, not JSON"}
+        # Not a stampsim answering (a proxy page, another service): retried, then unreachable.
+        return protocol.decode_answer(response.status_code, response.content)
 
 
 def _describe(exc: httpx.TransportError) -> str:

@@ -1,10 +1,11 @@
 """A driver for stamps that speak the stampsim API, over any transport.
 
-``StampApiDriver`` does everything but moving bytes: idempotency keys,
-retries with exponential backoff (connection errors and 5xx only, never 4xx),
-polling operations until they end within one overall deadline, turning
-answers into result dataclasses and errors into ``DriverError``s.  Subclasses
-provide ``_send``: ``SimulatedDriver`` over HTTP, ``MemoryDriver`` in process.
+The call protocol (headers, idempotency keys, retries with exponential backoff on
+connection errors and 5xx only, polling operations until they end within one overall
+deadline, decoding refusals) is stampsim's own client protocol, ``stampsim.protocol``,
+which a stamp also uses to call its peer. ``StampApiDriver`` adds what a driver means by
+it: answers as result dataclasses, refusals as ``DriverError``s. Subclasses provide
+``_send``: ``SimulatedDriver`` over HTTP, ``MemoryDriver`` in process.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
+
+from stampsim import protocol
+from stampsim.errors import ApiError, ErrorCode
 
 from .base import (
     Capacity,
@@ -45,11 +49,10 @@ from .base import (
 __all__ = ["StampApiDriver", "TransportError"]
 
 _CONFLICT_CODES = {str(code) for code in ConflictCode}
-_FIRST_POLL = 0.02  # seconds; grows by half each poll up to _LAST_POLL
-_LAST_POLL = 0.5
+_POLLING = protocol.Polling(first=0.02, growth=1.5, longest=0.5)  # seconds
 
 
-class TransportError(Exception):
+class TransportError(protocol.NoAnswer):
     """The request got no answer; the message says why (e.g. ``connection refused``)."""
 
 
@@ -320,10 +323,12 @@ class StampApiDriver:
 
     # -- plumbing ------------------------------------------------------------------------
     def _read(self, operation: str, path: str) -> dict[str, Any]:
-        deadline = time.monotonic() + self.timeout
+        return self._get(operation, path, deadline=time.monotonic() + self.timeout)
+
+    def _get(self, operation: str, path: str, *, deadline: float) -> dict[str, Any]:
         status, payload = self._exchange(operation, "GET", path, deadline=deadline)
         if status != 200:
-            raise self._error(operation, status, payload)
+            raise self._error(operation, protocol.refusal(status, payload))
         return payload
 
     def _mutate(
@@ -343,30 +348,26 @@ class StampApiDriver:
             operation, method, path, deadline=deadline, key=key, body=body, params=params
         )
         if status != 202:
-            raise self._error(operation, status, payload)
-        op = payload["operation"]
-        delay = _FIRST_POLL
-        while op["state"] == "running":
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise OperationTimeout(
-                    self.name,
-                    operation,
-                    f"operation {op['id']} still running after {self.timeout:g}s"
-                    " (call again with the same key to wait for it)",
-                )
-            time.sleep(min(delay, remaining / 2))  # polling interval, bounded by the deadline
-            delay = min(delay * 1.5, _LAST_POLL)
-            status, answer = self._exchange(
-                operation, "GET", f"/v1/operations/{op['id']}", deadline=deadline
+            raise self._error(operation, protocol.refusal(status, payload))
+
+        def fetch(operation_path: str) -> dict[str, Any]:
+            return self._get(operation, operation_path, deadline=deadline)
+
+        try:
+            ended = protocol.wait_for(
+                payload["operation"], fetch, deadline=deadline, polling=_POLLING
             )
-            if status != 200:
-                raise self._error(operation, status, answer)
-            op = answer["operation"]
-        if op["state"] != "succeeded":
-            error = op.get("error") or {}
-            raise self._error(operation, int(error.get("status", 500)), error)
-        return op["result"]
+        except protocol.StillRunning as exc:
+            raise OperationTimeout(
+                self.name,
+                operation,
+                f"operation {exc.operation['id']} still running after {self.timeout:g}s"
+                " (call again with the same key to wait for it)",
+            ) from None
+        try:
+            return protocol.result_of(ended)
+        except ApiError as exc:
+            raise self._error(operation, exc) from None
 
     def _delete(
         self, operation: str, path: str, key: str, params: Mapping[str, str] | None = None
@@ -387,42 +388,27 @@ class StampApiDriver:
         params: Mapping[str, str] | None = None,
     ) -> tuple[int, Any]:
         """Send with retries; return the first answer below 500 or raise ``StampUnreachable``."""
-        headers = {"Accept": "application/json"}
-        if key is not None:
-            headers["Idempotency-Key"] = key  # the same key on every retry
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        attempt, reason = 0, "no answer"
-        while True:
-            attempt += 1
-            remaining = max(deadline - time.monotonic(), 0.05)
-            try:
-                status, payload = self._send(
-                    method, path, params=params, body=body, headers=headers, timeout=remaining
-                )
-            except TransportError as exc:
-                reason = str(exc)
-            else:
-                if status < 500:
-                    return status, payload
-                reason = f"HTTP {status} {_describe(payload)}"
-            pause = self.backoff * 2 ** (attempt - 1)
-            if attempt >= self.retries or time.monotonic() + pause >= deadline:
-                plural = "s" if attempt > 1 else ""
-                raise StampUnreachable(
-                    self.name, operation, f"{reason} after {attempt} attempt{plural}"
-                )
-            time.sleep(pause)  # exponential backoff between tries
+        headers = protocol.request_headers(token=self._token, key=key)
 
-    def _error(self, operation: str, status: int, payload: Any) -> DriverError:
-        """Map a refusal (an answer, or a failed operation's ``error``) to a ``DriverError``."""
-        payload = payload if isinstance(payload, Mapping) else {}
-        code = str(payload.get("error") or payload.get("code") or "")
-        detail = str(payload.get("detail") or f"HTTP {status}")
-        if code == "target-unreachable":
+        def send(timeout: float) -> tuple[int, Any]:
+            return self._send(
+                method, path, params=params, body=body, headers=headers, timeout=timeout
+            )
+
+        try:
+            return protocol.exchange(
+                send, deadline=deadline, attempts=self.retries, backoff=self.backoff
+            )
+        except protocol.Unanswered as exc:
+            raise StampUnreachable(self.name, operation, str(exc)) from None
+
+    def _error(self, operation: str, refused: ApiError) -> DriverError:
+        """A refusal (an answer, or a failed operation's error) as a ``DriverError``."""
+        code, detail, status = refused.code, refused.detail, refused.status
+        if code == ErrorCode.TARGET_UNREACHABLE:
             return StampUnreachable(self.name, operation, detail, code=code)
-        if status == 404 or code == "not-found":
-            return NotFound(self.name, operation, detail, code=code or "not-found")
+        if status == 404 or code == ErrorCode.NOT_FOUND:
+            return NotFound(self.name, operation, detail, code=code or str(ErrorCode.NOT_FOUND))
         if status == 409 or code in _CONFLICT_CODES:
             return Conflict(self.name, operation, f"{detail} ({code})", code=code)
         if status == 401:
@@ -433,12 +419,6 @@ class StampApiDriver:
 
 
 # -- answers to results --------------------------------------------------------------------
-def _describe(payload: Any) -> str:
-    if isinstance(payload, Mapping) and payload.get("error"):
-        return f"{payload['error']}: {payload.get('detail', '')}".rstrip(": ")
-    return "error"
-
-
 def _target(endpoint: str, container_id: str, token: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {"target_endpoint": endpoint, "target_container_id": container_id}
     if token:
