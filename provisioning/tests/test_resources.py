@@ -8,7 +8,7 @@ from fabric.models import CloudCapacity
 from fabric.tests.factories import CloudFactory, TemplateFactory
 from plans import quota
 from plans.tests.factories import PlanFactory
-from provisioning import resources
+from provisioning import holdings, resources
 from provisioning.models import JobState, NetworkAddress, VirtualMachine
 from provisioning.tests.factories import CommissionedSubscriptionFactory, NetworkFactory
 
@@ -44,8 +44,8 @@ def test_a_new_vm_holds_quota_cloud_capacity_and_an_address_until_given_back(sub
     assert (job.runbook, job.state, job.resource_id) == ("vm.create", JobState.QUEUED,
                                                          str(vm.pk))
     # when what it holds is given back, twice (a retried job)
-    resources.give_back(vm)
-    resources.give_back(vm)
+    holdings.give_back(vm)
+    holdings.give_back(vm)
     # then it is given back once
     assert quota.summary(subscription)["vcpus"] == {"limit": 8, "used": 0}
     assert cloud_used(subscription, "vcpus") == 0
