@@ -25,7 +25,7 @@ class ProtectionFilterForm(ListFilterForm):
                                           ("within", "Within the RPO target")])
     addon = forms.ModelChoiceField(queryset=AddOn.objects.none(), required=False,
                                    label="Add-on", empty_label="All DR add-ons")
-    # ``past_target`` is annotated by the list (``views.past_target``).
+    # ``past_target`` is annotated by the list (``presenters.past_target``).
     lookups = {"state": "state", "active_site": "active_site", "lag": "past_target",
                "addon": "addon"}
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dr_addon.views import PLOT_LEFT, PLOT_RIGHT, VmRow, lag_chart
+from dr_addon.presenters import PLOT_LEFT, PLOT_RIGHT, VmRow, lag_chart
 
 
 def test_the_lag_chart_scales_to_the_target_and_clips_what_runs_far_past_it():
