@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
+from django_fsm import TransitionNotAllowed
 
 from base import events
 from base.errors import Conflict, ErrorCode, Invalid
@@ -115,7 +116,13 @@ def retry(job: Job, *, acting_user=None) -> Job:
     redo.update(state=StepState.PENDING, finished_at=None)
     runbook = get_runbook(job.runbook)
     if runbook.on_retry:
-        runbook.on_retry(job)  # e.g. take the quota back that the rollback released
+        try:
+            runbook.on_retry(job)  # e.g. take the quota back that the rollback released
+        except TransitionNotAllowed as exc:
+            # What the job acts on has moved on since (deleted, decommissioned): a retry
+            # would bring it back behind the tenant's back.
+            raise Conflict("What this job acts on has changed since it ended; it cannot be "
+                           "retried.", code=ErrorCode.JOB_STATE) from exc
     events.record(Event.JOB_RETRIED, job, acting_user=acting_user, runbook=job.runbook,
                   run=job.run)
     transaction.on_commit(partial(publish, job.pk))

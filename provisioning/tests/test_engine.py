@@ -284,3 +284,24 @@ def test_retry_and_cancel_leave_audit_rows_naming_who(stamp, django_user_model):
     assert [r.event for r in rows] == ["job.retried", "job.cancelled"]
     assert {r.actor_id for r in rows} == {admin.pk}
     assert rows[0].detail == {"runbook": "test.three-steps", "run": "2"}
+
+
+def test_a_retry_whose_resource_moved_on_is_a_conflict_that_changes_nothing(stamp):
+    from django_fsm import TransitionNotAllowed
+
+    from base.errors import Conflict
+
+    # given a rolled-back job whose retry hook finds its resource in another state
+    def moved_on(job):
+        raise TransitionNotAllowed("the resource was deleted meanwhile")
+
+    runbook = engine.register(Runbook(name="test.moved-on", steps=(_step("m"),),
+                                      on_retry=moved_on))
+    FAIL["m"] = FabricConflict("unit", "x", "no", code="state")
+    job = new_job(stamp, runbook.name)
+    engine.run(job.pk)
+    # when the provider retries it / then it is refused as a conflict, and stays as it was
+    with pytest.raises(Conflict):
+        engine.retry(Job.objects.get(pk=job.pk))
+    job.refresh_from_db()
+    assert job.state == JobState.ROLLED_BACK and job.run == 1
