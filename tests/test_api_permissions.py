@@ -10,6 +10,7 @@ table is ``tenants/tests/test_permissions.py``.
 from dataclasses import dataclass
 
 import pytest
+import rules
 from rest_framework.test import APIClient
 
 from fabric.models import Stamp
@@ -124,8 +125,8 @@ CASES = [pytest.param(permission, caller, statuses[caller], id=f"{permission}-{c
 
 
 def test_every_permission_of_the_rule_set_has_an_endpoint():
-    import rules
-
+    # given the permissions the project declares (tenants.rules)
+    # then each has an endpoint here, with a status for every caller
     assert set(ENDPOINTS) == set(rules.permissions.permissions)
     assert all(set(statuses) == set(CALLERS) for _, _, statuses in ENDPOINTS.values())
 
