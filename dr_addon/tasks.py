@@ -1,3 +1,5 @@
+"""Celery entry points of the DR add-on: the RPO-driven replication syncs (beat)."""
+
 from celery import shared_task
 
 from dr_addon import services

@@ -176,6 +176,9 @@ class SubscriptionAddOn(models.Model):
     addon = models.ForeignKey(AddOn, on_delete=models.PROTECT, related_name="subscription_links")
     attached_at = models.DateTimeField(auto_now_add=True)
 
+    objects = RestrictedQuerySet.as_manager()
+    tenant_path = "subscription__tenant"  # what restrict(tenant) follows
+
     class Meta:
         ordering = ["attached_at"]
         constraints = [

@@ -1,3 +1,5 @@
+"""The URLs of the whole portal: the API and its schema, the two web portals, health."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView

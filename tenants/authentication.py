@@ -1,3 +1,5 @@
+"""``Authorization: Token <key>`` for API clients, and how the OpenAPI document names it."""
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 

@@ -1,3 +1,5 @@
+"""The one pagination of every list: ``count/next/previous/results``, ``?page_size=`` up to 500."""
+
 from rest_framework.pagination import PageNumberPagination
 
 

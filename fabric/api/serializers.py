@@ -1,3 +1,6 @@
+"""Shapes of the fabric catalog in the provider API: stamps (write-only credentials), clouds
+with capacity and allocation, templates, stamp health checks."""
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 

@@ -1,3 +1,6 @@
+"""The provider API of the fabric catalog (``/api/v1/admin/stamps|clouds|templates/``);
+writes go through ``fabric.services``."""
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action

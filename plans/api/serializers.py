@@ -1,3 +1,5 @@
+"""Shapes of plans, add-ons, subscriptions and quota in the API (provider and tenant)."""
+
 from rest_framework import serializers
 
 from base.api.fields import QuotasSerializer, StrictUUIDField

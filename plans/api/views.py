@@ -1,3 +1,6 @@
+"""The catalog through the API: the provider's plans, add-ons and tenants; the plans a
+tenant may subscribe to. (Subscriptions: ``provisioning.api.subscriptions``.)"""
+
 from django.db.models import Count, Q
 from rest_framework import mixins
 

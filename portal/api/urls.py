@@ -1,3 +1,5 @@
+"""Every API route, provider (``/api/v1/admin/``) and tenant, from the apps' viewsets."""
+
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 

@@ -1,3 +1,6 @@
+"""Shapes of jobs and their steps in the API; the provider sees more of a job than its
+tenant."""
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 

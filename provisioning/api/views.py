@@ -1,3 +1,6 @@
+"""Jobs through the API: the tenant's own, and every job for the provider with retry and
+cancel (``provisioning.engine``)."""
+
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status

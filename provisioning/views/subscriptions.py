@@ -135,9 +135,8 @@ class AddOnDetachView(SubscriptionActionView):
 
     def get_object(self):
         return get_object_or_404(
-            SubscriptionAddOn.objects.select_related("addon", "subscription"),
-            subscription__tenant=self.tenant, subscription_id=self.kwargs["pk"],
-            addon_id=self.kwargs["addon_id"])
+            SubscriptionAddOn.objects.restrict(self.tenant).select_related("addon", "subscription"),
+            subscription_id=self.kwargs["pk"], addon_id=self.kwargs["addon_id"])
 
     def perform(self, link):
         lifecycle.detach_addon(link.subscription, addon_id=link.addon_id,

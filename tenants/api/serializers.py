@@ -1,3 +1,5 @@
+"""Shapes of tenants, members, invitations and tokens in the API."""
+
 from rest_framework import serializers
 
 from tenants.models import ApiToken, Membership, Role, Tenant

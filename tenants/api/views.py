@@ -1,3 +1,6 @@
+"""Accounts through the API: sign-up, tokens, the caller's tenant, its members and the
+acceptance of invitations (``tenants.services``)."""
+
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
