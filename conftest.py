@@ -143,3 +143,29 @@ def catalog(staff):
     return {"stamp_a": stamp_a, "stamp_b": stamp_b, "cloud_a": cloud_a, "cloud_b": cloud_b,
             "template": template, "extra": extra, "dr": dr, "plan": plan, "quotas": quotas,
             "post": post}
+
+
+# --- A run that executes fewer tests than it collected is a failed run -----------------
+
+_OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when some collected tests never ran (a plugin that swallows items
+    under ``pytest -n``, a crashed worker): green must mean every test was executed."""
+    if hasattr(session.config, "workerinput") or session.config.option.collectonly:
+        return  # a pytest-xdist worker reports to the controller, which counts
+    if session.shouldfail or session.shouldstop or exitstatus not in (0, 1):
+        return  # -x, interrupted, or nothing collected: already not green
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    executed = {report.nodeid for outcome in _OUTCOMES
+                for report in reporter.stats.get(outcome, []) if getattr(report, "nodeid", "")}
+    collected = session.testscollected
+    if len(executed) < collected:
+        reporter.ensure_newline()
+        reporter.write_line(f"ERROR: {collected} tests were collected but only "
+                            f"{len(executed)} ran.", red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
