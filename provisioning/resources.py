@@ -53,7 +53,7 @@ class VmSpec:
     vcpus: int
     memory_mb: int
     disk_gb: int
-    network_id: object
+    network_id: object | None = None  # None: the subscription's default network
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -172,11 +172,15 @@ def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple
         VirtualMachine, Job]:
     _require_active(subscription)
     template = subscription.plan.templates.filter(pk=spec.template_id).first()
-    network = subscription.networks.filter(pk=spec.network_id).first()
+    live = subscription.networks.exclude(state=NetworkState.DELETED)
+    network = (live.filter(pk=spec.network_id) if spec.network_id is not None
+               else live.filter(is_default=True)).first()
     errors = {}
     if template is None:
         errors["template"] = ["Not a template of the subscription's plan."]
-    if network is None:
+    if network is None and spec.network_id is None:
+        errors["network"] = ["The subscription has no default network; name one."]
+    elif network is None:
         errors["network"] = ["Not a network of this subscription."]
     elif network.state != NetworkState.READY:
         errors["network"] = [f"The network is {network.state}."]

@@ -43,7 +43,8 @@ class NetworkSerializer(serializers.ModelSerializer):
 class VmSerializer(serializers.ModelSerializer):
     subscription = StrictUUIDField(source="subscription_id")
     template = StrictUUIDField(source="template_id")
-    network = StrictUUIDField(source="network_id")
+    network = StrictUUIDField(source="network_id", required=False,
+                              help_text="Leave out for the subscription's default network.")
     vcpus = serializers.IntegerField(min_value=1, max_value=1024)
     memory_mb = serializers.IntegerField(min_value=1, max_value=16 * 1024 * 1024)
     disk_gb = serializers.IntegerField(min_value=1, max_value=1024 * 1024)
@@ -135,7 +136,7 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
         data = serializer.validated_data
         spec = resources.VmSpec(name=data["name"], template_id=data["template_id"],
                                 vcpus=data["vcpus"], memory_mb=data["memory_mb"],
-                                disk_gb=data["disk_gb"], network_id=data["network_id"])
+                                disk_gb=data["disk_gb"], network_id=data.get("network_id"))
         vm, job = resources.create_vm(self.subscription(data["subscription_id"]), spec,
                                       acting_user=request.user)
         return accepted(self.get_serializer(vm).data, job)

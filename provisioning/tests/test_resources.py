@@ -1,6 +1,8 @@
 """Tenant resources on their own: what creating and giving back a VM holds in the ledgers.
 The job that does the fabric's part is recorded, not run."""
 
+import dataclasses
+
 import pytest
 
 from base.errors import Invalid
@@ -62,3 +64,25 @@ def test_a_vm_on_a_network_still_being_made_is_refused_and_holds_nothing(subscri
     assert refused.value.errors == {"network": ["The network is provisioning."]}
     assert not VirtualMachine.objects.filter(subscription=subscription).exists()
     assert quota.summary(subscription)["vms"]["used"] == 0
+
+
+def test_a_vm_asked_for_without_a_network_goes_on_the_default_one(subscription):
+    # given the subscription's default network and another one of its own
+    default = subscription.networks.get(is_default=True)
+    NetworkFactory(subscription=subscription, cidr="10.6.0.0/24")
+    # when a VM is asked for without naming a network
+    asked = dataclasses.replace(spec(subscription), network_id=None)
+    vm, _ = resources.create_vm(subscription, asked, acting_user=None)
+    # then it is on the default network, with its first free address
+    assert vm.network_id == default.pk and vm.ip_address == "10.0.0.2"
+
+
+def test_without_a_default_network_the_error_says_to_name_one(subscription):
+    # given a subscription whose default network is gone
+    asked = dataclasses.replace(spec(subscription), network_id=None)
+    subscription.networks.filter(is_default=True).update(is_default=False)
+    # when a VM is asked for without a network / then the error names the field
+    with pytest.raises(Invalid) as refused:
+        resources.create_vm(subscription, asked, acting_user=None)
+    assert refused.value.errors == {"network": ["The subscription has no default network; "
+                                                "name one."]}
