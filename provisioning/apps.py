@@ -6,7 +6,4 @@ class ProvisioningConfig(AppConfig):
     verbose_name = "Provisioning"
 
     def ready(self):
-        from provisioning import (
-            runbooks,  # noqa: F401  (registers the runbooks Buffet ships)
-            stuck,  # noqa: F401  (registers its Celery task for beat)
-        )
+        from provisioning import runbooks  # noqa: F401  (registers the runbooks Buffet ships)

@@ -18,7 +18,6 @@ nothing more to do.
 import logging
 from datetime import datetime, timedelta
 
-from celery import shared_task
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
@@ -28,7 +27,7 @@ from base import events
 from base.events import Event
 from provisioning.models import JOB_TERMINAL_STATES, Job, Network, Site, Snapshot, VirtualMachine
 
-__all__ = ["acting_jobs", "reset_stuck_resources", "reset_stuck_resources_task"]
+__all__ = ["acting_jobs", "reset_stuck_resources"]
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +96,3 @@ def _mark_failed(model: type[models.Model], pk, deadline: datetime, event: Event
                 _label(model), pk, was, since.isoformat())
     events.record(event, resource, was=was, since=since.isoformat())
     return True
-
-
-@shared_task(name="provisioning.reset_stuck_resources", ignore_result=True)
-def reset_stuck_resources_task() -> list[str]:
-    """Beat's entry point (``portal.schedules``)."""
-    return reset_stuck_resources()

@@ -6,10 +6,11 @@
 
 from celery import shared_task
 
-from provisioning import engine
+from provisioning import engine, stuck
 from provisioning.engine.delivery import run_job
 
-__all__ = ["check_stamps", "reconcile", "run_job", "run_runbook", "sweep_jobs"]
+__all__ = ["check_stamps", "reconcile", "reset_stuck_resources", "run_job", "run_runbook",
+           "sweep_jobs"]
 
 
 @shared_task(name="provisioning.sweep_jobs", ignore_result=True)
@@ -47,3 +48,8 @@ def run_runbook(runbook: str, stamp: str, inputs: dict | None = None) -> str:
     with transaction.atomic():
         job = engine.enqueue(runbook, stamp=Stamp.objects.get(name=stamp), inputs=inputs or {})
     return str(job.pk)
+
+
+@shared_task(name="provisioning.reset_stuck_resources", ignore_result=True)
+def reset_stuck_resources() -> list[str]:
+    return stuck.reset_stuck_resources()
