@@ -22,7 +22,11 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = ["id", "runbook", "state", "steps", "error", "created_at", "started_at",
-                  "finished_at", "subscription", "resource_type", "resource_id", "progress"]
+                  "finished_at", "subscription", "resource_type", "resource_id", "progress",
+                  "after"]
+        extra_kwargs = {"after": {"help_text": "The job this one waits for: it stays `queued` "
+                                               "until that one succeeds, and ends `rolled_back` "
+                                               "if that one does not."}}
 
     @extend_schema_field(serializers.FloatField())
     def get_progress(self, job):

@@ -3,8 +3,10 @@
 - ``registry``: runbooks and their steps, as declared in code;
 - ``outbox``: the web tier's side: ``enqueue`` in the caller's transaction, ``publish``
   after commit, and the provider's ``cancel`` and ``retry`` (audited);
-- ``runner`` (with ``delivery``, its Celery task): the worker's side, step by step, with
-  undo, resumption after a lost worker and one transient-retry helper;
+- ``delivery``: publishing to the stamp's queue, the Celery task, and the jobs that wait
+  for another (``after``): published when it succeeds, rolled back when it does not;
+- ``runner``: the worker's side, step by step, with undo, resumption after a lost worker
+  and one transient-retry helper;
 - ``relay``: the beat's sweeper, delivering what the outbox could not;
 - ``clock``: the injectable time of all of them.
 
@@ -12,6 +14,7 @@ Dependencies run one way: relay -> outbox -> delivery -> runner -> registry.
 """
 
 from provisioning.engine.clock import Clock, clock, use_clock
+from provisioning.engine.delivery import run, settle
 from provisioning.engine.outbox import cancel, enqueue, publish, retry
 from provisioning.engine.registry import (
     Runbook,
@@ -22,7 +25,6 @@ from provisioning.engine.registry import (
     registered,
 )
 from provisioning.engine.relay import SweepReport, sweep
-from provisioning.engine.runner import run
 
 __all__ = [
     "Clock",
@@ -39,6 +41,7 @@ __all__ = [
     "registered",
     "retry",
     "run",
+    "settle",
     "sweep",
     "use_clock",
 ]

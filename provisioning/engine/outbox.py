@@ -2,11 +2,11 @@
 
 ``enqueue`` writes the job and its steps in the caller's transaction and publishes it to
 the stamp's queue after commit (the relay publishes what a lost commit hook or a broker
-outage left behind). ``cancel`` and ``retry`` are the provider's actions on a job; each
-takes the acting user and leaves an audit row.
+outage left behind). A job may wait its turn behind another (``after``): it stays queued
+until that one ends (``delivery.settle``). ``cancel`` and ``retry`` are the provider's
+actions on a job; each takes the acting user and leaves an audit row.
 """
 
-import logging
 from functools import partial
 from typing import Any
 
@@ -18,18 +18,18 @@ from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
 from fabric.models import Stamp
 from provisioning.engine.clock import clock
-from provisioning.engine.delivery import run_job
+from provisioning.engine.delivery import publish, settle
 from provisioning.engine.registry import Runbook, get_runbook, registered
 from provisioning.models import Job, JobState, JobStep, StepState
 
 __all__ = ["cancel", "enqueue", "publish", "retry"]
 
-log = logging.getLogger(__name__)
-
 
 def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | None = None,
-            subscription=None, tenant=None, resource=None, acting_user=None) -> Job:
-    """Record a job of ``runbook`` in the current transaction; it is published after commit.
+            subscription=None, tenant=None, resource=None, acting_user=None,
+            after: Job | None = None) -> Job:
+    """Record a job of ``runbook`` in the current transaction; it is published after commit,
+    or, with ``after``, once that job has succeeded (and rolled back if it does not).
 
     Callers pass the ``Runbook`` (its module constant). A name is accepted only where one
     comes from outside the code: a beat schedule that starts a runbook.
@@ -52,26 +52,12 @@ def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | No
         resource_id=str(resource.pk) if resource is not None else "",
         requested_by=acting_user if acting_user is not None and acting_user.is_authenticated
         else None,
-        max_attempts=runbook.max_attempts,
+        max_attempts=runbook.max_attempts, after=after,
     )
     JobStep.objects.bulk_create(
         JobStep(job=job, index=i, name=step.name) for i, step in enumerate(runbook.steps, 1))
     transaction.on_commit(partial(publish, job.pk))
     return job
-
-
-def publish(job_id) -> bool:
-    """Send the job to its stamp's queue. A failure is left to the relay."""
-    job = Job.objects.select_related("stamp").filter(pk=job_id).first()
-    if job is None or job.is_finished:
-        return False
-    try:
-        run_job.apply_async(args=[str(job.pk)], queue=job.stamp.queue)
-    except Exception:  # noqa: BLE001 - the broker may be down; the relay will publish it
-        log.exception("could not publish job %s; the relay will", job_id)
-        return False
-    Job.objects.filter(pk=job_id).update(published_at=clock.now())
-    return True
 
 
 @transaction.atomic
@@ -89,6 +75,7 @@ def cancel(job: Job, *, acting_user=None) -> Job:
         runbook = registered().get(job.runbook)
         if runbook and runbook.on_rollback:
             runbook.on_rollback(job)
+        transaction.on_commit(partial(settle, job))  # what waited for it will not run
         return job
     job.cancel_requested = True
     job.save(update_fields=["cancel_requested"])
@@ -102,6 +89,9 @@ def retry(job: Job, *, acting_user=None) -> Job:
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.state not in (JobState.FAILED, JobState.ROLLED_BACK, JobState.CANCELLED):
         raise Conflict(f"A {job.state} job cannot be retried.", code=ErrorCode.JOB_STATE)
+    if job.after is not None and job.after.is_finished and job.after.state != JobState.SUCCEEDED:
+        raise Conflict(f"This job waits for a {job.after.runbook} job that ended "
+                       f"{job.after.state}: retry that one first.", code=ErrorCode.JOB_STATE)
     rolled_back = job.state != JobState.FAILED
     job.requeue()
     job.run += 1

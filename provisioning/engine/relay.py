@@ -1,9 +1,10 @@
 """The relay and sweeper (beat): what the outbox could not deliver, delivered.
 
-Publishes jobs that were never published (a lost commit hook, a broker outage), and
-jobs queued too long; hands jobs whose worker went silent past the lease to a live one;
-reports jobs stuck past their deadline. Idempotent: publishing twice is harmless, a
-duplicate delivery finds the job taken or finished.
+Publishes jobs that were never published (a lost commit hook, a broker outage, a job
+whose turn came while no one was there to deliver it), and jobs queued too long; hands
+jobs whose worker went silent past the lease to a live one; reports jobs stuck past
+their deadline. Idempotent: publishing twice is harmless, a duplicate delivery finds the
+job taken or finished.
 """
 
 import logging
@@ -48,7 +49,10 @@ def sweep() -> SweepReport:
         if outbox.publish(job_id):
             report.resumed.append(str(job_id))
     deadline = now - timedelta(seconds=settings.BUFFET_JOB_STUCK_SECONDS)
+    waiting_its_turn = Q(state=JobState.QUEUED) & ~Q(after__state__in=JOB_TERMINAL_STATES) \
+        & Q(after__isnull=False)
     report.stuck = [str(pk) for pk in Job.objects.exclude(state__in=JOB_TERMINAL_STATES)
+                    .exclude(waiting_its_turn)
                     .filter(created_at__lt=deadline).values_list("pk", flat=True)]
     if report.stuck:
         log.warning("jobs stuck past %s: %s", deadline, ", ".join(report.stuck))

@@ -65,6 +65,9 @@ def _claim(job_id, worker: str) -> Job | None:
         job = Job.objects.select_for_update().select_related("stamp").filter(pk=job_id).first()
         if job is None or job.is_finished:
             return None
+        if job.state == JobState.QUEUED and job.after_id is not None \
+                and job.after.state != JobState.SUCCEEDED:
+            return None  # not its turn: delivered again when the job it waits for ends
         now = clock.now()
         alive = job.heartbeat_at is not None and now - job.heartbeat_at < lease()
         if job.state in (JobState.RUNNING, JobState.COMPENSATING) and alive:

@@ -70,6 +70,10 @@ class Job(ConcurrentTransitionMixin, models.Model):
     attempts = models.PositiveIntegerField(default=0,
                                            help_text="Deliveries to a worker in this run.")
     max_attempts = models.PositiveIntegerField(default=5)
+    after = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="waiting",
+        help_text="The job this one waits for: it is published when that one succeeds, and "
+                  "rolled back if that one ends otherwise.")
     cancel_requested = models.BooleanField(default=False)
     published_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True,
@@ -124,6 +128,16 @@ class Job(ConcurrentTransitionMixin, models.Model):
                 target=JobState.FAILED)
     def fail(self):
         """Undo itself failed, or the job gave up: what it left behind is in the error."""
+
+    @transition(field=state, source=JobState.QUEUED, target=JobState.ROLLED_BACK)
+    def abandon(self):
+        """The job it waited for did not succeed: it never starts."""
+
+    @property
+    def is_waiting(self) -> bool:
+        """Queued behind a job that has not finished yet."""
+        return (self.state == JobState.QUEUED and self.after_id is not None
+                and self.after.state not in JOB_TERMINAL_STATES)
 
     @transition(field=state, source=[JobState.QUEUED, JobState.COMPENSATING],
                 target=JobState.CANCELLED)
