@@ -145,6 +145,23 @@ def catalog(staff):
             "post": post}
 
 
+@pytest.fixture
+def commission(db):
+    """``commission(subscription_id)`` runs the subscription's commission job here, as a
+    worker would, on the catalog's memory-driver stamps; the subscription is then active."""
+    def run(subscription_id) -> None:
+        from provisioning import engine
+        from provisioning.models import Job
+
+        job = Job.objects.get(subscription_id=subscription_id,
+                              runbook="subscription.commission")
+        engine.run(job.pk)
+        job.refresh_from_db()
+        assert job.state == "succeeded", job.error
+
+    return run
+
+
 # --- A run that executes fewer tests than it collected is a failed run -----------------
 
 _OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")

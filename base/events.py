@@ -22,6 +22,8 @@ class Event(enum.StrEnum):
     STAMP_REGISTERED = "stamp.registered"
     STAMP_CHANGED = "stamp.changed"
     SUBSCRIPTION_CREATED = "subscription.created"
+    SUBSCRIPTION_ACTIVE = "subscription.active"
+    SUBSCRIPTION_FAILED = "subscription.failed"
     SUBSCRIPTION_SUSPENDED = "subscription.suspended"
     SUBSCRIPTION_RESUMED = "subscription.resumed"
     SUBSCRIPTION_DELETING = "subscription.deleting"

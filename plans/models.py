@@ -115,7 +115,9 @@ class Plan(QuotaFields):
 
 
 class SubscriptionState(models.TextChoices):
+    PROVISIONING = "provisioning", "Provisioning"
     ACTIVE = "active", "Active"
+    FAILED = "failed", "Failed"
     SUSPENDED = "suspended", "Suspended"
     DELETING = "deleting", "Deleting"
     DELETED = "deleted", "Deleted"
@@ -129,8 +131,9 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="subscriptions")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
     name = models.CharField(max_length=100)
-    state = FSMField(default=SubscriptionState.ACTIVE, choices=SubscriptionState.choices,
+    state = FSMField(default=SubscriptionState.PROVISIONING, choices=SubscriptionState.choices,
                      protected=True)
+    error = models.TextField(blank=True, help_text="Why its commission failed.")
     addons = models.ManyToManyField(AddOn, through="SubscriptionAddOn", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     state_changed_at = models.DateTimeField(auto_now=True)
@@ -152,6 +155,23 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
 
     TERMINAL_STATES = frozenset({SubscriptionState.DELETED})
 
+    @transition(field=state, source=SubscriptionState.PROVISIONING,
+                target=SubscriptionState.ACTIVE)
+    def mark_active(self):
+        """Its commission has finished: it takes resources."""
+        self.error = ""
+
+    @transition(field=state, source=SubscriptionState.PROVISIONING,
+                target=SubscriptionState.FAILED)
+    def mark_failed(self, error: str = ""):
+        """Its commission failed and was undone; a retry may cure it."""
+        self.error = error
+
+    @transition(field=state, source=SubscriptionState.FAILED,
+                target=SubscriptionState.PROVISIONING)
+    def retry_commission(self):
+        self.error = ""
+
     @transition(field=state, source=SubscriptionState.ACTIVE, target=SubscriptionState.SUSPENDED)
     def suspend(self):
         """No new resources, running VMs are stopped."""
@@ -160,7 +180,8 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
     def resume(self):
         pass
 
-    @transition(field=state, source=[SubscriptionState.ACTIVE, SubscriptionState.SUSPENDED],
+    @transition(field=state, source=[SubscriptionState.PROVISIONING, SubscriptionState.ACTIVE,
+                                     SubscriptionState.FAILED, SubscriptionState.SUSPENDED],
                 target=SubscriptionState.DELETING)
     def start_deleting(self):
         pass

@@ -35,7 +35,8 @@ __all__ = [
     "visible_plans",
 ]
 
-LIVE_STATES = (SubscriptionState.ACTIVE, SubscriptionState.SUSPENDED, SubscriptionState.DELETING)
+LIVE_STATES = (SubscriptionState.PROVISIONING, SubscriptionState.ACTIVE, SubscriptionState.FAILED,
+               SubscriptionState.SUSPENDED, SubscriptionState.DELETING)
 
 
 # --- Catalog --------------------------------------------------------------------------
@@ -191,7 +192,9 @@ def attach_addon(subscription: Subscription, *, addon_id, acting_user: User,
     if addon is None:
         raise Invalid("This add-on is not offered with the subscription's plan.",
                       errors={"addon": ["Not offered with this plan."]})
-    if subscription.state != SubscriptionState.ACTIVE:
+    # A provisioning subscription takes a quota add-on at once (an add-on with work of its
+    # own on the fabric says in its precondition whether it can wait).
+    if subscription.state not in (SubscriptionState.ACTIVE, SubscriptionState.PROVISIONING):
         raise Conflict(f"The subscription is {subscription.state}.",
                        code=ErrorCode.SUBSCRIPTION_STATE)
     if subscription.addon_links.filter(addon=addon).exists():

@@ -37,7 +37,8 @@ class _TemplateChoiceField(forms.ModelChoiceField):
 
 
 class VmForm(PortalForm):
-    """A new VM in one subscription: only its plan's images and its ready networks."""
+    """A new VM in one subscription: only its plan's images and its networks that are ready
+    or being made (a VM on one of those waits for it)."""
 
     name = forms.CharField(max_length=63, help_text="Unique in the subscription, e.g. web-1.")
     template = _TemplateChoiceField(queryset=Template.objects.none(), empty_label=None,
@@ -59,7 +60,8 @@ class VmForm(PortalForm):
         self.templates = list(plan.templates.order_by("os", "name"))
         self.fields["template"].queryset = plan.templates.order_by("os", "name")
         self.fields["network"].queryset = subscription.networks.filter(
-            state=NetworkState.READY).order_by("-is_default", "name")
+            state__in=[NetworkState.READY, NetworkState.PROVISIONING]).order_by(
+            "-is_default", "name")
         first = self.templates[0] if self.templates else None
         if first is not None:
             self.initial.setdefault("template", first.pk)
@@ -98,6 +100,10 @@ class CheckpointForm(PortalForm):
                            help_text="E.g. “before upgrade”.")
 
 
+# Where new networks and VMs can be asked for (a provisioning one queues them).
+TAKES_NEW_WORK = (SubscriptionState.ACTIVE, SubscriptionState.PROVISIONING)
+
+
 class NetworkForm(PortalForm):
     subscription = forms.ModelChoiceField(queryset=Subscription.objects.none(),
                                           empty_label=None)
@@ -108,7 +114,7 @@ class NetworkForm(PortalForm):
     def __init__(self, *args, tenant: Tenant, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["subscription"].queryset = _live_subscriptions(tenant).filter(
-            state=SubscriptionState.ACTIVE)
+            state__in=TAKES_NEW_WORK)
 
 
 # --- Filters of the lists -------------------------------------------------------------

@@ -13,7 +13,16 @@ from base.errors import Conflict, ErrorCode
 from fabric.models import Cloud
 from provisioning.models import AddressState, ExternalAddress, Site
 
-__all__ = ["allocate_external", "release_external"]
+__all__ = ["allocate_external", "first_host", "release_external"]
+
+
+def first_host(cidr: str) -> str | None:
+    """The gateway of a routed network: its first host (None for what is not a network,
+    which its create job then reports)."""
+    try:
+        return str(next(ipaddress.ip_network(cidr, strict=False).hosts()))
+    except (ValueError, StopIteration):
+        return None
 
 
 def allocate_external(site: Site, *, held_by_fabric: set[str]) -> str:

@@ -1,6 +1,7 @@
 """The subscription lifecycle, read top to bottom.
 
-    subscribe ──> commission (a job: tenant container, edge, default network) ──> ready
+    subscribe ──> provisioning: commission (a job: tenant container, edge, default network)
+              ──> active, or failed (with the job's error) ──> retry_commission
     attach an add-on ──> a DR add-on protects the whole subscription (a job)
     detach an add-on ──> a DR add-on unprotects it (a job)
     suspend ──> running VMs are stopped (a job) ──> resume
@@ -22,29 +23,39 @@ from base import events
 from base.errors import Conflict, ErrorCode
 from base.events import Event
 from plans import services as plan_services
-from plans.models import Subscription, SubscriptionAddOn
+from plans.models import Subscription, SubscriptionAddOn, SubscriptionState
 from provisioning import addons, engine, ipam
-from provisioning.models import Job, Site, SiteRole, SiteState, VirtualMachine, VmState
+from provisioning.models import (
+    Job,
+    Network,
+    Site,
+    SiteRole,
+    SiteState,
+    VirtualMachine,
+    VmState,
+)
 from provisioning.runbooks.subscription import COMMISSION, DECOMMISSION, SUSPEND
 from tenants.models import Tenant, User
 
-__all__ = ["attach_addon", "commission", "decommission", "detach_addon", "resume", "subscribe",
-           "suspend"]
+__all__ = ["attach_addon", "commission", "commission_job", "decommission", "detach_addon",
+           "resume", "retry_commission", "subscribe", "suspend"]
 
 log = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def subscribe(tenant: Tenant, *, plan_id, name: str, acting_user: User) -> Subscription:
-    """Subscribe the tenant to a plan it can see, and commission the subscription."""
+def subscribe(tenant: Tenant, *, plan_id, name: str, acting_user: User
+              ) -> tuple[Subscription, Job]:
+    """Subscribe the tenant to a plan it can see, and commission the subscription: it is
+    ``provisioning`` until the job ends. Networks and VMs asked for meanwhile wait for it."""
     subscription = plan_services.subscribe(tenant, plan_id=plan_id, name=name,
                                            acting_user=acting_user)
-    commission(subscription, acting_user=acting_user)
-    return subscription
+    return subscription, commission(subscription, acting_user=acting_user)
 
 
 def commission(subscription: Subscription, *, acting_user: User | None) -> Job:
-    """The subscription's primary site on the plan's cloud, built by a job."""
+    """The subscription's primary site on the plan's cloud, built by a job; its default
+    network is there at once, provisioning, so that VMs can be asked for on it."""
     cloud = subscription.plan.cloud
     site = Site.objects.create(subscription=subscription, cloud=cloud, role=SiteRole.PRIMARY)
     # Reserve the external address now, so an exhausted pool is a 409 for the tenant
@@ -56,8 +67,29 @@ def commission(subscription: Subscription, *, acting_user: User | None) -> Job:
         log.warning("external pool %s of cloud %s is exhausted: a subscription was refused",
                     cloud.external_pool_cidr, cloud.name)
         raise
+    Network.objects.create(subscription=subscription, name="default",
+                           cidr=cloud.default_network_cidr, is_default=True, quota_held=False,
+                           gateway_address=ipam.first_host(cloud.default_network_cidr))
     return engine.enqueue(COMMISSION, stamp=cloud.stamp, inputs={"site": str(site.pk)},
                           subscription=subscription, resource=site, acting_user=acting_user)
+
+
+def commission_job(subscription: Subscription) -> Job | None:
+    """The latest job that commissioned the subscription's primary site."""
+    return (Job.objects.filter(subscription=subscription, runbook=COMMISSION.name)
+            .order_by("-created_at").first())
+
+
+@transaction.atomic
+def retry_commission(subscription: Subscription, *, acting_user: User) -> Job:
+    """Run the failed commission of a subscription again (the subscription is
+    ``provisioning`` again; its job's ``on_retry`` moves it)."""
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    job = commission_job(subscription)
+    if subscription.state != SubscriptionState.FAILED or job is None:
+        raise Conflict(f"A {subscription.state} subscription has no failed commission to "
+                       "retry.", code=ErrorCode.SUBSCRIPTION_STATE)
+    return engine.retry(job, acting_user=acting_user)
 
 
 @transaction.atomic

@@ -1,7 +1,12 @@
 """Use cases of tenant resources: networks, VMs, checkpoints. The only place that
 changes them. Each reserves quota in the caller's transaction before its job is
 recorded, and each job gives it back exactly once (``quota_held``) when it fails or
-when the resource is deleted."""
+when the resource is deleted.
+
+A network or VM asked for while its subscription (or its network) is still
+provisioning is accepted: its job waits for the job that makes what it needs
+(``engine.enqueue(after=...)``), and is rolled back, giving its quota back, if that job
+does not succeed."""
 
 import ipaddress
 from dataclasses import dataclass
@@ -30,6 +35,7 @@ from provisioning.models import (
 )
 from provisioning.runbooks import network as network_runbooks
 from provisioning.runbooks import vm as vm_runbooks
+from provisioning.runbooks.subscription import COMMISSION
 from provisioning.sizing import SizeFault, VmSize
 
 __all__ = [
@@ -70,10 +76,47 @@ def active_site(subscription: Subscription) -> Site:
     return site
 
 
-def _require_active(subscription: Subscription) -> None:
-    if subscription.state != SubscriptionState.ACTIVE:
-        raise Conflict(f"The subscription is {subscription.state}: nothing can be created "
-                       "or started in it.", code=ErrorCode.SUBSCRIPTION_STATE)
+def _placement(subscription: Subscription, network: Network | None = None
+               ) -> tuple[Site, Job | None]:
+    """Where new work on the subscription goes, and the job it waits for: the commission
+    while the subscription is provisioning, the network's create job while the network
+    is (a default network is made by the commission)."""
+    site = (Site.objects.select_related("cloud__stamp")
+            .filter(subscription=subscription, is_active=True)
+            .exclude(state=SiteState.DELETED).first())
+    if site is None or site.state not in (SiteState.READY, SiteState.PROVISIONING):
+        raise Conflict("The subscription is not set up on its stamp.",
+                       code=ErrorCode.SUBSCRIPTION_NOT_READY)
+    after = None
+    if site.state == SiteState.PROVISIONING or (network is not None and network.is_default
+                                                and network.state == NetworkState.PROVISIONING):
+        after = _latest_job(site, COMMISSION.name)
+    if network is not None and not network.is_default \
+            and network.state == NetworkState.PROVISIONING:
+        after = _latest_job(network, network_runbooks.CREATE.name)
+    return site, after
+
+
+def _latest_job(resource, runbook: str) -> Job | None:
+    return (Job.objects.filter(resource_type=resource._meta.label_lower,
+                               resource_id=str(resource.pk), runbook=runbook)
+            .order_by("-created_at").first())
+
+
+def _require_active(subscription: Subscription, *, or_provisioning: bool = False) -> None:
+    if subscription.state == SubscriptionState.ACTIVE or (
+            or_provisioning and subscription.state == SubscriptionState.PROVISIONING):
+        return
+    if subscription.state == SubscriptionState.FAILED:
+        raise Conflict("The subscription's commission failed: retry it "
+                       f"(POST /api/v1/subscriptions/{subscription.pk}/retry/).",
+                       code=ErrorCode.SUBSCRIPTION_STATE)
+    if subscription.state == SubscriptionState.PROVISIONING:
+        raise Conflict("The subscription is still being set up on its stamp; try again "
+                       "when its commission job has finished.",
+                       code=ErrorCode.SUBSCRIPTION_NOT_READY)
+    raise Conflict(f"The subscription is {subscription.state}: nothing can be created "
+                   "or started in it.", code=ErrorCode.SUBSCRIPTION_STATE)
 
 
 def _transition(obj, transition, verb: str) -> None:
@@ -84,10 +127,10 @@ def _transition(obj, transition, verb: str) -> None:
 
 
 def _enqueue(runbook: Runbook, subscription: Subscription, resource, *, acting_user,
-             **inputs) -> Job:
-    site = active_site(subscription)
+             placement: tuple[Site, Job | None] | None = None, **inputs) -> Job:
+    site, after = placement or (active_site(subscription), None)
     return engine.enqueue(runbook, stamp=site.cloud.stamp, subscription=subscription,
-                          resource=resource, acting_user=acting_user,
+                          resource=resource, acting_user=acting_user, after=after,
                           inputs={"site": str(site.pk), **inputs})
 
 
@@ -112,7 +155,7 @@ def create_network(subscription: Subscription, *, name: str, cidr: str,
                    acting_user) -> tuple[Network, Job]:
     # The subscription row lock serialises the overlap check of concurrent requests.
     subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
-    _require_active(subscription)
+    _require_active(subscription, or_provisioning=True)
     wanted = _parse_cidr(cidr)
     live = subscription.networks.exclude(state=NetworkState.DELETED)
     for other in live:
@@ -121,12 +164,12 @@ def create_network(subscription: Subscription, *, name: str, cidr: str,
                           errors={"cidr": [f"Overlaps '{other.name}' ({other.cidr})."]})
     if live.filter(name=name).exists():
         raise Invalid("A network with this name exists.", errors={"name": ["Already used."]})
-    active_site(subscription)
+    placement = _placement(subscription)
     quota.reserve(subscription, {"networks": 1})
     network = Network.objects.create(subscription=subscription, name=name, cidr=str(wanted),
                                      gateway_address=str(next(wanted.hosts())))
     job = _enqueue(network_runbooks.CREATE, subscription, network, acting_user=acting_user,
-                   network=str(network.pk))
+                   placement=placement, network=str(network.pk))
     events.record(Event.NETWORK_REQUESTED, network, acting_user=acting_user)
     return network, job
 
@@ -170,7 +213,7 @@ def _check_size(subscription: Subscription, template, vcpus: int, memory_mb: int
 @transaction.atomic
 def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple[
         VirtualMachine, Job]:
-    _require_active(subscription)
+    _require_active(subscription, or_provisioning=True)
     template = subscription.plan.templates.filter(pk=spec.template_id).first()
     live = subscription.networks.exclude(state=NetworkState.DELETED)
     network = (live.filter(pk=spec.network_id) if spec.network_id is not None
@@ -182,14 +225,14 @@ def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple
         errors["network"] = ["The subscription has no default network; name one."]
     elif network is None:
         errors["network"] = ["Not a network of this subscription."]
-    elif network.state != NetworkState.READY:
+    elif network.state not in (NetworkState.READY, NetworkState.PROVISIONING):
         errors["network"] = [f"The network is {network.state}."]
     if errors:
         raise Invalid("The VM cannot be created from this request.", errors=errors)
     _check_size(subscription, template, spec.vcpus, spec.memory_mb, spec.disk_gb)
     if subscription.vms.exclude(state=VmState.DELETED).filter(name=spec.name).exists():
         raise Invalid("A VM with this name exists.", errors={"name": ["Already used."]})
-    site = active_site(subscription)
+    placement = site, _ = _placement(subscription, network)
     vm = VirtualMachine(subscription=subscription, name=spec.name, template=template,
                         network=network, vcpus=spec.vcpus, memory_mb=spec.memory_mb,
                         disk_gb=spec.disk_gb)
@@ -197,7 +240,8 @@ def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple
     vm.save()
     vm.ip_address = allocate_address(network, vm)
     VirtualMachine.objects.filter(pk=vm.pk).update(ip_address=vm.ip_address)
-    job = _enqueue(vm_runbooks.CREATE, subscription, vm, acting_user=acting_user, vm=str(vm.pk))
+    job = _enqueue(vm_runbooks.CREATE, subscription, vm, acting_user=acting_user,
+                   placement=placement, vm=str(vm.pk))
     events.record(Event.VM_REQUESTED, vm, acting_user=acting_user)
     return vm, job
 

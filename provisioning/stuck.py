@@ -1,7 +1,8 @@
 """The sweeper of stuck resources: what is left in a transitional state is marked failed.
 
 A VM, network, checkpoint or site in one of its model's ``TRANSITIONAL_STATES`` says a
-job is in flight, and that job's end hook moves it on. When no live job acts on it any
+job is in flight, and that job's end hook moves it on (the default network's is the
+commission's, a job on the site). When no live job acts on it any
 more (a job that gave up without its hook running, a hook that never ran), nothing ever
 will: past ``BUFFET_STUCK_RESOURCE_SECONDS`` in that state it goes to ``failed`` through
 its ``mark_failed`` transition, with a warning in the log and an audit row. Its tenant can
@@ -54,6 +55,9 @@ def acting_jobs(resource: VirtualMachine | Network | Snapshot | Site) -> models.
     else:
         subscription_id = resource.subscription_id
     acting = Q(resource_type=_label(type(resource)), resource_id=str(resource.pk))
+    if isinstance(resource, Network) and resource.is_default:
+        # The default network is made by the commission, a job on the site.
+        acting |= Q(resource_type=_label(Site), subscription_id=subscription_id)
     if isinstance(resource, VirtualMachine):
         checkpoints = [str(pk) for pk in resource.snapshots.values_list("pk", flat=True)]
         acting |= Q(resource_type=_label(Snapshot), resource_id__in=checkpoints)

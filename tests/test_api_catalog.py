@@ -97,7 +97,8 @@ def test_provider_lists_tenants_and_subscriptions(staff, signup, catalog):
     tenants = staff.get("/api/v1/admin/tenants/").json()["results"]
     assert owner.tenant["id"] in {t["id"] for t in tenants}
     subs = staff.get("/api/v1/admin/subscriptions/", {"tenant": owner.tenant["id"]}).json()
-    assert subs["count"] == 1 and subs["results"][0]["state"] == "active"
+    assert subs["count"] == 1 and subs["results"][0]["state"] == "provisioning"
+    assert subs["results"][0]["job"]
 
 
 def test_every_check_is_kept_in_the_stamps_health_history(staff, catalog):

@@ -127,5 +127,5 @@ def test_metrics_count_jobs_and_subscriptions_by_state(anon, signup, catalog):
     owner = signup()
     owner.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"]}, format="json")
     text = anon.get("/metrics").content.decode()
-    assert 'buffet_subscriptions{state="active"} 1.0' in text
+    assert 'buffet_subscriptions{state="provisioning"} 1.0' in text
     assert 'buffet_jobs{state="queued"} 1.0' in text

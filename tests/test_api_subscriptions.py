@@ -38,12 +38,18 @@ def test_a_private_plan_offered_to_a_tenant_is_visible_to_it_alone(signup, catal
     assert subscribe(other, private["id"]).status_code == 404
 
 
-def test_subscribe_and_see_the_quota(signup, catalog):
+def test_subscribe_and_see_the_quota(signup, catalog, commission):
     owner = signup()
     response = subscribe(owner, catalog["plan"]["id"])
     assert response.status_code == 201
     subscription = response.json()
-    assert subscription["state"] == "active" and subscription["plan"] == catalog["plan"]["id"]
+    # provisioning, with the job that commissions it, until that job has run
+    assert subscription["state"] == "provisioning" and subscription["job"]
+    assert subscription["plan"] == catalog["plan"]["id"]
+    job = owner.get(f"/api/v1/jobs/{subscription['job']}/").json()
+    assert job["runbook"] == "subscription.commission"
+    commission(subscription["id"])
+    assert owner.get(f"/api/v1/subscriptions/{subscription['id']}/").json()["state"] == "active"
     quota = owner.get(f"/api/v1/subscriptions/{subscription['id']}/quota/").json()
     assert quota == {d: {"limit": n, "used": 0} for d, n in catalog["quotas"].items()}
 
@@ -76,9 +82,10 @@ def test_a_full_plan_is_409(signup, catalog):
     assert response.json()["type"].endswith("/plan-full")
 
 
-def test_quota_addon_raises_limits_and_detach_lowers_them(signup, catalog):
+def test_quota_addon_raises_limits_and_detach_lowers_them(signup, catalog, commission):
     owner = signup()
     sid = subscribe(owner, catalog["plan"]["id"]).json()["id"]
+    commission(sid)
     # when
     response = owner.post(f"/api/v1/subscriptions/{sid}/addons/",
                           {"addon": catalog["extra"]["id"]}, format="json")
@@ -121,9 +128,10 @@ def test_plan_quota_change_reaches_subscriptions_and_may_go_below_use(signup, st
     assert quota["vcpus"]["limit"] == catalog["quotas"]["vcpus"]
 
 
-def test_provider_suspends_and_resumes(signup, staff, catalog):
+def test_provider_suspends_and_resumes(signup, staff, catalog, commission):
     owner = signup()
     sid = subscribe(owner, catalog["plan"]["id"]).json()["id"]
+    commission(sid)
     assert staff.post(f"/api/v1/admin/subscriptions/{sid}/suspend/").json()["state"] == \
         "suspended"
     assert owner.get(f"/api/v1/subscriptions/{sid}/").json()["state"] == "suspended"
@@ -161,10 +169,11 @@ def test_staff_without_a_tenant_cannot_use_tenant_endpoints(staff, db):
     assert "not a member" in response.json()["detail"]
 
 
-def test_another_tenants_subscription_is_404_on_every_endpoint(signup, catalog):
+def test_another_tenants_subscription_is_404_on_every_endpoint(signup, catalog, commission):
     # given tenant A's subscription
     alice, bob = signup(), signup()
     sid = subscribe(alice, catalog["plan"]["id"]).json()["id"]
+    commission(sid)
     addon = catalog["extra"]["id"]
     alice.post(f"/api/v1/subscriptions/{sid}/addons/", {"addon": addon}, format="json")
     # then B learns nothing about it
@@ -173,6 +182,7 @@ def test_another_tenants_subscription_is_404_on_every_endpoint(signup, catalog):
         bob.get(f"/api/v1/subscriptions/{sid}/quota/"),
         bob.post(f"/api/v1/subscriptions/{sid}/addons/", {"addon": addon}, format="json"),
         bob.delete(f"/api/v1/subscriptions/{sid}/addons/{addon}/"),
+        bob.post(f"/api/v1/subscriptions/{sid}/retry/"),
     ]
     for response in calls:
         assert response.status_code == 404, response.request

@@ -10,8 +10,7 @@ from conftest import unique
 from fabric.models import CloudCapacity
 from plans.models import QuotaLedger
 from provisioning import resources
-from provisioning.models import Site, SiteState, VirtualMachine, VmState
-from provisioning.tests.factories import NetworkFactory
+from provisioning.models import VirtualMachine, VmState
 from tests.processes import race
 
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("races")]
@@ -19,9 +18,9 @@ DIMENSIONS = {"vcpus": "vcpus", "memory_mb": "memory_mb", "storage_gb": "disk_gb
 
 
 @pytest.fixture
-def ready_subscription(postgres, transactional_db, signup, catalog, staff):
-    """``make(quotas)``: an active subscription whose site is ready (no fabric needed:
-    these tests stop at the ledger, before any job runs)."""
+def ready_subscription(postgres, transactional_db, signup, catalog, staff, commission):
+    """``make(quotas)``: an active subscription, commissioned on the catalog's memory
+    stamp (these tests stop at the ledger, before any job of theirs runs)."""
     from plans.models import Subscription
 
     roomy = catalog["post"]("clouds", {
@@ -38,11 +37,8 @@ def ready_subscription(postgres, transactional_db, signup, catalog, staff):
         owner = signup()
         sid = owner.post("/api/v1/subscriptions/", {"plan": plan["id"]},
                          format="json").json()["id"]
+        commission(sid)
         subscription = Subscription.objects.select_related("plan", "tenant").get(pk=sid)
-        Site.objects.filter(subscription=subscription).update(
-            state=SiteState.READY, container_id="c", network_id="n", network_cidr="10.0.0.0/16")
-        NetworkFactory(subscription=subscription, default=True, cidr="10.0.0.0/16",
-                       fabric_id="n")
         subscription.template_id = plan["templates"][0] if plan["templates"] else None
         return subscription
 

@@ -39,11 +39,13 @@ def provider(staff):
 
 
 @pytest.fixture
-def subscription(owner, catalog):
+def subscription(owner, catalog, commission):
+    """An active subscription: its commission job has run."""
     response = owner.api.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"],
                                                          "name": "prod"}, format="json")
     assert response.status_code == 201
-    return response.json()
+    commission(response.json()["id"])
+    return owner.api.get(f"/api/v1/subscriptions/{response.json()['id']}/").json()
 
 
 def member_of(tenant_id, role: Role) -> Client:
@@ -453,3 +455,30 @@ def test_lists_paginate(owner, catalog):
     assert "Showing 1–25 of 30" in first and "Next" in first
     assert "Showing 26–30 of 30" in text(owner.get("/subscriptions/?page=2"))
     assert "Showing 1–1 of 1" in text(owner.get("/subscriptions/?q=bulk 17"))
+
+
+def test_a_failed_subscription_shows_why_and_its_owner_retries_it(owner, catalog, commission):
+    from fabric.drivers import memory
+    from provisioning import engine
+    from provisioning.models import Job
+
+    # given a subscription whose commission failed at the gateway
+    response = owner.api.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"],
+                                                         "name": "prod"}, format="json")
+    sid = response.json()["id"]
+    page = text(owner.get(f"/subscriptions/{sid}/"))
+    assert "being set up on its stamp" in page and "New VM" in page
+    memory.admin_request(catalog["stamp_a"]["endpoint"], "POST", "/v1/admin/faults",
+                         {"fail_op_next": {"gateway.create": 1}})
+    engine.run(Job.objects.get(subscription_id=sid, runbook="subscription.commission").pk)
+    assert Subscription.objects.get(pk=sid).state == SubscriptionState.FAILED
+    # then its page says so, with the error, and offers a retry instead of new work
+    page = text(owner.get(f"/subscriptions/{sid}/"))
+    assert "did not succeed" in page and "gateway" in page.lower()
+    assert "Retry setup" in page and "New VM" not in page
+    # when the owner retries it, it is set up again
+    assert owner.post(f"/subscriptions/{sid}/retry/").status_code == 302
+    assert Subscription.objects.get(pk=sid).state == SubscriptionState.PROVISIONING
+    commission(sid)
+    page = text(owner.get(f"/subscriptions/{sid}/"))
+    assert "Retry setup" not in page and "did not succeed" not in page

@@ -159,15 +159,17 @@ def test_an_operator_runs_vms_but_not_subscriptions(world):
 
 # --- VMs ------------------------------------------------------------------------------
 
-def test_the_vm_form_offers_the_plans_images_and_ready_networks_only(world, catalog):
+def test_the_vm_form_offers_the_plans_images_and_usable_networks_only(world, catalog):
     other_cloud_template = catalog["post"]("templates", {
         "name": "elsewhere", "os": "Elsewhere OS", "cloud": catalog["cloud_b"]["id"],
         "image": "x"})
     NetworkFactory(subscription=world["subscription"], name="half-made",
-                   cidr="10.7.0.0/24")  # still provisioning
+                   cidr="10.7.0.0/24")  # still provisioning: a VM on it waits for it
+    NetworkFactory(subscription=world["subscription"], name="broken", cidr="10.8.0.0/24",
+                   state="failed")
     page = text(world["owner"].get(f"/subscriptions/{world['subscription'].pk}/vms/new/"))
     assert "Debian 12 (debian-12)" in page and other_cloud_template["os"] not in page
-    assert "default · " in page and "half-made" not in page
+    assert "default · " in page and "half-made · " in page and "broken" not in page
     # sizes start at the image's minimum and stop at the plan's maximum
     assert re.search(r'name="memory_mb" value="512"[^>]*max="65536"', page)
     assert "At most 16 in this plan." in page

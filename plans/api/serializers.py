@@ -73,8 +73,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Subscription
-        fields = ["id", "name", "plan", "state", "addons", "created_at"]
-        read_only_fields = ["state"]
+        fields = ["id", "name", "plan", "state", "error", "addons", "created_at"]
+        read_only_fields = ["state", "error"]
 
 
 class ProviderSubscriptionSerializer(serializers.ModelSerializer):
@@ -82,7 +82,7 @@ class ProviderSubscriptionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Subscription
-        fields = ["id", "name", "tenant", "plan", "state", "addons", "created_at",
+        fields = ["id", "name", "tenant", "plan", "state", "error", "addons", "created_at",
                   "state_changed_at"]
         read_only_fields = fields
 

@@ -19,7 +19,7 @@ from factory.django import DjangoModelFactory
 
 from fabric.tests.factories import CloudFactory
 from plans import quota, services
-from plans.models import AddOn, AddOnKind, Plan, PlanState, Subscription
+from plans.models import AddOn, AddOnKind, Plan, PlanState, Subscription, SubscriptionState
 from tenants.tests.factories import TenantFactory
 
 __all__ = ["AddOnFactory", "PlanFactory", "SubscriptionFactory"]
@@ -77,6 +77,7 @@ class SubscriptionFactory(DjangoModelFactory):
     tenant = factory.SubFactory(TenantFactory)
     plan = factory.SubFactory(PlanFactory)
     name = factory.Sequence(lambda n: f"subscription {n}")
+    state = SubscriptionState.ACTIVE
 
     @classmethod
     def _create(cls, model_class, *args, **fields):

@@ -22,6 +22,8 @@ urlpatterns = [
     path("subscriptions/", subscriptions.SubscriptionListView.as_view(), name="subscription_list"),
     path("subscriptions/<uuid:pk>/", subscriptions.SubscriptionDetailView.as_view(),
          name="subscription_detail"),
+    path("subscriptions/<uuid:pk>/retry/", subscriptions.SubscriptionRetryView.as_view(),
+         name="subscription_retry"),
     path("subscriptions/<uuid:pk>/addons/", subscriptions.AddOnAttachView.as_view(),
          name="addon_attach"),
     path("subscriptions/<uuid:pk>/addons/<uuid:addon_id>/detach/",

@@ -1,9 +1,10 @@
 """Subscriptions through the API: the tenant's own and the provider's view of all of them.
 Every change goes through ``provisioning.lifecycle``."""
 
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -12,19 +13,45 @@ from plans import quota
 from plans.api.serializers import (
     AttachAddOnSerializer,
     DecommissionSerializer,
-    ProviderSubscriptionSerializer,
     QuotaSerializer,
-    SubscriptionSerializer,
 )
+from plans.api.serializers import ProviderSubscriptionSerializer as PlanProviderSubscription
+from plans.api.serializers import SubscriptionSerializer as PlanSubscription
 from plans.models import Subscription
 from provisioning import lifecycle
+from provisioning.models import Job
+from provisioning.runbooks.subscription import COMMISSION
 
 __all__ = ["ProviderSubscriptionViewSet", "SubscriptionViewSet"]
 
 
+def _with_commission_job(queryset):
+    latest = (Job.objects.filter(subscription=OuterRef("pk"), runbook=COMMISSION.name)
+              .order_by("-created_at").values("pk")[:1])
+    return queryset.annotate(commission_job_id=Subquery(latest))
+
+
+class SubscriptionSerializer(PlanSubscription):
+    job = serializers.UUIDField(
+        source="commission_job_id", read_only=True, allow_null=True,
+        help_text="The job that commissions the subscription on its stamp: while it runs the "
+                  "subscription is `provisioning`.")
+
+    class Meta(PlanSubscription.Meta):
+        fields = [*PlanSubscription.Meta.fields, "job"]
+
+
+class ProviderSubscriptionSerializer(PlanProviderSubscription):
+    job = serializers.UUIDField(source="commission_job_id", read_only=True, allow_null=True)
+
+    class Meta(PlanProviderSubscription.Meta):
+        fields = [*PlanProviderSubscription.Meta.fields, "job"]
+        read_only_fields = fields
+
+
 class ProviderSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                                   mixins.DestroyModelMixin, ProviderViewSet):
-    queryset = Subscription.objects.prefetch_related("addons")
+    queryset = _with_commission_job(Subscription.objects.prefetch_related("addons"))
     serializer_class = ProviderSubscriptionSerializer
     filterset_fields = ["state", "tenant", "plan"]
 
@@ -32,6 +59,7 @@ class ProviderSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMix
     def destroy(self, request, *args, **kwargs):
         """Decommission: remove everything the subscription has on the fabric (a job)."""
         subscription, job = lifecycle.decommission(self.get_object(), acting_user=request.user)
+        subscription = self.get_queryset().get(pk=subscription.pk)
         body = {"subscription": self.get_serializer(subscription).data,
                 "job": str(job.pk) if job else None}
         return Response(body, status=status.HTTP_202_ACCEPTED)
@@ -51,16 +79,29 @@ class ProviderSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMix
 
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                           mixins.CreateModelMixin, TenantViewSet):
-    queryset = Subscription.objects.prefetch_related("addons")
+    queryset = _with_commission_job(Subscription.objects.prefetch_related("addons"))
     serializer_class = SubscriptionSerializer
     write_permission = "plans.manage_subscriptions"
     filterset_fields = ["state", "plan"]
 
     def perform_create(self, serializer):
         data = serializer.validated_data
-        serializer.instance = lifecycle.subscribe(
+        subscription, job = lifecycle.subscribe(
             self.tenant, plan_id=data["plan_id"], name=data.get("name", ""),
             acting_user=self.request.user)
+        subscription.commission_job_id = job.pk
+        serializer.instance = subscription
+
+    @extend_schema(request=None, responses={202: SubscriptionSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Run the failed commission of the subscription again: it is `provisioning` until
+        the job ends."""
+        subscription = self.get_object()
+        job = lifecycle.retry_commission(subscription, acting_user=request.user)
+        subscription = self.get_queryset().get(pk=subscription.pk)
+        return Response(self.get_serializer(subscription).data, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": f"/api/v1/jobs/{job.pk}/"})
 
     @extend_schema(responses=QuotaSerializer)
     @action(detail=True, methods=["get"])
@@ -75,7 +116,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         serializer.is_valid(raise_exception=True)
         lifecycle.attach_addon(subscription, addon_id=serializer.validated_data["addon"],
                               acting_user=request.user)
-        subscription.refresh_from_db()
+        subscription = self.get_queryset().get(pk=subscription.pk)
         return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={204: None})

@@ -128,6 +128,12 @@ def delete_source_nat(ctx):
     _record(ctx, nat_rule_id="")
 
 
+def _default_network(subscription_id) -> Network | None:
+    return (Network.objects.select_for_update().filter(subscription_id=subscription_id,
+                                                       is_default=True)
+            .exclude(state=NetworkState.DELETED).first())
+
+
 def _commissioned(job):
     site = _locked_site(job)
     # A decommission asked for while the commission ran has moved the site on to
@@ -135,23 +141,52 @@ def _commissioned(job):
     if can_proceed(site.mark_ready):
         site.mark_ready()
         site.save()
-    Network.objects.create(subscription_id=site.subscription_id, name="default",
-                           cidr=site.network_cidr, fabric_id=site.network_id,
-                           gateway_address=job.outputs.get("gateway_address"),
-                           state=NetworkState.READY, is_default=True, quota_held=False)
+    network = _default_network(site.subscription_id)
+    if network is not None and can_proceed(network.mark_ready):
+        gateway = job.outputs.get("gateway_address") or network.gateway_address
+        if gateway != network.gateway_address:
+            log.warning("stamp gave default network %s the gateway %s, not %s", network.pk,
+                        gateway, network.gateway_address)
+        network.cidr, network.fabric_id, network.gateway_address = (
+            site.network_cidr, site.network_id, gateway)
+        network.mark_ready()
+        network.save()
+    subscription = Subscription.objects.select_for_update().get(pk=site.subscription_id)
+    if can_proceed(subscription.mark_active):
+        subscription.mark_active()
+        subscription.save()
+        events.record(Event.SUBSCRIPTION_ACTIVE, subscription)
 
 
 def _commission_failed(job):
     site = _locked_site(job)
-    site.mark_failed()
-    site.save()
+    if can_proceed(site.mark_failed):
+        site.mark_failed()
+        site.save()
     ipam.release_external(site)
+    network = _default_network(site.subscription_id)
+    if network is not None and can_proceed(network.mark_failed):
+        network.mark_failed()
+        network.save()
+    subscription = Subscription.objects.select_for_update().get(pk=site.subscription_id)
+    if can_proceed(subscription.mark_failed):
+        subscription.mark_failed(error=job.error)
+        subscription.save()
+        events.record(Event.SUBSCRIPTION_FAILED, subscription, error=job.error[:500])
 
 
 def _commission_retried(job):
     site = _locked_site(job)
     site.retry()
     site.save()
+    network = _default_network(site.subscription_id)
+    if network is not None and can_proceed(network.retry_create):
+        network.retry_create()
+        network.save()
+    subscription = Subscription.objects.select_for_update().get(pk=site.subscription_id)
+    if can_proceed(subscription.retry_commission):
+        subscription.retry_commission()
+        subscription.save()
 
 
 COMMISSION = engine.register(Runbook(

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import unique
 from fabric.models import Cloud, Stamp, Template
-from plans.models import Plan, Subscription
+from plans.models import Plan, Subscription, SubscriptionState
 from provisioning.models import (
     Job,
     JobState,
@@ -32,7 +32,8 @@ def make_subscription() -> Subscription:
     Template.objects.create(name="debian", os="Debian", cloud=cloud, image="img-debian")
     plan = Plan.objects.create(name=unique("Plan "), cloud=cloud)
     subscription = Subscription.objects.create(
-        tenant=Tenant.objects.create(name=unique("Tenant ")), plan=plan, name="main")
+        tenant=Tenant.objects.create(name=unique("Tenant ")), plan=plan, name="main",
+        state=SubscriptionState.ACTIVE)
     Site.objects.create(subscription=subscription, cloud=cloud, state=SiteState.READY,
                         container_id="c1")
     make_network(subscription, name="default", state=NetworkState.READY, is_default=True,

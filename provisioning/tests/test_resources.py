@@ -9,10 +9,12 @@ from base.errors import Invalid
 from fabric.models import CloudCapacity
 from fabric.tests.factories import CloudFactory, TemplateFactory
 from plans import quota
+from plans.models import SubscriptionState
 from plans.tests.factories import PlanFactory
-from provisioning import holdings, resources
+from provisioning import holdings, lifecycle, resources
 from provisioning.models import JobState, NetworkAddress, VirtualMachine
 from provisioning.tests.factories import CommissionedSubscriptionFactory, NetworkFactory
+from tenants.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -54,16 +56,52 @@ def test_a_new_vm_holds_quota_cloud_capacity_and_an_address_until_given_back(sub
     assert not NetworkAddress.objects.filter(vm=vm).exists()
 
 
-def test_a_vm_on_a_network_still_being_made_is_refused_and_holds_nothing(subscription):
-    # given a network whose job has not run yet
-    network = NetworkFactory(subscription=subscription, cidr="10.5.0.0/24")
+def test_a_vm_on_a_network_still_being_made_waits_for_the_networks_job(subscription):
+    # given a network whose create job has not run yet
+    network, network_job = resources.create_network(subscription, name="back",
+                                                    cidr="10.5.0.0/24", acting_user=None)
+    # when a VM is asked for on it
+    vm, job = resources.create_vm(subscription, spec(subscription, network), acting_user=None)
+    # then it is accepted: its quota is held and its job waits for the network's
+    assert vm.network_id == network.pk and vm.ip_address == "10.5.0.2"
+    assert quota.summary(subscription)["vms"]["used"] == 1
+    assert (job.state, job.after_id) == (JobState.QUEUED, network_job.pk)
+    assert job.is_waiting
+
+
+def test_a_vm_on_a_failed_network_is_refused_and_holds_nothing(subscription):
+    # given a network whose create job was undone
+    network = NetworkFactory(subscription=subscription, cidr="10.5.0.0/24", state="failed")
     # when a VM is asked for on it
     with pytest.raises(Invalid) as refused:
         resources.create_vm(subscription, spec(subscription, network), acting_user=None)
     # then the network is named, and nothing was made or reserved
-    assert refused.value.errors == {"network": ["The network is provisioning."]}
+    assert refused.value.errors == {"network": ["The network is failed."]}
     assert not VirtualMachine.objects.filter(subscription=subscription).exists()
     assert quota.summary(subscription)["vms"]["used"] == 0
+
+
+def test_work_asked_for_while_the_subscription_is_provisioning_waits_for_the_commission():
+    # given a subscription just subscribed: its commission job has not run
+    cloud = CloudFactory(default_network_cidr="10.0.0.0/24")
+    plan = PlanFactory(cloud=cloud, templates=[TemplateFactory(cloud=cloud, name="debian-12")])
+    owner = MembershipFactory()
+    subscription, commission = lifecycle.subscribe(owner.tenant, plan_id=plan.pk, name="new",
+                                                   acting_user=owner.user)
+    assert subscription.state == SubscriptionState.PROVISIONING
+    # when a VM is asked for without a network, and a network
+    asked = dataclasses.replace(spec(subscription), network_id=None)
+    vm, vm_job = resources.create_vm(subscription, asked, acting_user=owner.user)
+    network, network_job = resources.create_network(subscription, name="back",
+                                                    cidr="10.5.0.0/24", acting_user=owner.user)
+    # then both are accepted, hold their quota, and wait for the commission; the VM is on
+    # the default network that the commission is making
+    default = subscription.networks.get(is_default=True)
+    assert (default.state, vm.network_id, vm.ip_address) == ("provisioning", default.pk,
+                                                             "10.0.0.2")
+    assert vm_job.after_id == network_job.after_id == commission.pk
+    assert quota.summary(subscription)["vms"]["used"] == 1
+    assert quota.summary(subscription)["networks"]["used"] == 1
 
 
 def test_a_vm_asked_for_without_a_network_goes_on_the_default_one(subscription):

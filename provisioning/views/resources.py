@@ -30,6 +30,7 @@ from plans import quota
 from plans.models import Subscription, SubscriptionState
 from provisioning import presenters, resources, sizing
 from provisioning.forms import (
+    TAKES_NEW_WORK,
     CheckpointForm,
     NetworkFilterForm,
     NetworkForm,
@@ -179,7 +180,8 @@ class VmNewView(OperatorOnlyMixin, TemplateView):
 
     def get(self, request, *args, **kwargs):
         subscriptions = list(Subscription.objects.filter(
-            state=SubscriptionState.ACTIVE).restrict(self.tenant).select_related("plan").order_by("name"))
+            state__in=TAKES_NEW_WORK).restrict(self.tenant).select_related("plan")
+            .order_by("name"))
         if len(subscriptions) == 1:
             return redirect("vm_create", subscriptions[0].pk)
         return self.render_to_response(self.get_context_data(subscriptions=subscriptions))

@@ -19,6 +19,7 @@ from plans import quota, services
 from plans.forms import AddOnChoiceForm, SubscribeForm
 from plans.models import Subscription, SubscriptionAddOn, SubscriptionState
 from provisioning import lifecycle
+from provisioning.forms import TAKES_NEW_WORK
 from provisioning.models import NetworkState, VmState
 from provisioning.views.resources import commission_pending, live_vm_count
 
@@ -56,8 +57,10 @@ class SubscribeView(TenantPortalMixin, ServiceFormMixin, FormView):
         return context
 
     def perform(self, form):
-        return lifecycle.subscribe(self.tenant, plan_id=self.kwargs["pk"],
-                                  name=form.cleaned_data["name"], acting_user=self.request.user)
+        subscription, _ = lifecycle.subscribe(self.tenant, plan_id=self.kwargs["pk"],
+                                              name=form.cleaned_data["name"],
+                                              acting_user=self.request.user)
+        return subscription
 
     def get_success_url(self):
         return reverse("subscription_detail", args=[self.object.pk])
@@ -94,6 +97,7 @@ class SubscriptionDetailView(TenantPortalMixin, DetailView):
             links=links,
             offered=[a for a in subscription.plan.addons.all() if a.pk not in attached],
             is_active=subscription.state == SubscriptionState.ACTIVE,
+            takes_new_work=subscription.state in TAKES_NEW_WORK,
             vms=vms.select_related("network", "template")
             .order_by("-created_at")[:SUBSCRIPTION_VMS_SHOWN],
             vm_count=vms.count(),
@@ -125,6 +129,16 @@ class AddOnAttachView(SubscriptionActionView):
         link = lifecycle.attach_addon(subscription, addon_id=self.data["addon"],
                                      acting_user=self.request.user)
         return f"“{link.addon}” is attached to {subscription.name}."
+
+
+class SubscriptionRetryView(SubscriptionActionView):
+    confirm = ("Set “{object.name}” up on its stamp again? The job starts from the "
+               "beginning; what the failed run made was undone.")
+    confirm_label = "Retry setup"
+
+    def perform(self, subscription):
+        lifecycle.retry_commission(subscription, acting_user=self.request.user)
+        return f"“{subscription.name}” is being set up on its stamp again."
 
 
 class AddOnDetachView(SubscriptionActionView):

@@ -14,12 +14,13 @@ def nav(page):
     return page.get_by_role("navigation", name="Provider admin")
 
 
-def test_the_provider_runs_the_catalog(page, staff, catalog, signup, screenshot):
-    # given a tenant with a subscription
+def test_the_provider_runs_the_catalog(page, staff, catalog, signup, screenshot, commission):
+    # given a tenant with an active subscription
     tenant = signup(tenant_name=unique("Initech "))
     response = tenant.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"],
                                                       "name": "tps-reports"}, format="json")
     assert response.status_code == 201
+    commission(response.json()["id"])
 
     # log in: staff land on the capacity overview
     page.goto("/login/")
