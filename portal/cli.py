@@ -5,6 +5,7 @@
 """
 
 import argparse
+import errno
 import os
 import signal
 import socket
@@ -29,13 +30,25 @@ def _wait_http(url: str, deadline: float) -> bool:
     return False
 
 
-def _port_free(port: int) -> bool:
+def port_problem(port: int, *, what: str, choose: str, host: str = "127.0.0.1") -> str | None:
+    """Why ``what`` cannot listen on ``host:port``, or None if it can.
+
+    The probe binds the way the servers do (gunicorn and stampsim set SO_REUSEADDR), so
+    only a listening socket makes a port busy: one whose last connections are still in
+    TIME_WAIT, as after a restart, is free.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (f"Port {port} ({what}) is in use: another program listens on "
+                        f"{host}:{port} (`ss -ltnp 'sport = :{port}'` shows which). Stop it, "
+                        f"or choose another port with {choose}.")
+            return (f"Port {port} ({what}) cannot be used: {exc.strerror}. Choose another "
+                    f"port with {choose}.")
+    return None
 
 
 def _django_setup():
@@ -51,10 +64,11 @@ def run(args) -> int:
     var.mkdir(parents=True, exist_ok=True)
     stamps = [("stamp-a", args.stampsim_port), ("stamp-b", args.stampsim_port + 1)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    busy = [p for p in (port, *(p for _, p in stamps)) if not _port_free(p)]
-    if busy:
-        print(f"Port {', '.join(map(str, busy))} is in use. Choose others with BUFFET_PORT and "
-              "BUFFET_STAMPSIM_PORT.", file=sys.stderr)
+    problems = [port_problem(port, what="web", choose="--port or BUFFET_PORT"),
+                *(port_problem(p, what=name, choose="--stampsim-port or BUFFET_STAMPSIM_PORT")
+                  for name, p in stamps)]
+    if any(problems):
+        print("\n".join(filter(None, problems)), file=sys.stderr)
         return 2
     children: list[tuple[str, subprocess.Popen]] = []
 
