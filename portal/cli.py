@@ -1,6 +1,7 @@
 """``buffet``: the command line of the project.
 
-    buffet run        start web, worker, beat and two stampsim instances, print URL and logins
+    buffet run        start web, worker, beat and two stampsim instances, print URL and logins;
+                      a process that dies is restarted, Ctrl-C or SIGTERM stops them all
     buffet stampsim   run one stampsim server (same flags as ``python -m stampsim``)
 """
 
@@ -20,8 +21,11 @@ from portal import processes
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _wait_http(url: str, deadline: float) -> bool:
-    while time.monotonic() < deadline:
+def _wait_http(url: str, deadline: float, supervisor: processes.Supervisor) -> bool:
+    """Poll ``url`` until it answers, restarting what dies meanwhile; False at the deadline
+    or when a stop is asked for."""
+    while time.monotonic() < deadline and not supervisor.stop_requested:
+        supervisor.poll()
         try:
             with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our own loopback URL
                 return True
@@ -58,6 +62,21 @@ def _django_setup():
     django.setup()
 
 
+def _welcome(url: str, stamps: list[tuple[str, int]], var: Path) -> str:
+    from portal.management.commands import demo
+
+    admin = os.environ.get("BUFFET_ADMIN_EMAIL", demo.ADMIN_EMAIL)
+    admin_password = os.environ.get("BUFFET_ADMIN_PASSWORD", demo.ADMIN_PASSWORD)
+    return f"""
+Buffet is running at {url}/
+  provider admin : {admin} / {admin_password}
+  demo tenant    : {demo.TENANT_EMAIL} / {demo.TENANT_PASSWORD}
+  API docs       : {url}/api/docs/
+  stamps         : {', '.join(f'{n} on 127.0.0.1:{p}' for n, p in stamps)}
+  logs           : {var}/*.log
+A process that dies is restarted. Press Ctrl-C to stop everything."""
+
+
 def run(args) -> int:
     port = int(os.environ.get("BUFFET_PORT", args.port))
     var = Path(os.environ.get("BUFFET_VAR_DIR", BASE_DIR / "var"))
@@ -70,69 +89,47 @@ def run(args) -> int:
     if any(problems):
         print("\n".join(filter(None, problems)), file=sys.stderr)
         return 2
-    children: list[tuple[str, subprocess.Popen]] = []
 
-    def start(name: str, command: list[str]) -> None:
-        log = open(var / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's life
-        children.append((name, subprocess.Popen(processes.local(command), cwd=BASE_DIR, env=env,
-                                                stdout=log, stderr=subprocess.STDOUT)))
-
-    def stop(*_):
-        for _name, child in children:
-            if child.poll() is None:
-                child.terminate()
-        for _name, child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-
-    print("Preparing the database…", flush=True)
-    subprocess.run(processes.local(processes.migrate()), cwd=BASE_DIR, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run([sys.executable, "manage.py", "demo",
-                    "--stamp-a", f"http://127.0.0.1:{stamps[0][1]}",
-                    "--stamp-b", f"http://127.0.0.1:{stamps[1][1]}"],
-                   cwd=BASE_DIR, env=env, check=True)
+    try:
+        print("Preparing the database…", flush=True)
+        subprocess.run(processes.local(processes.migrate()), cwd=BASE_DIR, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "manage.py", "demo",
+                        "--stamp-a", f"http://127.0.0.1:{stamps[0][1]}",
+                        "--stamp-b", f"http://127.0.0.1:{stamps[1][1]}"],
+                       cwd=BASE_DIR, env=env, check=True)
+    except KeyboardInterrupt:
+        print("\nStopped.", file=sys.stderr)
+        return 130
     _django_setup()
     from fabric.models import Stamp
-    from portal.management.commands import demo
 
     queues = ",".join(["default", *(s.queue for s in Stamp.objects.all())])
-    signal.signal(signal.SIGINT, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    # A child that dies is started again (with backoff) by the supervisor; only Ctrl-C,
+    # SIGTERM or the terminal going away (SIGHUP, which no longer reaches the children in
+    # their own sessions) stops everything.
+    supervisor = processes.Supervisor(cwd=BASE_DIR, env=env, log_dir=var)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, supervisor.request_stop)
     try:
         for name, stamp_port in stamps:
-            start(name, processes.stampsim(name, stamp_port, str(var / "stampsim" / name)))
-        start("worker", processes.worker(queues=queues))
-        start("beat", processes.beat())
-        start("web", processes.web(port))
+            supervisor.start(name, processes.local(
+                processes.stampsim(name, stamp_port, str(var / "stampsim" / name))))
+        supervisor.start("worker", processes.local(processes.worker(queues=queues)))
+        supervisor.start("beat", processes.local(processes.beat()))
+        supervisor.start("web", processes.local(processes.web(port)))
         url = f"http://127.0.0.1:{port}"
-        if not _wait_http(f"{url}/healthz", time.monotonic() + 60):
-            print(f"The web server did not come up; see {var / 'web.log'}", file=sys.stderr)
+        if _wait_http(f"{url}/healthz", time.monotonic() + 60, supervisor):
+            print(_welcome(url, stamps, var), flush=True)
+            supervisor.run()
+        elif not supervisor.stop_requested:
+            print(f"The web server did not come up; see {supervisor.log_path('web')}",
+                  file=sys.stderr)
             return 1
-        admin = os.environ.get("BUFFET_ADMIN_EMAIL", demo.ADMIN_EMAIL)
-        admin_password = os.environ.get("BUFFET_ADMIN_PASSWORD", demo.ADMIN_PASSWORD)
-        print(f"""
-Buffet is running at {url}/
-  provider admin : {admin} / {admin_password}
-  demo tenant    : {demo.TENANT_EMAIL} / {demo.TENANT_PASSWORD}
-  API docs       : {url}/api/docs/
-  stamps         : {', '.join(f'{n} on 127.0.0.1:{p}' for n, p in stamps)}
-  logs           : {var}/*.log
-Press Ctrl-C to stop everything.""", flush=True)
-        while True:
-            for name, child in children:
-                if child.poll() is not None:
-                    print(f"{name} exited with {child.returncode}; see {var / name}.log",
-                          file=sys.stderr)
-                    return 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
         print("\nStopping…", flush=True)
         return 0
     finally:
-        stop()
+        supervisor.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
