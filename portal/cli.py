@@ -78,7 +78,7 @@ A process that dies is restarted. Press Ctrl-C to stop everything."""
 
 
 def run(args) -> int:
-    port = int(os.environ.get("BUFFET_PORT", args.port))
+    port = args.port
     var = Path(os.environ.get("BUFFET_VAR_DIR", BASE_DIR / "var"))
     var.mkdir(parents=True, exist_ok=True)
     stamps = [("stamp-a", args.stampsim_port), ("stamp-b", args.stampsim_port + 1)]
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="buffet")
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="run the whole portal locally")
-    run_parser.add_argument("--port", type=int, default=8000)
+    run_parser.add_argument("--port", type=int,
+                            default=int(os.environ.get("BUFFET_PORT", "8000")))
     run_parser.add_argument("--stampsim-port", type=int,
                             default=int(os.environ.get("BUFFET_STAMPSIM_PORT", "8101")))
     sub.add_parser("stampsim", help="run a stampsim server", add_help=False)

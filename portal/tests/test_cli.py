@@ -75,10 +75,15 @@ def test_a_port_left_in_time_wait_after_a_restart_is_free():
         assert server.getsockname()[1] == port
 
 
-def test_run_refuses_a_busy_port_before_preparing_anything(monkeypatch, tmp_path, capsys):
-    # given the web port taken by another program
+@pytest.mark.parametrize("environment_port", [None, "1"])
+def test_run_refuses_a_busy_port_before_preparing_anything(
+        environment_port, monkeypatch, tmp_path, capsys):
+    # given the web port taken by another program (and --port winning over BUFFET_PORT)
     monkeypatch.setenv("BUFFET_VAR_DIR", str(tmp_path))
-    monkeypatch.delenv("BUFFET_PORT", raising=False)
+    if environment_port is None:
+        monkeypatch.delenv("BUFFET_PORT", raising=False)
+    else:
+        monkeypatch.setenv("BUFFET_PORT", environment_port)
 
     def must_not_run(*args, **kwargs):
         raise AssertionError(f"ran {args} despite a busy port")
