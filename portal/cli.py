@@ -1,10 +1,12 @@
 """``buffet``: the command line of the project.
 
-    buffet run        start web, worker, beat and two stampsim instances, print URL and logins
+    buffet run        start web, worker, beat and two stampsim instances, print URL and logins;
+                      a process that dies is restarted, Ctrl-C or SIGTERM stops them all
     buffet stampsim   run one stampsim server (same flags as ``python -m stampsim``)
 """
 
 import argparse
+import errno
 import os
 import signal
 import socket
@@ -19,8 +21,11 @@ from portal import processes
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _wait_http(url: str, deadline: float) -> bool:
-    while time.monotonic() < deadline:
+def _wait_http(url: str, deadline: float, supervisor: processes.Supervisor) -> bool:
+    """Poll ``url`` until it answers, restarting what dies meanwhile; False at the deadline
+    or when a stop is asked for."""
+    while time.monotonic() < deadline and not supervisor.stop_requested:
+        supervisor.poll()
         try:
             with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our own loopback URL
                 return True
@@ -29,13 +34,25 @@ def _wait_http(url: str, deadline: float) -> bool:
     return False
 
 
-def _port_free(port: int) -> bool:
+def port_problem(port: int, *, what: str, choose: str, host: str = "127.0.0.1") -> str | None:
+    """Why ``what`` cannot listen on ``host:port``, or None if it can.
+
+    The probe binds the way the servers do (gunicorn and stampsim set SO_REUSEADDR), so
+    only a listening socket makes a port busy: one whose last connections are still in
+    TIME_WAIT, as after a restart, is free.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (f"Port {port} ({what}) is in use: another program listens on "
+                        f"{host}:{port} (`ss -ltnp 'sport = :{port}'` shows which). Stop it, "
+                        f"or choose another port with {choose}.")
+            return (f"Port {port} ({what}) cannot be used: {exc.strerror}. Choose another "
+                    f"port with {choose}.")
+    return None
 
 
 def _django_setup():
@@ -45,87 +62,82 @@ def _django_setup():
     django.setup()
 
 
-def run(args) -> int:
-    port = int(os.environ.get("BUFFET_PORT", args.port))
-    var = Path(os.environ.get("BUFFET_VAR_DIR", BASE_DIR / "var"))
-    var.mkdir(parents=True, exist_ok=True)
-    stamps = [("stamp-a", args.stampsim_port), ("stamp-b", args.stampsim_port + 1)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    busy = [p for p in (port, *(p for _, p in stamps)) if not _port_free(p)]
-    if busy:
-        print(f"Port {', '.join(map(str, busy))} is in use. Choose others with BUFFET_PORT and "
-              "BUFFET_STAMPSIM_PORT.", file=sys.stderr)
-        return 2
-    children: list[tuple[str, subprocess.Popen]] = []
-
-    def start(name: str, command: list[str]) -> None:
-        log = open(var / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's life
-        children.append((name, subprocess.Popen(processes.local(command), cwd=BASE_DIR, env=env,
-                                                stdout=log, stderr=subprocess.STDOUT)))
-
-    def stop(*_):
-        for _name, child in children:
-            if child.poll() is None:
-                child.terminate()
-        for _name, child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-
-    print("Preparing the database…", flush=True)
-    subprocess.run(processes.local(processes.migrate()), cwd=BASE_DIR, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run([sys.executable, "manage.py", "demo",
-                    "--stamp-a", f"http://127.0.0.1:{stamps[0][1]}",
-                    "--stamp-b", f"http://127.0.0.1:{stamps[1][1]}"],
-                   cwd=BASE_DIR, env=env, check=True)
-    _django_setup()
-    from fabric.models import Stamp
+def _welcome(url: str, stamps: list[tuple[str, int]], var: Path) -> str:
     from portal.management.commands import demo
 
-    queues = ",".join(["default", *(s.queue for s in Stamp.objects.all())])
-    signal.signal(signal.SIGINT, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        for name, stamp_port in stamps:
-            start(name, processes.stampsim(name, stamp_port, str(var / "stampsim" / name)))
-        start("worker", processes.worker(queues=queues))
-        start("beat", processes.beat())
-        start("web", processes.web(port))
-        url = f"http://127.0.0.1:{port}"
-        if not _wait_http(f"{url}/healthz", time.monotonic() + 60):
-            print(f"The web server did not come up; see {var / 'web.log'}", file=sys.stderr)
-            return 1
-        admin = os.environ.get("BUFFET_ADMIN_EMAIL", demo.ADMIN_EMAIL)
-        admin_password = os.environ.get("BUFFET_ADMIN_PASSWORD", demo.ADMIN_PASSWORD)
-        print(f"""
+    admin = os.environ.get("BUFFET_ADMIN_EMAIL", demo.ADMIN_EMAIL)
+    admin_password = os.environ.get("BUFFET_ADMIN_PASSWORD", demo.ADMIN_PASSWORD)
+    return f"""
 Buffet is running at {url}/
   provider admin : {admin} / {admin_password}
   demo tenant    : {demo.TENANT_EMAIL} / {demo.TENANT_PASSWORD}
   API docs       : {url}/api/docs/
   stamps         : {', '.join(f'{n} on 127.0.0.1:{p}' for n, p in stamps)}
   logs           : {var}/*.log
-Press Ctrl-C to stop everything.""", flush=True)
-        while True:
-            for name, child in children:
-                if child.poll() is not None:
-                    print(f"{name} exited with {child.returncode}; see {var / name}.log",
-                          file=sys.stderr)
-                    return 1
-            time.sleep(0.5)
+A process that dies is restarted. Press Ctrl-C to stop everything."""
+
+
+def run(args) -> int:
+    port = args.port
+    var = Path(os.environ.get("BUFFET_VAR_DIR", BASE_DIR / "var"))
+    var.mkdir(parents=True, exist_ok=True)
+    stamps = [("stamp-a", args.stampsim_port), ("stamp-b", args.stampsim_port + 1)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    problems = [port_problem(port, what="web", choose="--port or BUFFET_PORT"),
+                *(port_problem(p, what=name, choose="--stampsim-port or BUFFET_STAMPSIM_PORT")
+                  for name, p in stamps)]
+    if any(problems):
+        print("\n".join(filter(None, problems)), file=sys.stderr)
+        return 2
+
+    try:
+        print("Preparing the database…", flush=True)
+        subprocess.run(processes.local(processes.migrate()), cwd=BASE_DIR, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "manage.py", "demo",
+                        "--stamp-a", f"http://127.0.0.1:{stamps[0][1]}",
+                        "--stamp-b", f"http://127.0.0.1:{stamps[1][1]}"],
+                       cwd=BASE_DIR, env=env, check=True)
     except KeyboardInterrupt:
+        print("\nStopped.", file=sys.stderr)
+        return 130
+    _django_setup()
+    from fabric.models import Stamp
+
+    queues = ",".join(["default", *(s.queue for s in Stamp.objects.all())])
+    # A child that dies is started again (with backoff) by the supervisor; only Ctrl-C,
+    # SIGTERM or the terminal going away (SIGHUP, which no longer reaches the children in
+    # their own sessions) stops everything.
+    supervisor = processes.Supervisor(cwd=BASE_DIR, env=env, log_dir=var)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, supervisor.request_stop)
+    try:
+        for name, stamp_port in stamps:
+            supervisor.start(name, processes.local(
+                processes.stampsim(name, stamp_port, str(var / "stampsim" / name))))
+        supervisor.start("worker", processes.local(processes.worker(queues=queues)))
+        supervisor.start("beat", processes.local(processes.beat()))
+        supervisor.start("web", processes.local(processes.web(port)))
+        url = f"http://127.0.0.1:{port}"
+        if _wait_http(f"{url}/healthz", time.monotonic() + 60, supervisor):
+            print(_welcome(url, stamps, var), flush=True)
+            supervisor.run()
+        elif not supervisor.stop_requested:
+            print(f"The web server did not come up; see {supervisor.log_path('web')}",
+                  file=sys.stderr)
+            return 1
         print("\nStopping…", flush=True)
         return 0
     finally:
-        stop()
+        supervisor.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="buffet")
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="run the whole portal locally")
-    run_parser.add_argument("--port", type=int, default=8000)
+    run_parser.add_argument("--port", type=int,
+                            default=int(os.environ.get("BUFFET_PORT", "8000")))
     run_parser.add_argument("--stampsim-port", type=int,
                             default=int(os.environ.get("BUFFET_STAMPSIM_PORT", "8101")))
     sub.add_parser("stampsim", help="run a stampsim server", add_help=False)
