@@ -80,7 +80,12 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class Tenant(models.Model):
-    """A customer organisation. Every resource a tenant owns hangs off its subscriptions."""
+    """A customer organisation. Every resource a tenant owns hangs off its subscriptions.
+
+    Its id identifies it; its name need not be unique. Two organisations may share a
+    name, and sign-up must never tell anyone which names are taken: that would list the
+    provider's customers to whoever asks.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
@@ -88,10 +93,6 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(Lower("name"), name="tenant_name_ci_unique",
-                                    violation_error_message="A tenant with this name exists."),
-        ]
 
     def __str__(self):
         return self.name

@@ -31,13 +31,15 @@ class IssuedToken:
 
 @transaction.atomic
 def sign_up(*, email: str, password: str, tenant_name: str, full_name: str = "") -> Membership:
-    """Create a user and a tenant the user owns."""
+    """Create a user and a tenant the user owns.
+
+    The tenant's name is not checked against other tenants: names need not be unique, and
+    an answer that depended on them would tell anyone which organisations exist.
+    """
     email = User.objects.normalize_email(email).lower()
     errors: dict[str, list[str]] = {}
     if User.objects.filter(email__iexact=email).exists():
         errors["email"] = ["This email is already registered."]
-    if Tenant.objects.filter(name__iexact=tenant_name.strip()).exists():
-        errors["tenant_name"] = ["A tenant with this name exists."]
     try:
         validate_password(password, User(email=email, full_name=full_name))
     except ValidationError as exc:
@@ -48,8 +50,9 @@ def sign_up(*, email: str, password: str, tenant_name: str, full_name: str = "")
         with transaction.atomic():
             user = User.objects.create_user(email, password, full_name=full_name)
             tenant = Tenant.objects.create(name=tenant_name.strip())
-    except IntegrityError as exc:  # a concurrent sign-up took the email or name
-        raise Conflict("This email or tenant name was just taken.") from exc
+    except IntegrityError as exc:  # a concurrent sign-up took the email
+        raise Conflict("This email was just registered.",
+                       errors={"email": ["This email is already registered."]}) from exc
     return Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)
 
 

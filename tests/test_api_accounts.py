@@ -40,13 +40,37 @@ def test_signup_rejects_bad_input_with_the_field_named(anon, db, body, field):
     assert field in problem["errors"]
 
 
-def test_signup_twice_with_the_same_email_or_tenant_is_refused(anon, signup):
+def test_signup_with_a_registered_email_is_refused_naming_only_the_email(anon, signup):
+    # given an organisation and its owner
     owner = signup("Umbrella")
+    # when someone signs up again with the owner's email and the same organisation name
     response = anon.post("/api/v1/auth/signup/", {
         "email": owner.email.upper(), "password": "correct horse battery",
         "tenant_name": "umbrella"}, format="json")
+    # then only the email is refused: the answer says nothing of the name
     assert response.status_code == 400
-    assert set(response.json()["errors"]) == {"email", "tenant_name"}
+    assert set(response.json()["errors"]) == {"email"}
+    assert "tenant" not in response.json()["detail"].lower()
+
+
+def test_two_organisations_of_the_same_name_sign_up_separate_and_isolated(signup, catalog):
+    # given an organisation named Umbrella with a subscription
+    first = signup("Umbrella")
+    subscription = first.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"],
+                                                         "name": "prod"}, format="json").json()
+    # when another organisation signs up with the same name (in another case)
+    second = signup("UMBRELLA")
+    # then it is a tenant of its own, with its own owner
+    assert second.tenant["id"] != first.tenant["id"]
+    assert second.get("/api/v1/tenant/").json()["name"] == "UMBRELLA"
+    members = second.get("/api/v1/tenant/members/").json()["results"]
+    assert [m["email"] for m in members] == [second.email]
+    # and it sees nothing of the first one's
+    assert second.get("/api/v1/subscriptions/").json()["count"] == 0
+    assert second.get(f"/api/v1/subscriptions/{subscription['id']}/").status_code == 404
+    firsts_owner = first.get("/api/v1/tenant/members/").json()["results"][0]["id"]
+    assert second.get(f"/api/v1/tenant/members/{firsts_owner}/").status_code == 404
+    assert first.get("/api/v1/subscriptions/").json()["count"] == 1
 
 
 def test_token_with_a_wrong_password_is_401(anon, signup):

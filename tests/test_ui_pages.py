@@ -190,10 +190,26 @@ def test_sign_up_shows_the_services_errors_next_to_the_fields(signup):
                                           "password": "short"})
     assert response.status_code == 200
     assert "already registered" in field_error(response, "email")
-    assert "tenant with this name" in field_error(response, "tenant_name")
     assert "too short" in field_error(response, "password")
     assert 'aria-invalid="true"' in text(response)
     assert not Tenant.objects.filter(name__iexact="taken inc").exclude(name="Taken Inc").exists()
+
+
+def test_sign_up_never_tells_whether_an_organisation_name_is_taken(signup):
+    # given an organisation named Taken Inc
+    taken = signup(tenant_name="Taken Inc")
+    # when someone else signs up in the browser under the same name
+    client = Client()
+    response = client.post("/signup/", {"email": "other@example.com", "tenant_name": "taken inc",
+                                        "password": "a fine long password"})
+    # then the name is not refused: a new organisation of that name is created
+    assert response.status_code == 302 and response["Location"] == "/plans/"
+    mine = Membership.objects.get(user__email="other@example.com").tenant
+    assert str(mine.pk) != taken.tenant["id"]
+    assert Tenant.objects.filter(name__iexact="taken inc").count() == 2
+    # and its members page shows its own owner only
+    members = text(client.get("/members/"))
+    assert "other@example.com" in members and taken.email not in members
 
 
 def test_log_in_and_out(db):
