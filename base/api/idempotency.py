@@ -32,6 +32,12 @@ def _fingerprint(request) -> str:
 class IdempotentMixin:
     """Mix into an APIView. Wraps a keyed POST in one transaction with its record."""
 
+    def remembered_data(self, data):
+        """What a replay of this answer gives back. A view whose answer carries a secret
+        shown only once (a token) returns a copy without it: no secret is stored in clear,
+        in an idempotency record neither."""
+        return data
+
     def _idempotency_key(self, request) -> str | None:
         if request.method != "POST":
             return None
@@ -83,7 +89,7 @@ class IdempotentMixin:
         if record is not None:
             if 200 <= response.status_code < 300:
                 record.status_code = response.status_code
-                record.body = response.data
+                record.body = self.remembered_data(response.data)
                 record.save(update_fields=["status_code", "body"])
             else:
                 # An error is not remembered: nothing was done, the client may retry.
