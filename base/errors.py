@@ -31,6 +31,11 @@ class ErrorCode(enum.StrEnum):
     # Requests and their Idempotency-Key.
     IDEMPOTENCY_KEY_REUSED = "idempotency-key-reused"
     IDEMPOTENCY_KEY_IN_PROGRESS = "idempotency-key-in-progress"
+    # Accounts: the link of an invitation that cannot be accepted (any more).
+    INVITATION_INVALID = "invitation-invalid"  # no such invitation
+    INVITATION_EXPIRED = "invitation-expired"
+    INVITATION_USED = "invitation-used"
+    INVITATION_REPLACED = "invitation-replaced"  # the member was invited again since
     # Plans, subscriptions and their quota.
     QUOTA_EXCEEDED = "quota-exceeded"
     PLAN_DECOMMISSIONED = "plan-decommissioned"

@@ -19,6 +19,10 @@ __all__ = ["Event", "record"]
 class Event(enum.StrEnum):
     """Every event the portal records. The value is what the audit row stores."""
 
+    # A member added without an account was sent a link to set a password; accepting it
+    # activates the account (``tenants.services``).
+    INVITATION_CREATED = "invitation.created"
+    INVITATION_ACCEPTED = "invitation.accepted"
     STAMP_REGISTERED = "stamp.registered"
     STAMP_CHANGED = "stamp.changed"
     SUBSCRIPTION_CREATED = "subscription.created"

@@ -193,6 +193,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "signup": os.environ.get("BUFFET_THROTTLE_SIGNUP", "20/hour"),
         "token": os.environ.get("BUFFET_THROTTLE_TOKEN", "30/minute"),
+        "invitation": os.environ.get("BUFFET_THROTTLE_INVITATION", "30/hour"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -218,6 +219,25 @@ SPECTACULAR_SETTINGS = {
 BUFFET_PROBLEM_BASE = "https://buffet.invalid/problems"
 # How long an Idempotency-Key is remembered.
 BUFFET_IDEMPOTENCY_TTL_HOURS = int(os.environ.get("BUFFET_IDEMPOTENCY_TTL_HOURS", "24"))
+
+# --- Email ----------------------------------------------------------------------------
+# Invitations go out by email: printed on the console unless an SMTP server is set.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL")
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Buffet <noreply@buffet.local>")
+# The portal's address as people reach it (``https://cloud.example.com``), for the links in
+# emails; without it, the address the inviter's request came to.
+BUFFET_PUBLIC_URL = os.environ.get("BUFFET_PUBLIC_URL", "").rstrip("/")
+# How long an invitation's link can be used (7 days).
+BUFFET_INVITATION_TTL_HOURS = int(os.environ.get("BUFFET_INVITATION_TTL_HOURS", "168"))
 
 LOGGING = {
     "version": 1,

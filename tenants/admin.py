@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from tenants.models import ApiToken, Membership, Tenant, User
+from tenants.models import ApiToken, Invitation, Membership, Tenant, User
 
 
 @admin.register(User)
@@ -43,3 +43,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["name", "user", "hint", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["digest", "hint"]
     raw_id_fields = ["user"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["membership", "state", "invited_by", "created_at", "expires_at",
+                    "accepted_at"]
+    list_filter = ["state"]
+    readonly_fields = ["digest", "state", "accepted_at"]
+    raw_id_fields = ["membership", "invited_by"]

@@ -8,7 +8,8 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from base.web.forms import PortalForm, PortalFormMixin
 from tenants.models import Role
 
-__all__ = ["LoginForm", "MemberForm", "PasswordForm", "SignUpForm", "TokenForm"]
+__all__ = ["InvitationAcceptForm", "LoginForm", "MemberForm", "PasswordForm", "SignUpForm",
+           "TokenForm"]
 
 
 class SignUpForm(PortalForm):
@@ -25,6 +26,15 @@ class SignUpForm(PortalForm):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
 
+class InvitationAcceptForm(PortalForm):
+    full_name = forms.CharField(label="Your name", max_length=200, required=False,
+                                widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    password = forms.CharField(
+        label="Choose a password", max_length=128, strip=False,
+        help_text=" ".join(password_validation.password_validators_help_texts()),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password", "autofocus": True}))
+
+
 class LoginForm(PortalFormMixin, AuthenticationForm):
     def __init__(self, request=None, *args, **kwargs):
         super().__init__(request, *args, **kwargs)
@@ -38,7 +48,8 @@ class PasswordForm(PortalFormMixin, PasswordChangeForm):
 
 class MemberForm(PortalForm):
     email = forms.EmailField(max_length=254,
-                             help_text="A person without an account gets one to activate.")
+                             help_text="A person without an account gets an invitation by "
+                                       "email.")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.READER)
 
 

@@ -6,12 +6,14 @@ import uuid
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from base.scoping import RestrictedQuerySet
 
-__all__ = ["ApiToken", "Membership", "Role", "Tenant", "User"]
+__all__ = ["ApiToken", "Invitation", "InvitationState", "Membership", "Role", "Tenant", "User"]
 
 
 class Role(models.TextChoices):
@@ -98,16 +100,25 @@ class Tenant(models.Model):
         return self.name
 
 
+class MembershipQuerySet(RestrictedQuerySet):
+    def with_invitation(self) -> "MembershipQuerySet":
+        """Each member with ``invitation_expires_at``: when the invitation they have not
+        accepted yet expires, None for a person with an account."""
+        pending = (Invitation.objects.filter(membership=OuterRef("pk"),
+                                             state=InvitationState.PENDING)
+                   .values("expires_at")[:1])
+        return self.annotate(invitation_expires_at=Subquery(pending))
+
+
 class Membership(models.Model):
     """A user's role in their tenant. A user belongs to at most one tenant."""
-
 
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="tenant_membership")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = MembershipQuerySet.as_manager()
     tenant_path = "tenant"  # what restrict(tenant) follows
 
     class Meta:
@@ -119,6 +130,74 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} ({self.role} of {self.tenant})"
+
+
+class InvitationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REPLACED = "replaced", "Replaced"  # a newer invitation of the same member took its place
+
+
+class Invitation(ConcurrentTransitionMixin, models.Model):
+    """The single-use link with which a member added without an account sets a password.
+
+    Only the token's SHA-256 digest is stored: the token is shown to the inviter once and
+    sent to the person by email. A member has at most one pending invitation; inviting
+    again replaces it, so an older link stops working. A pending invitation past
+    ``expires_at`` is expired: it can no longer be accepted.
+    """
+
+    PREFIX = "bfi_"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE,
+                                   related_name="invitations")
+    digest = models.CharField(max_length=64, unique=True)
+    state = FSMField(default=InvitationState.PENDING, choices=InvitationState.choices,
+                     protected=True)
+    invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    tenant_path = "membership__tenant"  # what restrict(tenant) follows
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(state__in=InvitationState.values),
+                                   name="invitation_state_valid",
+                                   violation_error_message="Not a state of an invitation."),
+            models.UniqueConstraint(
+                fields=["membership"], condition=models.Q(state=InvitationState.PENDING),
+                name="invitation_one_pending_per_member",
+                violation_error_message="This member already has a pending invitation."),
+        ]
+
+    def __str__(self):
+        return f"invitation of {self.membership_id} ({self.state})"
+
+    @property
+    def tenant_id(self):
+        """The tenant the invitation is to, as the audit trail reads it (``base.events``)."""
+        return self.membership.tenant_id
+
+    @classmethod
+    def new_token(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(32)
+
+    def is_expired(self) -> bool:
+        return timezone.now() >= self.expires_at
+
+    @transition(field=state, source=InvitationState.PENDING, target=InvitationState.ACCEPTED)
+    def accept(self):
+        self.accepted_at = timezone.now()
+
+    @transition(field=state, source=InvitationState.PENDING, target=InvitationState.REPLACED)
+    def replace(self):
+        """A newer invitation of the same member takes this one's place."""
 
 
 def hash_token(key: str) -> str:

@@ -1,13 +1,15 @@
-"""Web UI of tenancy: accounts (sign-up, log-in, password), members, API tokens and the
-activity log; on the provider's side, the list of tenants."""
+"""Web UI of tenancy: accounts (sign-up, log-in, password, accepting an invitation),
+members, API tokens and the activity log; on the provider's side, the list of tenants."""
 
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse, reverse_lazy
 from django.views.generic import FormView
 
+from base.errors import Invalid
 from base.models import AuditEvent
 from base.web import ui
 from base.web.views import (
@@ -18,11 +20,19 @@ from base.web.views import (
     TenantPortalMixin,
 )
 from tenants import services
-from tenants.forms import LoginForm, MemberForm, PasswordForm, SignUpForm, TokenForm
+from tenants.forms import (
+    InvitationAcceptForm,
+    LoginForm,
+    MemberForm,
+    PasswordForm,
+    SignUpForm,
+    TokenForm,
+)
 from tenants.models import ApiToken, Membership, Role
 
 __all__ = [
     "ActivityView",
+    "InvitationAcceptView",
     "LoginView",
     "MemberListView",
     "MemberRemoveView",
@@ -58,6 +68,43 @@ class SignUpView(ServiceFormMixin, FormView):
 
     def get_success_url(self):
         return reverse("plan_list")
+
+
+class InvitationAcceptView(ServiceFormMixin, FormView):
+    """The page an invitation's link opens, without logging in: the person chooses a
+    password and is logged in to their organisation."""
+
+    form_class = InvitationAcceptForm
+    template_name = "tenants/invitation_accept.html"
+    success_message = "Welcome to {object.tenant}. You are its {object.role}."
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            self.invitation = services.find_invitation(kwargs["token"])
+        except Invalid as exc:
+            return TemplateResponse(request, "tenants/invitation_invalid.html",
+                                    {"problem": exc.detail}, status=400)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_initial(self):
+        return {"full_name": self.invitation.membership.user.full_name}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        membership = self.invitation.membership
+        inviter = self.invitation.invited_by
+        context.update(invitation=self.invitation, invited_email=membership.user.email,
+                       invited_to=membership.tenant.name, invited_role=membership.role,
+                       inviter=(inviter.full_name or inviter.email) if inviter else "")
+        return context
+
+    def perform(self, form):
+        membership = services.accept_invitation(token=self.kwargs["token"], **form.cleaned_data)
+        login(self.request, membership.user, backend=_LOGIN_BACKEND)
+        return membership
+
+    def get_success_url(self):
+        return reverse("dashboard")
 
 
 class LoginView(auth_views.LoginView):
@@ -98,7 +145,11 @@ class MemberListView(TenantPortalMixin, ServiceFormMixin, ListFormMixin, SearchL
     form_class = MemberForm
     write_permission = "tenants.manage_members"
     search_fields = ("user__email", "user__full_name", "role")
-    success_message = "{object.user.email} was added as {object.role}."
+
+    @property
+    def success_message(self) -> str:
+        added = "{object.membership.user.email} was added as {object.membership.role}"
+        return added + (" and invited by email." if self.object.invitation else ".")
 
     def get_queryset(self):
         return self.search(Membership.objects.select_related("user").restrict(self.tenant)
@@ -112,7 +163,8 @@ class MemberListView(TenantPortalMixin, ServiceFormMixin, ListFormMixin, SearchL
     def perform(self, form):
         return services.add_member(self.tenant, email=form.cleaned_data["email"],
                                    role=form.cleaned_data["role"],
-                                   acting_user=self.request.user)
+                                   acting_user=self.request.user,
+                                   site_url=self.request.build_absolute_uri("/"))
 
     def get_success_url(self):
         return reverse("member_list")

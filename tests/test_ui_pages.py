@@ -280,6 +280,7 @@ def test_attaching_twice_shows_the_services_message(owner, subscription, catalog
 # --- members and tokens ---------------------------------------------------------------
 
 def test_add_change_and_remove_a_member(owner):
+    UserFactory(email="colleague@example.com")  # a person with an account is added at once
     response = owner.post("/members/", {"email": "colleague@example.com", "role": "operator"})
     assert response.status_code == 302
     membership = Membership.objects.get(user__email="colleague@example.com")

@@ -16,7 +16,8 @@ PUBLISHED = {
     "plan-decommissioned", "plan-full", "addon-attached", "subscription-state",
     "subscription-not-ready", "pool-exhausted", "vm-state", "network-default", "network-state",
     "network-in-use", "network-full", "snapshot-state", "job-state", "dr-state", "dr-busy",
-    "drill-check",
+    "drill-check", "invitation-invalid", "invitation-expired", "invitation-used",
+    "invitation-replaced",
 }
 
 

@@ -56,6 +56,8 @@ urlpatterns = [
     *dr_urls,
     path("auth/signup/", tenants.SignUpView.as_view(), name="signup"),
     path("auth/token/", tenants.TokenView.as_view(), name="token"),
+    path("auth/invitations/accept/", tenants.InvitationAcceptView.as_view(),
+         name="invitation-accept"),
     path("tenant/", tenants.TenantView.as_view(), name="tenant"),
     path("admin/", include(admin_router.urls)),
     path("", include(router.urls)),

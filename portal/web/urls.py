@@ -15,6 +15,8 @@ urlpatterns = [
     path("login/", tenants.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", tenants.PasswordChangeView.as_view(), name="password_change"),
+    path("invitations/<str:token>/", tenants.InvitationAcceptView.as_view(),
+         name="invitation_accept"),
     # Tenant portal
     path("", web.DashboardView.as_view(), name="dashboard"),
     path("plans/", plans.PlanCatalogueView.as_view(), name="plan_list"),

@@ -4,7 +4,8 @@ from rest_framework import serializers
 
 from tenants.models import ApiToken, Membership, Role, Tenant
 
-__all__ = ["MemberSerializer", "SignUpSerializer", "TenantSerializer", "TokenRequestSerializer"]
+__all__ = ["InvitationAcceptSerializer", "MemberSerializer", "NewMemberSerializer",
+           "SignUpSerializer", "TenantSerializer", "TokenRequestSerializer"]
 
 
 class TenantSerializer(serializers.ModelSerializer):
@@ -45,10 +46,40 @@ class TokenResultSerializer(serializers.Serializer):
 class MemberSerializer(serializers.ModelSerializer):
     email = serializers.EmailField(source="user.email", max_length=254)
     role = serializers.ChoiceField(choices=Role.choices)
+    invitation_expires_at = serializers.DateTimeField(
+        read_only=True, allow_null=True,
+        help_text="While the person has not accepted their invitation: when it expires.")
 
     class Meta:
         model = Membership
-        fields = ["id", "email", "role", "created_at"]
+        fields = ["id", "email", "role", "created_at", "invitation_expires_at"]
+
+
+class InvitationSerializer(serializers.Serializer):
+    token = serializers.CharField(
+        read_only=True, allow_null=True,
+        help_text="Shown once: only its digest is stored. Null in the replay of an answer "
+                  "(Idempotency-Key); add the member again for a new one.")
+    url = serializers.URLField(read_only=True, allow_null=True,
+                               help_text="The web page where the person sets a password.")
+    expires_at = serializers.DateTimeField(read_only=True)
+
+
+class NewMemberSerializer(MemberSerializer):
+    invitation = InvitationSerializer(
+        read_only=True, allow_null=True,
+        help_text="For a person without an account, also sent by email; null when an "
+                  "existing account was added.")
+
+    class Meta(MemberSerializer.Meta):
+        fields = [*MemberSerializer.Meta.fields, "invitation"]
+
+
+class InvitationAcceptSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=128)
+    password = serializers.CharField(write_only=True, max_length=128,
+                                     style={"input_type": "password"})
+    full_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):

@@ -16,7 +16,9 @@ from base.errors import NotFound
 from base.scoping import current_tenant
 from tenants import services
 from tenants.api.serializers import (
+    InvitationAcceptSerializer,
     MemberSerializer,
+    NewMemberSerializer,
     SignUpResultSerializer,
     SignUpSerializer,
     TenantSerializer,
@@ -25,7 +27,14 @@ from tenants.api.serializers import (
 )
 from tenants.models import Membership
 
-__all__ = ["MemberViewSet", "SignUpView", "TenantView", "TokenView"]
+__all__ = ["InvitationAcceptView", "MemberViewSet", "SignUpView", "TenantView", "TokenView"]
+
+
+def _account(membership) -> dict:
+    """``{user, tenant}``: the answer of a sign-up and of an accepted invitation."""
+    user = membership.user
+    return {"user": {"id": user.pk, "email": user.email, "full_name": user.full_name},
+            "tenant": TenantSerializer(membership.tenant).data}
 
 
 class SignUpView(IdempotentMixin, APIView):
@@ -39,10 +48,23 @@ class SignUpView(IdempotentMixin, APIView):
         serializer = SignUpSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = services.sign_up(**serializer.validated_data)
-        user = membership.user
-        body = {"user": {"id": user.pk, "email": user.email, "full_name": user.full_name},
-                "tenant": TenantSerializer(membership.tenant).data}
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(_account(membership), status=status.HTTP_201_CREATED)
+
+
+class InvitationAcceptView(IdempotentMixin, APIView):
+    """The invited person sets a password; they can get API tokens from now on."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "invitation"
+
+    @extend_schema(request=InvitationAcceptSerializer, responses={200: SignUpResultSerializer})
+    def post(self, request):
+        serializer = InvitationAcceptSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.accept_invitation(**serializer.validated_data)
+        return Response(_account(membership), status=status.HTTP_200_OK)
 
 
 class TokenView(APIView):
@@ -79,22 +101,39 @@ class TenantView(APIView):
 
 class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                     mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet):
-    queryset = Membership.objects.select_related("user")
+    # A person without an account is added with an invitation: the answer to a create is
+    # a NewMemberSerializer.
+    queryset = Membership.objects.select_related("user").with_invitation()
     serializer_class = MemberSerializer
     write_permission = "tenants.manage_members"
 
+    def get_serializer_class(self):
+        return NewMemberSerializer if self.action == "create" else MemberSerializer
+
     def perform_create(self, serializer):
         data = serializer.validated_data
-        serializer.instance = services.add_member(
+        added = services.add_member(
             self.tenant, email=data["user"]["email"], role=data["role"],
-            acting_user=self.request.user)
+            acting_user=self.request.user, site_url=self.request.build_absolute_uri("/"))
+        member = self.get_queryset().get(pk=added.membership.pk)
+        issued = added.invitation
+        member.invitation = issued and {"token": issued.token, "url": issued.url,
+                                        "expires_at": issued.invitation.expires_at}
+        serializer.instance = member
+
+    def remembered_data(self, data):
+        # A replay answers without the invitation's token: it is stored nowhere in clear.
+        if isinstance(data, dict) and data.get("invitation"):
+            return {**data, "invitation": {**data["invitation"], "token": None, "url": None}}
+        return data
 
     def perform_update(self, serializer):
         if "role" not in serializer.validated_data:
             return
-        serializer.instance = services.change_role(
+        membership = services.change_role(
             serializer.instance, role=serializer.validated_data["role"],
             acting_user=self.request.user)
+        serializer.instance = self.get_queryset().get(pk=membership.pk)
 
     def perform_destroy(self, instance):
         if instance.tenant_id != self.tenant.pk:

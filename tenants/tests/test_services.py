@@ -63,7 +63,7 @@ def test_provider_staff_cannot_join_a_tenant():
     # when the owner adds the administrator's address
     with pytest.raises(Conflict) as refused:
         services.add_member(owner.tenant, email=staff.email, role=Role.READER,
-                            acting_user=owner.user)
+                            acting_user=owner.user, site_url="http://testserver/")
     # then it is refused, and the administrator stays no one's member
     assert refused.value.errors == {"email": ["This address belongs to provider staff."]}
     assert staff.membership is None
