@@ -1,5 +1,6 @@
 """Web UI of tenancy: accounts (sign-up, log-in, password, accepting an invitation),
-members, API tokens and the activity log; on the provider's side, the list of tenants."""
+members and their invitations, API tokens and the activity log; on the provider's side,
+the list of tenants."""
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -28,7 +29,7 @@ from tenants.forms import (
     SignUpForm,
     TokenForm,
 )
-from tenants.models import ApiToken, Membership, Role
+from tenants.models import ApiToken, Invitation, InvitationState, Membership, Role
 
 __all__ = [
     "ActivityView",
@@ -138,7 +139,9 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 # --- Members --------------------------------------------------------------------------
 
 class MemberListView(TenantPortalMixin, ServiceFormMixin, ListFormMixin, SearchListMixin):
-    """Everyone sees the members; owners and admins add, change and remove them."""
+    """Everyone sees the members; owners and admins add, change and remove them, and see
+    the invitations not accepted yet. A new invitation's link is shown once, on the answer
+    to the form that sent it."""
 
     section = "members"
     template_name = "tenants/members.html"
@@ -153,11 +156,15 @@ class MemberListView(TenantPortalMixin, ServiceFormMixin, ListFormMixin, SearchL
 
     def get_queryset(self):
         return self.search(Membership.objects.select_related("user").restrict(self.tenant)
-                           .order_by("created_at"))
+                           .with_invitation().order_by("created_at"))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["roles"] = Role.choices
+        if context["can_manage_members"]:
+            context["pending"] = (Invitation.objects.restrict(self.tenant)
+                                  .filter(state=InvitationState.PENDING)
+                                  .select_related("membership__user", "invited_by"))
         return context
 
     def perform(self, form):
@@ -165,6 +172,16 @@ class MemberListView(TenantPortalMixin, ServiceFormMixin, ListFormMixin, SearchL
                                    role=form.cleaned_data["role"],
                                    acting_user=self.request.user,
                                    site_url=self.request.build_absolute_uri("/"))
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        added = getattr(self, "object", None)
+        if added is None or added.invitation is None:
+            return response  # refused (the form again) or added directly (a redirect)
+        # Not a redirect: the link's token is never stored, so it can only be shown now.
+        self.object_list = self.get_queryset()
+        return self.render_to_response(self.get_context_data(
+            form=self.get_form_class()(), invited=added.invitation))
 
     def get_success_url(self):
         return reverse("member_list")

@@ -1,16 +1,18 @@
-"""Invitations in the web UI: the accept page, open to anyone with the link, sets the
-password and logs the person in."""
+"""Invitations in the web UI: the members page sends them and shows the link once; the
+accept page, open to anyone with the link, sets the password and logs the person in."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
 
-from tenants.models import Invitation, InvitationState, User
-from tests.test_ui_pages import browser_for, field_error, text
+from tenants.models import Invitation, InvitationState, Role, User
+from tests.test_ui_pages import browser_for, field_error, member_of, text
 
 PASSWORD = "an invited long password"
 NINE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+LINK = re.compile(r'id="invitation-url" value="(http://testserver/invitations/bfi_[^"/]+/)"')
 
 
 @pytest.fixture
@@ -28,6 +30,29 @@ def invite(owner, email: str, role: str = "operator") -> tuple[str, str]:
     assert response.status_code == 201
     invitation = response.json()["invitation"]
     return invitation["url"], invitation["token"]
+
+
+def test_inviting_shows_the_link_once_and_lists_the_invitation(owner, mailoutbox,
+                                                               django_capture_on_commit_callbacks):
+    # when the owner invites someone without an account
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner.post("/members/", {"email": "pat@example.com", "role": "reader"})
+    # then the answer shows the link, which was also sent by email
+    page = text(response)
+    assert "pat@example.com was added as reader and invited by email." in page
+    url = LINK.search(page).group(1)
+    assert [m.to for m in mailoutbox] == [["pat@example.com"]] and url in mailoutbox[0].body
+    # and the members page lists the invitation, without the link
+    later = text(owner.get("/members/"))
+    assert "Pending invitations" in later and "pat@example.com" in later
+    assert "Invited" in later and url not in later
+
+
+def test_readers_see_no_pending_invitations(owner):
+    owner.post("/members/", {"email": "quiet@example.com", "role": "operator"})
+    reader = member_of(owner.tenant_id, Role.READER)
+    page = text(reader.get("/members/"))
+    assert "quiet@example.com" in page and "Pending invitations" not in page
 
 
 def test_the_accept_page_sets_the_password_and_logs_the_person_in(owner):
