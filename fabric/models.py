@@ -4,10 +4,19 @@ and the stamps' health history."""
 import uuid
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
 from base.fields import EncryptedJSONField
+from fabric.validators import (
+    ipv4_network,
+    validate_endpoint,
+    validate_external_pool,
+    validate_network_names,
+    validate_printable,
+    validate_tenant_network,
+)
 
 __all__ = [
     "CapacityDimension",
@@ -39,9 +48,10 @@ class Stamp(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.SlugField(max_length=63, unique=True)
-    region = models.CharField(max_length=63)
+    region = models.CharField(max_length=63, validators=[validate_printable])
     driver = models.CharField(max_length=16, choices=DriverKind.choices)
-    endpoint = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=255, help_text="An http(s) URL for stampsim, a "
+                                "libvirt URI for libvirt.")
     credentials = EncryptedJSONField(blank=True, default=dict)
     health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
     health_detail = models.TextField(blank=True)
@@ -61,6 +71,14 @@ class Stamp(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        if not self.endpoint or self.driver not in DriverKind.values:
+            return  # the fields' own errors say it
+        try:
+            validate_endpoint(self.driver, self.endpoint)
+        except ValidationError as exc:
+            raise ValidationError({"endpoint": exc.messages}) from None
 
     @property
     def queue(self) -> str:
@@ -85,10 +103,10 @@ class Cloud(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.SlugField(max_length=63, unique=True)
     stamp = models.ForeignKey(Stamp, on_delete=models.PROTECT, related_name="clouds")
-    vcpus = models.PositiveIntegerField()
-    memory_mb = models.PositiveIntegerField()
-    storage_gb = models.PositiveIntegerField()
-    vms = models.PositiveIntegerField()
+    vcpus = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    memory_mb = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    storage_gb = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    vms = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     overcommit_cpu = models.DecimalField(
         max_digits=5,
         decimal_places=2,
@@ -104,16 +122,21 @@ class Cloud(models.Model):
     default_network_cidr = models.CharField(
         max_length=43,
         default="10.0.0.0/24",
-        help_text="CIDR of the routed network a new subscription gets.",
+        validators=[validate_tenant_network],
+        help_text="CIDR of the routed network a new subscription gets: a private IPv4 "
+                  "range, /16 to /29.",
     )
     external_pool_cidr = models.CharField(
         max_length=43,
         default="203.0.113.0/24",
-        help_text="External addresses for the subscriptions' source NAT.",
+        validators=[validate_external_pool],
+        help_text="External addresses for the subscriptions' source NAT: an IPv4 network "
+                  "apart from the default network; its first address is the router.",
     )
     provider_networks = models.JSONField(
         default=default_provider_networks,
         blank=True,
+        validators=[validate_network_names],
         help_text="Names of the provider's networks in this cloud (DR maps them).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -126,10 +149,30 @@ class Cloud(models.Model):
                 name="cloud_overcommit_at_least_one",
                 violation_error_message="Overcommit ratios are at least 1.",
             ),
+            models.CheckConstraint(
+                condition=models.Q(vcpus__gte=1, memory_mb__gte=1, storage_gb__gte=1,
+                                   vms__gte=1),
+                name="cloud_capacity_positive",
+                violation_error_message="A cloud has at least one of each: vCPU, MB of "
+                                        "memory, GB of storage, VM.",
+            ),
         ]
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        # Source NAT maps the default network to an external address: the two must not
+        # overlap. (Each field's own rules already ran; skip what they refused.)
+        try:
+            default = ipv4_network(self.default_network_cidr)
+            pool = ipv4_network(self.external_pool_cidr)
+        except ValidationError:
+            return
+        if default.overlaps(pool):
+            raise ValidationError({"external_pool_cidr": [
+                f"Overlaps the default network {default}: the external addresses must be "
+                "apart from the tenants' network."]})
 
     def limits(self) -> dict[str, int]:
         """What may be allocated, overcommit included."""
@@ -170,23 +213,29 @@ class Template(models.Model):
     """A gallery image of a cloud that VMs are created from."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100)
-    os = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_printable])
+    os = models.CharField(max_length=100, validators=[validate_printable])
     cloud = models.ForeignKey(Cloud, on_delete=models.PROTECT, related_name="templates")
-    image = models.CharField(max_length=200, help_text="Image reference on the fabric.")
-    min_vcpus = models.PositiveIntegerField(default=1)
-    min_memory_mb = models.PositiveIntegerField(default=512)
-    min_disk_gb = models.PositiveIntegerField(default=10)
+    image = models.CharField(max_length=200, validators=[validate_printable],
+                             help_text="Image reference on the fabric.")
+    min_vcpus = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    min_memory_mb = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1)])
+    min_disk_gb = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
 
     class Meta:
         ordering = ["cloud__name", "name"]
         constraints = [
             models.UniqueConstraint(fields=["cloud", "name"], name="template_name_per_cloud"),
+            models.CheckConstraint(
+                condition=models.Q(min_vcpus__gte=1, min_memory_mb__gte=1, min_disk_gb__gte=1),
+                name="template_minimums_positive",
+                violation_error_message="A template needs at least one vCPU, one MB of "
+                                        "memory and one GB of disk.",
+            ),
         ]
 
     def __str__(self):
         return f"{self.name} ({self.cloud})"
-
 
 
 class StampCheck(models.Model):

@@ -9,6 +9,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from base.scoping import RestrictedQuerySet
 from fabric.models import Cloud
+from fabric.validators import validate_printable
 from tenants.models import Tenant
 
 __all__ = ["AddOn", "AddOnKind", "Plan", "PlanState", "QuotaDimension", "QuotaLedger",
@@ -56,7 +57,7 @@ class AddOn(QuotaFields):
     """Something a tenant attaches to a subscription: extra quota, or DR."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_printable])
     description = models.TextField(blank=True)
     kind = models.CharField(max_length=8, choices=AddOnKind.choices)
     recovery_cloud = models.ForeignKey(Cloud, on_delete=models.PROTECT, null=True, blank=True,
@@ -75,6 +76,9 @@ class AddOn(QuotaFields):
                 name="addon_recovery_cloud_iff_dr",
                 violation_error_message="A DR add-on needs a recovery cloud; "
                                         "a quota add-on has none."),
+            models.CheckConstraint(condition=models.Q(price_monthly__gte=0),
+                                   name="addon_price_not_negative",
+                                   violation_error_message="A price is not negative."),
         ]
 
     def __str__(self):
@@ -85,7 +89,7 @@ class Plan(QuotaFields):
     """What a tenant subscribes to, bound to one cloud."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_printable])
     description = models.TextField(blank=True)
     state = models.CharField(max_length=16, choices=PlanState.choices, default=PlanState.PRIVATE)
     cloud = models.ForeignKey(Cloud, on_delete=models.PROTECT, related_name="plans")
@@ -108,6 +112,9 @@ class Plan(QuotaFields):
         constraints = [
             models.CheckConstraint(condition=models.Q(state__in=PlanState.values),
                                    name="plan_state_valid"),
+            models.CheckConstraint(condition=models.Q(price_monthly__gte=0),
+                                   name="plan_price_not_negative",
+                                   violation_error_message="A price is not negative."),
         ]
 
     def __str__(self):

@@ -32,11 +32,12 @@ class StampSerializer(serializers.ModelSerializer):
         read_only_fields = ["health", "health_detail", "last_checked_at", "capacity"]
 
 
-class CapacitySerializer(serializers.Serializer):
-    vcpus = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
-    memory_mb = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
-    storage_gb = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
-    vms = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
+class CapacitySerializer(serializers.ModelSerializer):
+    """The cloud's own capacity columns, with the model's bounds (at least 1 of each)."""
+
+    class Meta:
+        model = Cloud
+        fields = ["vcpus", "memory_mb", "storage_gb", "vms"]
 
 
 class OvercommitSerializer(serializers.Serializer):
