@@ -36,6 +36,9 @@ class ErrorCode(enum.StrEnum):
     INVITATION_EXPIRED = "invitation-expired"
     INVITATION_USED = "invitation-used"
     INVITATION_REPLACED = "invitation-replaced"  # the member was invited again since
+    # The provider's fabric.
+    STAMP_DISABLED = "stamp-disabled"  # the stamp takes nothing new on its clouds
+    STAMP_IN_USE = "stamp-in-use"  # clouds or jobs still use the stamp
     # Plans, subscriptions and their quota.
     QUOTA_EXCEEDED = "quota-exceeded"
     PLAN_DECOMMISSIONED = "plan-decommissioned"

@@ -88,6 +88,11 @@ class DrAddOnHooks:
     (``provisioning.addons``; registered in ``dr_addon.apps``)."""
 
     def check_attach(self, subscription: Subscription, addon: AddOn) -> None:
+        if not addon.recovery_cloud.stamp.enabled:
+            # Protection places new recovery copies on that stamp, which takes nothing new.
+            raise Conflict("This DR add-on takes no new protection for now: the provider has "
+                           "closed its recovery cloud to new work.",
+                           code=ErrorCode.STAMP_DISABLED)
         try:
             _primary_site(subscription)
         except Site.DoesNotExist:

@@ -18,9 +18,12 @@ class StampForm(ServiceModelForm):
 
     class Meta:
         model = Stamp
-        fields = ["name", "region", "driver", "endpoint"]
+        fields = ["name", "region", "driver", "endpoint", "enabled"]
+        labels = {"enabled": "Takes new work"}
         help_texts = {"name": "Lowercase letters, digits and hyphens.",
-                      "endpoint": "URL of the fabric controller, e.g. http://10.0.0.5:8101."}
+                      "endpoint": "URL of the fabric controller, e.g. http://10.0.0.5:8101.",
+                      "enabled": "Off: no new subscriptions or DR protection on its clouds; "
+                                 "what runs there keeps running."}
 
     def changed_fields(self):
         fields = super().changed_fields()

@@ -53,6 +53,9 @@ class Stamp(models.Model):
     endpoint = models.CharField(max_length=255, help_text="An http(s) URL for stampsim, a "
                                 "libvirt URI for libvirt.")
     credentials = EncryptedJSONField(blank=True, default=dict)
+    enabled = models.BooleanField(
+        default=True, help_text="Off: nothing new is placed on its clouds (no new "
+        "subscriptions, no new DR protection); what runs there keeps running.")
     health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
     health_detail = models.TextField(blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)

@@ -5,16 +5,17 @@ from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from base import events
-from base.errors import Invalid
+from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
 from fabric.models import Cloud, CloudCapacity, Health, Stamp, StampCheck, Template
 from tenants.models import User
 
-__all__ = ["check_stamp", "driver_for", "save_cloud", "save_stamp", "save_template"]
+__all__ = ["check_stamp", "delete_stamp", "driver_for", "save_cloud", "save_stamp",
+           "save_template", "stamp_users"]
 
 
 CHECK_HISTORY = 288  # a day of checks at one a five minutes
@@ -36,6 +37,41 @@ def save_stamp(stamp: Stamp | None, *, fields: dict[str, Any], acting_user: User
     events.record(Event.STAMP_REGISTERED if creating else Event.STAMP_CHANGED, stamp,
                   acting_user=acting_user)
     return stamp
+
+
+def stamp_users(stamp: Stamp) -> list[str]:
+    """What keeps the stamp from being deleted: its clouds by name (their plans and sites
+    are on them), then a count of every other row that points at it (jobs)."""
+    users = []
+    clouds = list(stamp.clouds.order_by("name").values_list("name", flat=True))
+    if clouds:
+        users.append(f"{'clouds' if len(clouds) > 1 else 'cloud'} {', '.join(clouds)}")
+    # The layers above (jobs) refer to stamps too; Django knows those relations, so they
+    # are counted without this layer importing them.
+    for relation in Stamp._meta.related_objects:
+        if relation.related_model is Cloud or relation.on_delete is not models.PROTECT:
+            continue
+        count = relation.related_model._base_manager.filter(
+            **{relation.field.name: stamp}).count()
+        if count:
+            meta = relation.related_model._meta
+            noun = meta.verbose_name if count == 1 else meta.verbose_name_plural
+            users.append(f"{count} {noun}")
+    return users
+
+
+@transaction.atomic
+def delete_stamp(stamp: Stamp, *, acting_user: User) -> None:
+    """Delete a stamp that nothing uses; its health history goes with it."""
+    # The row lock makes a job being enqueued on the stamp either visible to the count or
+    # wait for the delete (and fail on the missing stamp).
+    stamp = Stamp.objects.select_for_update().get(pk=stamp.pk)
+    users = stamp_users(stamp)
+    if users:
+        raise Conflict(f"Stamp '{stamp.name}' is in use: {'; '.join(users)}.",
+                       code=ErrorCode.STAMP_IN_USE)
+    events.record(Event.STAMP_CHANGED, stamp, acting_user=acting_user, deleted=stamp.name)
+    stamp.delete()
 
 
 @transaction.atomic

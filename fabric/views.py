@@ -19,6 +19,7 @@ __all__ = [
     "CloudFormView",
     "CloudListView",
     "StampCheckView",
+    "StampDeleteView",
     "StampFormView",
     "StampListView",
     "TemplateFormView",
@@ -59,6 +60,25 @@ class StampCheckView(ProviderPortalMixin, ServiceActionView):
         stamp = services.check_stamp(stamp, acting_user=self.request.user)
         detail = f": {stamp.health_detail}" if stamp.health_detail else "."
         return f"{stamp.name} is {stamp.get_health_display().lower()}{detail}"
+
+    def get_success_url(self):
+        return reverse("provider:stamp_list")
+
+
+class StampDeleteView(ProviderPortalMixin, ServiceActionView):
+    """The same rule as the API's DELETE: only a stamp that nothing uses."""
+
+    section = "stamps"
+    confirm = ("Delete the stamp “{object.name}”? Only a stamp that no cloud or job uses "
+               "can be deleted; its health history goes with it.")
+    confirm_label = "Delete"
+
+    def get_object(self):
+        return get_object_or_404(Stamp, pk=self.kwargs["pk"])
+
+    def perform(self, stamp):
+        services.delete_stamp(stamp, acting_user=self.request.user)
+        return f"The stamp “{stamp.name}” was deleted."
 
     def get_success_url(self):
         return reverse("provider:stamp_list")

@@ -149,13 +149,17 @@ def subscribe(tenant: Tenant, *, plan_id, name: str, acting_user: User) -> Subsc
     Only the subscription's rows: ``provisioning.lifecycle.subscribe`` commissions it."""
     # Locking the plan row serialises concurrent subscribers of the same plan, so
     # max_subscriptions holds under any concurrency.
-    plan = (Plan.objects.select_for_update().filter(pk=plan_id)
-            .filter(pk__in=_plan_ids_seen_by(tenant)).first())
+    plan = (Plan.objects.select_for_update(of=("self",)).select_related("cloud__stamp")
+            .filter(pk=plan_id).filter(pk__in=_plan_ids_seen_by(tenant)).first())
     if plan is None:
         raise NotFound("No such plan.")
     if plan.state == PlanState.DECOMMISSIONED:
         raise Conflict("This plan is decommissioned and takes no new subscriptions.",
                        code=ErrorCode.PLAN_DECOMMISSIONED)
+    if not plan.cloud.stamp.enabled:
+        # A retired stamp: nothing new on its clouds. (Tenants never learn of stamps.)
+        raise Conflict("This plan takes no new subscriptions for now: the provider has "
+                       "closed its cloud to new work.", code=ErrorCode.STAMP_DISABLED)
     if plan.max_subscriptions is not None:
         taken = plan.subscriptions.filter(state__in=LIVE_STATES).count()
         if taken >= plan.max_subscriptions:

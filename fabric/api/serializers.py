@@ -23,6 +23,7 @@ class StampSerializer(serializers.ModelSerializer):
             "driver",
             "endpoint",
             "credentials",
+            "enabled",
             "health",
             "health_detail",
             "last_checked_at",

@@ -2,7 +2,7 @@
 writes go through ``fabric.services``."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -19,15 +19,24 @@ from fabric.models import Cloud, Stamp, Template
 __all__ = ["CloudViewSet", "StampViewSet", "TemplateViewSet"]
 
 
-class StampViewSet(CatalogViewSet):
+class StampViewSet(mixins.DestroyModelMixin, CatalogViewSet):
     queryset = Stamp.objects.all()
     serializer_class = StampSerializer
-    filterset_fields = ["region", "driver", "health"]
+    filterset_fields = ["region", "driver", "health", "enabled"]
 
     def save(self, instance, serializer):
         return services.save_stamp(
             instance, fields=serializer.validated_data, acting_user=self.request.user
         )
+
+    def destroy(self, request, *args, **kwargs):
+        """Delete a stamp that nothing uses; if clouds or jobs use it, 409 names them.
+        (To retire a stamp that is still used, set ``enabled: false``: nothing new is
+        placed on its clouds and what runs there keeps running.)"""
+        return super().destroy(request, *args, **kwargs)
+
+    def perform_destroy(self, instance):
+        services.delete_stamp(instance, acting_user=self.request.user)
 
     @extend_schema(responses=StampCheckSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -17,6 +17,7 @@ urlpatterns = [
     path("stamps/new/", fabric.StampFormView.as_view(), name="stamp_create"),
     path("stamps/<uuid:pk>/", fabric.StampFormView.as_view(), name="stamp_edit"),
     path("stamps/<uuid:pk>/check/", fabric.StampCheckView.as_view(), name="stamp_check"),
+    path("stamps/<uuid:pk>/delete/", fabric.StampDeleteView.as_view(), name="stamp_delete"),
     path("clouds/", fabric.CloudListView.as_view(), name="cloud_list"),
     path("clouds/new/", fabric.CloudFormView.as_view(), name="cloud_create"),
     path("clouds/<uuid:pk>/", fabric.CloudFormView.as_view(), name="cloud_edit"),
