@@ -110,14 +110,6 @@ def test_readyz_reports_each_stamp(anon, staff, catalog):
     assert response.status_code == (200 if body["checks"]["broker"] == "ok" else 503)
 
 
-def test_readyz_is_503_when_a_stamp_does_not_answer(anon, staff, db):
-    staff.post("/api/v1/admin/stamps/", {"name": "gone", "region": "x", "driver": "simulated",
-                                         "endpoint": "http://127.0.0.1:9"}, format="json")
-    response = anon.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["stamps"]["gone"] != "ok"
-
-
 @pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
 def test_schema_and_docs_are_served(anon, db, path):
     assert anon.get(path).status_code == 200
