@@ -148,16 +148,21 @@ def test_provider_suspends_and_resumes(signup, staff, catalog, commission):
 def test_who_may_subscribe(signup, catalog, role, status):
     from rest_framework.test import APIClient
 
-    from tenants import services
-    from tenants.models import User
-
     owner = signup()
     client = owner.client
     if role != "owner":
+        # an invited member accepts, and gets a token with the password it chose
         email = f"{role}-{owner.tenant['id'][:8]}@example.com"
-        owner.post("/api/v1/tenant/members/", {"email": email, "role": role}, format="json")
+        invited = owner.post("/api/v1/tenant/members/", {"email": email, "role": role},
+                             format="json").json()
         client = APIClient()
-        key = services.issue_token(User.objects.get(email=email)).key
+        accepted = client.post("/api/v1/auth/invitations/accept/", {
+            "token": invited["invitation"]["token"], "password": "a long member password"},
+            format="json")
+        assert accepted.status_code == 200, accepted.content
+        key = client.post("/api/v1/auth/token/", {"email": email,
+                                                  "password": "a long member password"},
+                          format="json").json()["token"]
         client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert subscribe(client, catalog["plan"]["id"]).status_code == status
     assert client.get("/api/v1/subscriptions/").status_code == 200
