@@ -9,8 +9,8 @@ never changes once published; a new rule gets a new member.
 import enum
 from typing import Any
 
-__all__ = ["Conflict", "ErrorCode", "Forbidden", "Invalid", "NotFound", "QuotaExceeded",
-           "ServiceError"]
+__all__ = ["RETRY_AFTER_SECONDS", "Conflict", "ErrorCode", "Forbidden", "Invalid", "NotFound",
+           "QuotaExceeded", "ServiceError"]
 
 
 class ErrorCode(enum.StrEnum):
@@ -61,21 +61,34 @@ class ErrorCode(enum.StrEnum):
     DRILL_CHECK = "drill-check"  # a drill's recovery copies did not all start
 
 
+# What a client is told to wait (``Retry-After``) before retrying a request that met work in
+# progress: a job's step on a stamp takes seconds (API.md: a 409 that a retry can cure).
+RETRY_AFTER_SECONDS = 5
+
+# Conflicts that always end by themselves: the commission job finishes, the first request
+# with the same Idempotency-Key is answered, the DR job in flight ends.
+_TRANSIENT_CODES = frozenset({ErrorCode.SUBSCRIPTION_NOT_READY,
+                              ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS, ErrorCode.DR_BUSY})
+
+
 class ServiceError(Exception):
     """Base of the errors services raise: a ``detail`` for people, a ``code`` for
-    programs, and ``errors`` per field when the input is at fault."""
+    programs, and ``errors`` per field when the input is at fault. ``retry_after`` (seconds)
+    is set when the same request may succeed later, once work in progress has ended."""
 
     status = 400
     code = ErrorCode.INVALID
     title = "Bad request"
 
     def __init__(self, detail: str, *, errors: dict[str, Any] | None = None,
-                 code: ErrorCode | None = None):
+                 code: ErrorCode | None = None, transient: bool = False):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or {}
         if code:
             self.code = code
+        transient = transient or self.code in _TRANSIENT_CODES
+        self.retry_after: int | None = RETRY_AFTER_SECONDS if transient else None
 
 
 class Invalid(ServiceError):
@@ -100,6 +113,13 @@ class Conflict(ServiceError):
     status = 409
     code = ErrorCode.CONFLICT
     title = "Conflict"
+
+    @classmethod
+    def in_state(cls, obj, detail: str, *, code: ErrorCode) -> "Conflict":
+        """The request does not fit ``obj``'s state; while that state is one of its model's
+        ``TRANSITIONAL_STATES`` a job is acting on it, and a retry after it can succeed."""
+        transitional = getattr(type(obj), "TRANSITIONAL_STATES", frozenset())
+        return cls(detail, code=code, transient=obj.state in transitional)
 
 
 class QuotaExceeded(Conflict):

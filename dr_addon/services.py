@@ -108,8 +108,9 @@ class DrAddOnHooks:
         if protection.active_site != ActiveSite.PRIMARY:
             raise Conflict("Fail back before removing DR.", code=ErrorCode.DR_STATE)
         if not can_proceed(protection.start_unprotecting):
-            raise Conflict(f"DR is {protection.get_state_display().lower()}: remove it when "
-                           "that has finished.", code=ErrorCode.DR_STATE)
+            raise Conflict.in_state(
+                protection, f"DR is {protection.get_state_display().lower()}: remove it when "
+                "that has finished.", code=ErrorCode.DR_STATE)
 
     def detached(self, link: SubscriptionAddOn, *, acting_user) -> None:
         unprotect(link, acting_user=acting_user)
@@ -206,8 +207,9 @@ def test_failover(subscription: Subscription, *, acting_user):
     """Start recovery copies in an isolated network, check them, clean up."""
     protection = _protection(subscription, lock=True)
     if protection.state != ProtectionState.PROTECTED:
-        raise Conflict(f"DR is {protection.get_state_display().lower()}; a drill needs "
-                       "a protected subscription.", code=ErrorCode.DR_STATE)
+        raise Conflict.in_state(
+            protection, f"DR is {protection.get_state_display().lower()}; a drill needs "
+            "a protected subscription.", code=ErrorCode.DR_STATE)
     if DrReport.objects.filter(protection=protection, kind=DrillKind.TEST,
                                finished_at__isnull=True).exists():
         raise Conflict("A test failover is already running.", code=ErrorCode.DR_BUSY)
@@ -220,9 +222,9 @@ def test_failover(subscription: Subscription, *, acting_user):
 def failover(subscription: Subscription, *, mode: str, acting_user):
     protection = _protection(subscription, lock=True)
     if protection.state != ProtectionState.PROTECTED:
-        raise Conflict(f"DR is {protection.get_state_display().lower()}; failover needs a "
-                       "protected subscription running on its primary site.",
-                       code=ErrorCode.DR_STATE)
+        raise Conflict.in_state(
+            protection, f"DR is {protection.get_state_display().lower()}; failover needs a "
+            "protected subscription running on its primary site.", code=ErrorCode.DR_STATE)
     if mode not in (DrillKind.PLANNED, DrillKind.UNPLANNED):
         raise Invalid("Unknown failover mode.", errors={"mode": ["planned or unplanned"]})
     busy = subscription.vms.filter(state__in=[

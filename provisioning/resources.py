@@ -123,7 +123,8 @@ def _transition(obj, transition, verb: str) -> None:
     try:
         transition(obj)
     except TransitionNotAllowed as exc:
-        raise Conflict(f"A {obj.state} VM cannot be {verb}.", code=ErrorCode.VM_STATE) from exc
+        raise Conflict.in_state(obj, f"A {obj.state} VM cannot be {verb}.",
+                                code=ErrorCode.VM_STATE) from exc
 
 
 def _enqueue(runbook: Runbook, subscription: Subscription, resource, *, acting_user,
@@ -182,8 +183,8 @@ def delete_network(network: Network, *, acting_user) -> Job:
         raise Conflict("The default network goes with the subscription.",
                        code=ErrorCode.NETWORK_DEFAULT)
     if network.state not in (NetworkState.READY, NetworkState.FAILED):
-        raise Conflict(f"A {network.state} network cannot be deleted.",
-                       code=ErrorCode.NETWORK_STATE)
+        raise Conflict.in_state(network, f"A {network.state} network cannot be deleted.",
+                                code=ErrorCode.NETWORK_STATE)
     if network.vms.exclude(state=VmState.DELETED).exists():
         raise Conflict("VMs are attached to this network; delete them first.",
                        code=ErrorCode.NETWORK_IN_USE)
@@ -310,7 +311,8 @@ def create_snapshot(vm: VirtualMachine, *, name: str, acting_user) -> tuple[Snap
     vm = _locked_vm(vm)
     _require_active(vm.subscription)
     if vm.state not in (VmState.RUNNING, VmState.STOPPED):
-        raise Conflict(f"A {vm.state} VM cannot take a checkpoint.", code=ErrorCode.VM_STATE)
+        raise Conflict.in_state(vm, f"A {vm.state} VM cannot take a checkpoint.",
+                                code=ErrorCode.VM_STATE)
     quota.reserve(vm.subscription, {"snapshots": 1})
     snapshot = Snapshot.objects.create(vm=vm, name=name)
     job = _enqueue(vm_runbooks.CREATE_SNAPSHOT, vm.subscription, snapshot,
@@ -323,8 +325,8 @@ def create_snapshot(vm: VirtualMachine, *, name: str, acting_user) -> tuple[Snap
 def restore_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
     snapshot = Snapshot.objects.select_for_update().get(pk=snapshot.pk)
     if snapshot.state != SnapshotState.READY:
-        raise Conflict(f"A {snapshot.state} checkpoint cannot be restored.",
-                       code=ErrorCode.SNAPSHOT_STATE)
+        raise Conflict.in_state(snapshot, f"A {snapshot.state} checkpoint cannot be restored.",
+                                code=ErrorCode.SNAPSHOT_STATE)
     vm = _locked_vm(snapshot.vm)
     previous = vm.state
     _transition(vm, VirtualMachine.restore, "restored")
@@ -341,8 +343,8 @@ def delete_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
     snapshot = Snapshot.objects.select_for_update().select_related("vm__subscription").get(
         pk=snapshot.pk)
     if snapshot.state not in (SnapshotState.READY, SnapshotState.FAILED):
-        raise Conflict(f"A {snapshot.state} checkpoint cannot be deleted.",
-                       code=ErrorCode.SNAPSHOT_STATE)
+        raise Conflict.in_state(snapshot, f"A {snapshot.state} checkpoint cannot be deleted.",
+                                code=ErrorCode.SNAPSHOT_STATE)
     snapshot.start_deleting()
     snapshot.save()
     return _enqueue(vm_runbooks.DELETE_SNAPSHOT, snapshot.vm.subscription, snapshot,

@@ -1,5 +1,6 @@
 """RFC 9457 problem details for every API error."""
 
+import math
 from typing import Any
 
 from django.conf import settings
@@ -10,9 +11,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from base.errors import ErrorCode, ServiceError
+from base.errors import RETRY_AFTER_SECONDS, ErrorCode, ServiceError
 
-__all__ = ["exception_handler", "problem", "problem_type"]
+__all__ = ["PROBLEM_CONTENT_TYPE", "exception_handler", "problem", "problem_type"]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -85,12 +86,16 @@ def exception_handler(exc, context):
         body = problem(exc.status, exc.detail, code=exc.code, title=exc.title,
                        errors=exc.errors or None)
         status_code = exc.status
+        if exc.retry_after:
+            headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, exceptions.APIException):
         status_code = exc.status_code
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+        if isinstance(exc, exceptions.Throttled):
+            # Always a whole number of seconds, at least one (API.md: a 429 carries it).
+            wait = exc.wait if exc.wait is not None else RETRY_AFTER_SECONDS
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
         if isinstance(exc, exceptions.ValidationError):
             errors = _flatten(exc.detail)
             body = problem(status_code, _first_message(errors), errors=errors)

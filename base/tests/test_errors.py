@@ -7,7 +7,15 @@ import pytest
 from django.conf import settings
 
 from base.api.problems import problem
-from base.errors import Conflict, ErrorCode, Forbidden, Invalid, NotFound, QuotaExceeded
+from base.errors import (
+    RETRY_AFTER_SECONDS,
+    Conflict,
+    ErrorCode,
+    Forbidden,
+    Invalid,
+    NotFound,
+    QuotaExceeded,
+)
 
 PUBLISHED = {
     "invalid", "not-authenticated", "forbidden", "not-found", "method-not-allowed",
@@ -46,3 +54,29 @@ def test_a_raised_code_reaches_the_problem_as_its_plain_value():
 def test_a_status_without_a_rule_gets_its_default_code():
     assert problem(429, "Slow down.")["type"].endswith("/throttled")
     assert problem(418, "Teapot.")["type"].endswith("/error")
+
+
+class _Thing:
+    TRANSITIONAL_STATES = frozenset({"stopping"})
+
+    def __init__(self, state):
+        self.state = state
+
+
+@pytest.mark.parametrize(("state", "retry_after"), [("stopping", RETRY_AFTER_SECONDS),
+                                                    ("stopped", None)])
+def test_a_conflict_with_a_transitional_state_may_be_retried(state, retry_after):
+    error = Conflict.in_state(_Thing(state), f"A {state} thing cannot start.",
+                              code=ErrorCode.VM_STATE)
+    assert error.retry_after == retry_after and error.code == ErrorCode.VM_STATE
+
+
+@pytest.mark.parametrize("code", [ErrorCode.SUBSCRIPTION_NOT_READY,
+                                  ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS, ErrorCode.DR_BUSY])
+def test_conflicts_with_work_in_flight_always_may_be_retried(code):
+    assert Conflict("Later.", code=code).retry_after == RETRY_AFTER_SECONDS
+
+
+def test_other_errors_are_not_cured_by_waiting():
+    assert Conflict("No.", code=ErrorCode.IDEMPOTENCY_KEY_REUSED).retry_after is None
+    assert Invalid("Bad.").retry_after is None
