@@ -21,6 +21,8 @@ class IdempotencyRecord(models.Model):
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
     status_code = models.PositiveSmallIntegerField(null=True)
     body = models.JSONField(null=True, encoder=DjangoJSONEncoder)
+    location = models.CharField(max_length=255, blank=True,
+                                help_text="The Location header of the first answer (a 202's job).")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -80,6 +80,8 @@ class IdempotentMixin:
         if isinstance(exc, _Replay):
             response = Response(exc.record.body, status=exc.record.status_code)
             response["Idempotent-Replayed"] = "true"
+            if exc.record.location:
+                response["Location"] = exc.record.location
             return response
         return super().handle_exception(exc)
 
@@ -90,7 +92,8 @@ class IdempotentMixin:
             if 200 <= response.status_code < 300:
                 record.status_code = response.status_code
                 record.body = self.remembered_data(response.data)
-                record.save(update_fields=["status_code", "body"])
+                record.location = response.headers.get("Location", "")
+                record.save(update_fields=["status_code", "body", "location"])
             else:
                 # An error is not remembered: nothing was done, the client may retry.
                 transaction.set_rollback(True)

@@ -2,10 +2,12 @@
 and failback (provider)."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from base.api.responses import JobAcceptedSerializer
+from base.api.responses import accepted as accepted_response
 from base.api.viewsets import CatalogViewSet, ProviderViewSet, TenantViewSet
 from dr_addon import services
 from dr_addon.models import NetworkMapping
@@ -55,12 +57,8 @@ class FailoverSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=["planned", "unplanned"])
 
 
-class JobAcceptedSerializer(serializers.Serializer):
-    job = serializers.UUIDField()
-
-
 def accepted(job) -> Response:
-    return Response({"job": str(job.pk)}, status=status.HTTP_202_ACCEPTED)
+    return accepted_response({"job": str(job.pk)}, job.pk)
 
 
 class NetworkMappingViewSet(mixins.DestroyModelMixin, CatalogViewSet):

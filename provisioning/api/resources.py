@@ -4,11 +4,11 @@ Fabric changes answer 202 with the resource in a transitional state and ``job``.
 """
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
-from rest_framework.response import Response
 
 from base.api.fields import StrictUUIDField
+from base.api.responses import JobAcceptedSerializer, accepted
 from base.api.viewsets import TenantViewSet
 from base.errors import Invalid
 from fabric.models import Template
@@ -71,22 +71,19 @@ class SnapshotSerializer(serializers.ModelSerializer):
         read_only_fields = ["vm", "state"]
 
 
-class JobAcceptedSerializer(serializers.Serializer):
-    job = serializers.UUIDField()
-
-
 class TemplateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Template
         fields = ["id", "name", "os", "min_vcpus", "min_memory_mb", "min_disk_gb"]
 
 
-def accepted(data, job) -> Response:
-    return Response({**data, "job": str(job.pk)}, status=status.HTTP_202_ACCEPTED)
+def with_job(data, job):
+    """202 with the resource as it is now and the job that changes it."""
+    return accepted({**data, "job": str(job.pk)}, job.pk)
 
 
-def job_only(job) -> Response:
-    return Response({"job": str(job.pk)}, status=status.HTTP_202_ACCEPTED)
+def job_only(job):
+    return accepted({"job": str(job.pk)}, job.pk)
 
 
 # --- viewsets -------------------------------------------------------------------------
@@ -117,7 +114,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Subscript
         network, job = resources.create_network(
             self.subscription(data["subscription_id"]), name=data["name"], cidr=data["cidr"],
             acting_user=request.user)
-        return accepted(self.get_serializer(network).data, job)
+        return with_job(self.get_serializer(network).data, job)
 
     @extend_schema(responses={202: JobAcceptedSerializer})
     def destroy(self, request, pk=None):
@@ -139,16 +136,16 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
                                 disk_gb=data["disk_gb"], network_id=data.get("network_id"))
         vm, job = resources.create_vm(self.subscription(data["subscription_id"]), spec,
                                       acting_user=request.user)
-        return accepted(self.get_serializer(vm).data, job)
+        return with_job(self.get_serializer(vm).data, job)
 
     @extend_schema(responses={202: VmSerializer})
     def destroy(self, request, pk=None):
         job = resources.delete_vm(self.get_object(), acting_user=request.user)
-        return accepted(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
+        return with_job(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
 
     def _power(self, request, pk, verb):
         job = resources.vm_power(self.get_object(), verb, acting_user=request.user)
-        return accepted(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
+        return with_job(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
 
     @extend_schema(request=None, responses={202: VmSerializer})
     @action(detail=True, methods=["post"])
@@ -172,7 +169,7 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
         serializer = ResizeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         job = resources.resize_vm(vm, acting_user=request.user, **serializer.validated_data)
-        return accepted(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
+        return with_job(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
 
     @extend_schema(request=SnapshotSerializer, responses={200: SnapshotSerializer(many=True),
                                                           202: SnapshotSerializer})
@@ -187,7 +184,7 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
         serializer.is_valid(raise_exception=True)
         snapshot, job = resources.create_snapshot(vm, name=serializer.validated_data["name"],
                                                   acting_user=request.user)
-        return accepted(SnapshotSerializer(snapshot).data, job)
+        return with_job(SnapshotSerializer(snapshot).data, job)
 
     def _snapshot(self, pk, snapshot_id) -> Snapshot:
         from django.shortcuts import get_object_or_404

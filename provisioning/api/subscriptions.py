@@ -8,6 +8,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from base.api.responses import accepted
 from base.api.viewsets import ProviderViewSet, TenantViewSet
 from plans import quota
 from plans.api.serializers import (
@@ -55,14 +56,17 @@ class ProviderSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMix
     serializer_class = ProviderSubscriptionSerializer
     filterset_fields = ["state", "tenant", "plan"]
 
-    @extend_schema(responses={202: DecommissionSerializer})
+    @extend_schema(responses={202: DecommissionSerializer, 200: DecommissionSerializer})
     def destroy(self, request, *args, **kwargs):
-        """Decommission: remove everything the subscription has on the fabric (a job)."""
+        """Decommission: remove everything the subscription has on the fabric (a job); with
+        nothing there, it is deleted at once (200, no job)."""
         subscription, job = lifecycle.decommission(self.get_object(), acting_user=request.user)
         subscription = self.get_queryset().get(pk=subscription.pk)
         body = {"subscription": self.get_serializer(subscription).data,
                 "job": str(job.pk) if job else None}
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        if job is None:
+            return Response(body, status=status.HTTP_200_OK)
+        return accepted(body, job.pk)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"])
@@ -100,8 +104,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         subscription = self.get_object()
         job = lifecycle.retry_commission(subscription, acting_user=request.user)
         subscription = self.get_queryset().get(pk=subscription.pk)
-        return Response(self.get_serializer(subscription).data, status=status.HTTP_202_ACCEPTED,
-                        headers={"Location": f"/api/v1/jobs/{job.pk}/"})
+        return accepted(self.get_serializer(subscription).data, job.pk)
 
     @extend_schema(responses=QuotaSerializer)
     @action(detail=True, methods=["get"])

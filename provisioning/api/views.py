@@ -3,10 +3,10 @@ cancel (``provisioning.engine``)."""
 
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status
+from rest_framework import mixins
 from rest_framework.decorators import action
-from rest_framework.response import Response
 
+from base.api.responses import accepted
 from base.api.viewsets import ProviderViewSet, TenantViewSet
 from provisioning import engine
 from provisioning.api.serializers import JobSerializer, ProviderJobSerializer
@@ -36,12 +36,10 @@ class ProviderJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Provi
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         job = engine.retry(self.get_object(), acting_user=request.user)
-        return Response(self.get_serializer(self.get_queryset().get(pk=job.pk)).data,
-                        status=status.HTTP_202_ACCEPTED)
+        return accepted(self.get_serializer(self.get_queryset().get(pk=job.pk)).data, job.pk)
 
     @extend_schema(request=None, responses={202: ProviderJobSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = engine.cancel(self.get_object(), acting_user=request.user)
-        return Response(self.get_serializer(self.get_queryset().get(pk=job.pk)).data,
-                        status=status.HTTP_202_ACCEPTED)
+        return accepted(self.get_serializer(self.get_queryset().get(pk=job.pk)).data, job.pk)
