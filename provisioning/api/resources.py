@@ -3,6 +3,7 @@
 Fabric changes answer 202 with the resource in a transitional state and ``job``.
 """
 
+import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
@@ -10,7 +11,8 @@ from rest_framework.decorators import action
 from base.api.fields import StrictUUIDField
 from base.api.responses import JobAcceptedSerializer, accepted
 from base.api.viewsets import TenantViewSet
-from base.errors import Invalid
+from base.errors import Invalid, NotFound
+from base.scoping import current_tenant
 from fabric.models import Template
 from plans.models import Subscription, SubscriptionState
 from provisioning import resources
@@ -207,19 +209,36 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
                                                   acting_user=request.user))
 
 
+class TemplateFilter(django_filters.FilterSet):
+    subscription = django_filters.UUIDFilter(
+        method="in_plan_of", help_text="Only the templates of this subscription's plan.")
+
+    class Meta:
+        model = Template
+        fields = ["os", "subscription"]
+
+    def in_plan_of(self, queryset, name, value):
+        subscription = (Subscription.objects.restrict(current_tenant(self.request.user))
+                        .exclude(state=SubscriptionState.DELETED).filter(pk=value).first())
+        if subscription is None:
+            raise NotFound("No such subscription.")
+        return queryset.filter(plans__subscriptions=subscription)
+
+
+# Templates may be used while a subscription is on its way in or running, not once it goes.
+_GONE = [SubscriptionState.DELETING, SubscriptionState.DELETED]
+
+
 class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
-    """Templates the caller's plans allow."""
+    """Templates the caller's plans allow; ``?subscription=`` those of that one's plan."""
 
     queryset = Template.objects.all()
     serializer_class = TemplateSerializer
-    filterset_fields = ["os"]
+    filterset_class = TemplateFilter
 
     def get_queryset(self):
         if self.tenant is None:
             return Template.objects.none()
-        # One filter() call: both conditions apply to the same subscription.
-        return (Template.objects.filter(plans__subscriptions__tenant=self.tenant,
-                                        plans__subscriptions__state__in=[
-                                            SubscriptionState.ACTIVE,
-                                            SubscriptionState.SUSPENDED])
+        subscriptions = Subscription.objects.restrict(self.tenant).exclude(state__in=_GONE)
+        return (Template.objects.filter(plans__subscriptions__in=subscriptions)
                 .distinct().order_by("name"))
