@@ -36,4 +36,5 @@ class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "`Token <key>` from POST /api/v1/auth/token/"}
+                "description": "The header's value is `Token <key>` (the word `Token`, a space, "
+                               "the key from `POST /api/v1/auth/token/`), not `Bearer`."}

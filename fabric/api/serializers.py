@@ -1,7 +1,7 @@
 """Shapes of the fabric catalog in the provider API: stamps (write-only credentials), clouds
 with capacity and allocation, templates, stamp health checks."""
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from fabric.models import Cloud, Stamp, StampCheck, Template
@@ -86,6 +86,7 @@ class CloudSerializer(serializers.ModelSerializer):
         }
 
 
+@extend_schema_serializer(component_name="ProviderTemplate")
 class TemplateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Template

@@ -1,5 +1,6 @@
 """Shapes of plans, add-ons, subscriptions and quota in the API (provider and tenant)."""
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from base.api.fields import QuotasSerializer, StrictUUIDField
@@ -29,7 +30,8 @@ class PlanSerializer(serializers.ModelSerializer):
     offered_to = serializers.PrimaryKeyRelatedField(
         many=True, required=False, queryset=Tenant.objects.all(),
         help_text="Tenants that see the plan while it is private.")
-    subscription_count = serializers.IntegerField(read_only=True, required=False)
+    subscription_count = serializers.IntegerField(
+        read_only=True, help_text="Subscriptions of the plan that are not deleted.")
 
     class Meta:
         model = Plan
@@ -47,6 +49,7 @@ class OfferedAddOnSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "kind", "quotas", "rpo_seconds", "price_monthly"]
 
 
+@extend_schema_serializer(component_name="Template")
 class OfferedTemplateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Template
@@ -103,8 +106,3 @@ class QuotaSerializer(serializers.Serializer):
     vms = QuotaUsageSerializer()
     networks = QuotaUsageSerializer()
     snapshots = QuotaUsageSerializer()
-
-
-class DecommissionSerializer(serializers.Serializer):
-    subscription = ProviderSubscriptionSerializer()
-    job = serializers.UUIDField(allow_null=True)

@@ -4,16 +4,19 @@ Fabric changes answer 202 with the resource in a transitional state and ``job``.
 """
 
 import django_filters
-from drf_spectacular.utils import extend_schema
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 
 from base.api.fields import StrictUUIDField
 from base.api.responses import JobAcceptedSerializer, accepted
+from base.api.schema import problems
 from base.api.viewsets import TenantViewSet
 from base.errors import Invalid, NotFound
 from base.scoping import current_tenant
 from fabric.models import Template
+from plans.api.serializers import OfferedTemplateSerializer
 from plans.models import Subscription, SubscriptionState
 from provisioning import resources
 from provisioning.models import (
@@ -30,16 +33,25 @@ __all__ = ["NetworkViewSet", "TemplateViewSet", "VmViewSet"]
 
 # --- serializers ----------------------------------------------------------------------
 
+_JOB_HELP = "The job that carries out the change: follow it at GET /api/v1/jobs/<id>/."
+
+
 class NetworkSerializer(serializers.ModelSerializer):
     subscription = StrictUUIDField(source="subscription_id")
     cidr = serializers.CharField(max_length=43)
-    job = serializers.UUIDField(read_only=True, required=False, allow_null=True)
 
     class Meta:
         model = Network
         fields = ["id", "subscription", "name", "cidr", "gateway_address", "state",
-                  "is_default", "created_at", "job"]
+                  "is_default", "created_at"]
         read_only_fields = ["gateway_address", "state", "is_default"]
+
+
+class NetworkAcceptedSerializer(NetworkSerializer):
+    job = serializers.UUIDField(read_only=True, help_text=_JOB_HELP)
+
+    class Meta(NetworkSerializer.Meta):
+        fields = [*NetworkSerializer.Meta.fields, "job"]
 
 
 class VmSerializer(serializers.ModelSerializer):
@@ -50,13 +62,19 @@ class VmSerializer(serializers.ModelSerializer):
     vcpus = serializers.IntegerField(min_value=1, max_value=1024)
     memory_mb = serializers.IntegerField(min_value=1, max_value=16 * 1024 * 1024)
     disk_gb = serializers.IntegerField(min_value=1, max_value=1024 * 1024)
-    job = serializers.UUIDField(read_only=True, required=False, allow_null=True)
 
     class Meta:
         model = VirtualMachine
         fields = ["id", "subscription", "name", "template", "vcpus", "memory_mb", "disk_gb",
-                  "network", "ip_address", "state", "created_at", "job"]
+                  "network", "ip_address", "state", "created_at"]
         read_only_fields = ["ip_address", "state"]
+
+
+class VmAcceptedSerializer(VmSerializer):
+    job = serializers.UUIDField(read_only=True, help_text=_JOB_HELP)
+
+    class Meta(VmSerializer.Meta):
+        fields = [*VmSerializer.Meta.fields, "job"]
 
 
 class ResizeSerializer(serializers.Serializer):
@@ -65,18 +83,17 @@ class ResizeSerializer(serializers.Serializer):
 
 
 class SnapshotSerializer(serializers.ModelSerializer):
-    job = serializers.UUIDField(read_only=True, required=False, allow_null=True)
-
     class Meta:
         model = Snapshot
-        fields = ["id", "vm", "name", "state", "created_at", "job"]
+        fields = ["id", "vm", "name", "state", "created_at"]
         read_only_fields = ["vm", "state"]
 
 
-class TemplateSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Template
-        fields = ["id", "name", "os", "min_vcpus", "min_memory_mb", "min_disk_gb"]
+class SnapshotAcceptedSerializer(SnapshotSerializer):
+    job = serializers.UUIDField(read_only=True, help_text=_JOB_HELP)
+
+    class Meta(SnapshotSerializer.Meta):
+        fields = [*SnapshotSerializer.Meta.fields, "job"]
 
 
 def with_job(data, job):
@@ -103,12 +120,19 @@ class SubscriptionScoped(TenantViewSet):
         return subscription
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List networks"),
+    retrieve=extend_schema(summary="Get a network"),
+)
 class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionScoped):
     queryset = Network.objects.exclude(state=NetworkState.DELETED)
     serializer_class = NetworkSerializer
     filterset_fields = ["subscription", "state"]
 
-    @extend_schema(responses={202: NetworkSerializer})
+    @extend_schema(summary="Create a network", responses={202: NetworkAcceptedSerializer},
+                   description="A private IPv4 range (/16 to /29) that overlaps no other "
+                               "network of the subscription. Answers 202 while its job "
+                               "creates it on the fabric.")
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -118,17 +142,31 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Subscript
             acting_user=request.user)
         return with_job(self.get_serializer(network).data, job)
 
-    @extend_schema(responses={202: JobAcceptedSerializer})
+    @extend_schema(summary="Delete a network",
+                   responses={202: JobAcceptedSerializer, **problems(409)},
+                   description="Not the subscription's default network, nor one with VMs "
+                               "(409).")
     def destroy(self, request, pk=None):
         return job_only(resources.delete_network(self.get_object(), acting_user=request.user))
 
 
+_VM_STATE_CONFLICT = "An action that makes no sense in the VM's state is 409 `/vm-state`."
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List VMs"),
+    retrieve=extend_schema(summary="Get a VM"),
+)
 class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionScoped):
     queryset = VirtualMachine.objects.exclude(state=VmState.DELETED)
     serializer_class = VmSerializer
     filterset_fields = ["subscription", "state", "network"]
 
-    @extend_schema(responses={202: VmSerializer})
+    @extend_schema(summary="Create a VM", responses={202: VmAcceptedSerializer},
+                   description="From a template of the subscription's plan, within its sizes "
+                               "and quota (409 `/quota-exceeded`); without `network`, on the "
+                               "subscription's default network. Answers 202 with the VM "
+                               "`provisioning` and its job.")
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -140,7 +178,8 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
                                       acting_user=request.user)
         return with_job(self.get_serializer(vm).data, job)
 
-    @extend_schema(responses={202: VmSerializer})
+    @extend_schema(summary="Delete a VM", responses={202: VmAcceptedSerializer, **problems(409)},
+                   description="Its quota is given back when the job has ended.")
     def destroy(self, request, pk=None):
         job = resources.delete_vm(self.get_object(), acting_user=request.user)
         return with_job(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
@@ -149,22 +188,28 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
         job = resources.vm_power(self.get_object(), verb, acting_user=request.user)
         return with_job(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
 
-    @extend_schema(request=None, responses={202: VmSerializer})
+    @extend_schema(summary="Start a VM", description=_VM_STATE_CONFLICT, request=None,
+                   responses={202: VmAcceptedSerializer})
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
         return self._power(request, pk, "start")
 
-    @extend_schema(request=None, responses={202: VmSerializer})
+    @extend_schema(summary="Stop a VM", description=_VM_STATE_CONFLICT, request=None,
+                   responses={202: VmAcceptedSerializer})
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
         return self._power(request, pk, "stop")
 
-    @extend_schema(request=None, responses={202: VmSerializer})
+    @extend_schema(summary="Restart a VM", description=_VM_STATE_CONFLICT, request=None,
+                   responses={202: VmAcceptedSerializer})
     @action(detail=True, methods=["post"])
     def restart(self, request, pk=None):
         return self._power(request, pk, "restart")
 
-    @extend_schema(request=ResizeSerializer, responses={202: VmSerializer})
+    @extend_schema(summary="Resize a VM", request=ResizeSerializer,
+                   responses={202: VmAcceptedSerializer},
+                   description="Quota is checked on the difference (409 `/quota-exceeded`); "
+                               "a shrink gives quota back when it has happened.")
     @action(detail=True, methods=["post"])
     def resize(self, request, pk=None):
         vm = self.get_object()
@@ -173,9 +218,14 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
         job = resources.resize_vm(vm, acting_user=request.user, **serializer.validated_data)
         return with_job(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
 
-    @extend_schema(request=SnapshotSerializer, responses={200: SnapshotSerializer(many=True),
-                                                          202: SnapshotSerializer})
-    @action(detail=True, methods=["get", "post"], serializer_class=SnapshotSerializer)
+    # The checkpoints of one VM: not filtered like the list of VMs.
+    @extend_schema(methods=["GET"], summary="List a VM's checkpoints",
+                   responses=SnapshotSerializer(many=True))
+    @extend_schema(methods=["POST"], summary="Take a checkpoint of a VM",
+                   request=SnapshotSerializer, responses={202: SnapshotAcceptedSerializer},
+                   description="Of a running or stopped VM, within the `snapshots` quota.")
+    @action(detail=True, methods=["get", "post"], serializer_class=SnapshotSerializer,
+            filter_backends=[])
     def snapshots(self, request, pk=None):
         vm = self.get_object()
         if request.method == "GET":
@@ -189,20 +239,21 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
         return with_job(SnapshotSerializer(snapshot).data, job)
 
     def _snapshot(self, pk, snapshot_id) -> Snapshot:
-        from django.shortcuts import get_object_or_404
-
         return get_object_or_404(self.get_object().snapshots.exclude(
             state=SnapshotState.DELETED), pk=snapshot_id)
 
-    @extend_schema(request=None, responses={202: JobAcceptedSerializer})
-    @action(detail=True, methods=["post"],
+    @extend_schema(summary="Restore a checkpoint", request=None,
+                   responses={202: JobAcceptedSerializer},
+                   description="The VM goes back to the checkpoint; it must be `ready`.")
+    @action(detail=True, methods=["post"], filter_backends=[],
             url_path=r"snapshots/(?P<snapshot_id>[0-9a-f-]{36})/restore")
     def restore_snapshot(self, request, pk=None, snapshot_id=None):
         return job_only(resources.restore_snapshot(self._snapshot(pk, snapshot_id),
                                                    acting_user=request.user))
 
-    @extend_schema(request=None, responses={202: JobAcceptedSerializer})
-    @action(detail=True, methods=["delete"],
+    @extend_schema(summary="Delete a checkpoint", request=None,
+                   responses={202: JobAcceptedSerializer, **problems(409)})
+    @action(detail=True, methods=["delete"], filter_backends=[],
             url_path=r"snapshots/(?P<snapshot_id>[0-9a-f-]{36})")
     def delete_snapshot(self, request, pk=None, snapshot_id=None):
         return job_only(resources.delete_snapshot(self._snapshot(pk, snapshot_id),
@@ -229,11 +280,15 @@ class TemplateFilter(django_filters.FilterSet):
 _GONE = [SubscriptionState.DELETING, SubscriptionState.DELETED]
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List the templates a VM can be created from",
+                       description="Those of the plans of the caller's subscriptions; with "
+                                   "`subscription`, those of that subscription's plan."),
+    retrieve=extend_schema(summary="Get a template"),
+)
 class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
-    """Templates the caller's plans allow; ``?subscription=`` those of that one's plan."""
-
     queryset = Template.objects.all()
-    serializer_class = TemplateSerializer
+    serializer_class = OfferedTemplateSerializer
     filterset_class = TemplateFilter
 
     def get_queryset(self):

@@ -40,3 +40,4 @@ class ProviderJobSerializer(JobSerializer):
     class Meta(JobSerializer.Meta):
         fields = [*JobSerializer.Meta.fields, "tenant", "stamp", "attempts", "run", "worker",
                   "traceback", "cancel_requested", "requested_by"]
+        extra_kwargs = {"run": {"help_text": "1, and one more for each retry."}}

@@ -3,19 +3,16 @@ Every change goes through ``provisioning.lifecycle``."""
 
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from base.api.responses import accepted
+from base.api.schema import problems
 from base.api.viewsets import ProviderViewSet, TenantViewSet
 from plans import quota
-from plans.api.serializers import (
-    AttachAddOnSerializer,
-    DecommissionSerializer,
-    QuotaSerializer,
-)
+from plans.api.serializers import AttachAddOnSerializer, QuotaSerializer
 from plans.api.serializers import ProviderSubscriptionSerializer as PlanProviderSubscription
 from plans.api.serializers import SubscriptionSerializer as PlanSubscription
 from plans.models import Subscription
@@ -50,16 +47,29 @@ class ProviderSubscriptionSerializer(PlanProviderSubscription):
         read_only_fields = fields
 
 
+class DecommissionSerializer(serializers.Serializer):
+    subscription = ProviderSubscriptionSerializer()
+    job = serializers.UUIDField(allow_null=True, help_text="The job that removes it from the "
+                                                           "fabric; null when nothing was there.")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List every subscription"),
+    retrieve=extend_schema(summary="Get any subscription"),
+)
 class ProviderSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                                   mixins.DestroyModelMixin, ProviderViewSet):
     queryset = _with_commission_job(Subscription.objects.prefetch_related("addons"))
     serializer_class = ProviderSubscriptionSerializer
     filterset_fields = ["state", "tenant", "plan"]
 
-    @extend_schema(responses={202: DecommissionSerializer, 200: DecommissionSerializer})
+    @extend_schema(summary="Decommission a subscription",
+                   responses={202: DecommissionSerializer, 200: DecommissionSerializer,
+                              **problems(409)},
+                   description="Remove everything the subscription has on the fabric: 202 "
+                               "and the job that does it, or 200 and `job: null` when it "
+                               "had nothing there and is deleted at once.")
     def destroy(self, request, *args, **kwargs):
-        """Decommission: remove everything the subscription has on the fabric (a job); with
-        nothing there, it is deleted at once (200, no job)."""
         subscription, job = lifecycle.decommission(self.get_object(), acting_user=request.user)
         subscription = self.get_queryset().get(pk=subscription.pk)
         body = {"subscription": self.get_serializer(subscription).data,
@@ -68,19 +78,31 @@ class ProviderSubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMix
             return Response(body, status=status.HTTP_200_OK)
         return accepted(body, job.pk)
 
-    @extend_schema(request=None)
+    @extend_schema(summary="Suspend a subscription", request=None,
+                   description="Its running VMs are stopped (a job); nothing new can be "
+                               "created or started in it until it is resumed.")
     @action(detail=True, methods=["post"])
     def suspend(self, request, pk=None):
         subscription = lifecycle.suspend(self.get_object(), acting_user=request.user)
         return Response(self.get_serializer(subscription).data)
 
-    @extend_schema(request=None)
+    @extend_schema(summary="Resume a subscription", request=None,
+                   description="Its VMs stay stopped until the tenant starts them.")
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         subscription = lifecycle.resume(self.get_object(), acting_user=request.user)
         return Response(self.get_serializer(subscription).data)
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List the organisation's subscriptions"),
+    retrieve=extend_schema(summary="Get a subscription"),
+    create=extend_schema(
+        summary="Subscribe to a plan", responses={201: SubscriptionSerializer, **problems(404)},
+        description="A plan the organisation cannot see is 404; a decommissioned or full plan "
+                    "is 409. The subscription's commission job then sets it up on its "
+                    "stamp."),
+)
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                           mixins.CreateModelMixin, TenantViewSet):
     queryset = _with_commission_job(Subscription.objects.prefetch_related("addons"))
@@ -96,22 +118,28 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         subscription.commission_job_id = job.pk
         serializer.instance = subscription
 
-    @extend_schema(request=None, responses={202: SubscriptionSerializer})
+    @extend_schema(summary="Retry a failed subscription", request=None,
+                   responses={202: SubscriptionSerializer},
+                   description="Run the failed commission again: the subscription is "
+                               "`provisioning` until its job ends. Only a `failed` "
+                               "subscription can be retried (409).")
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        """Run the failed commission of the subscription again: it is `provisioning` until
-        the job ends."""
         subscription = self.get_object()
         job = lifecycle.retry_commission(subscription, acting_user=request.user)
         subscription = self.get_queryset().get(pk=subscription.pk)
         return accepted(self.get_serializer(subscription).data, job.pk)
 
-    @extend_schema(responses=QuotaSerializer)
+    @extend_schema(summary="A subscription's quota", responses=QuotaSerializer,
+                   description="Every dimension with its `limit` and what is `used`.")
     @action(detail=True, methods=["get"])
     def quota(self, request, pk=None):
         return Response(quota.summary(self.get_object()))
 
-    @extend_schema(request=AttachAddOnSerializer, responses={201: SubscriptionSerializer})
+    @extend_schema(summary="Attach an add-on", request=AttachAddOnSerializer,
+                   responses={201: SubscriptionSerializer},
+                   description="An add-on offered with the subscription's plan; a DR add-on "
+                               "also starts protecting the subscription.")
     @action(detail=True, methods=["post"], url_path="addons")
     def attach_addon(self, request, pk=None):
         subscription = self.get_object()
@@ -122,7 +150,8 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         subscription = self.get_queryset().get(pk=subscription.pk)
         return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(summary="Detach an add-on", request=None,
+                   responses={204: None, **problems(409)})
     @action(detail=True, methods=["delete"], url_path=r"addons/(?P<addon_id>[0-9a-f-]{36})")
     def detach_addon(self, request, pk=None, addon_id=None):
         subscription = self.get_object()

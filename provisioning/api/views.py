@@ -2,7 +2,7 @@
 cancel (``provisioning.engine``)."""
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
 from rest_framework.decorators import action
 
@@ -17,6 +17,14 @@ __all__ = ["JobViewSet", "ProviderJobViewSet"]
 JOBS = Job.objects.prefetch_related(Prefetch("steps", queryset=JobStep.objects.order_by("index")))
 
 
+_JOB = ("A job ends `succeeded`, `failed`, `rolled_back` (a failed step's changes were undone) "
+        "or `cancelled`; `steps` say how far it got, with logs and timings.")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the organisation's jobs"),
+    retrieve=extend_schema(summary="Get a job", description=_JOB),
+)
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     """The tenant's own jobs."""
 
@@ -25,6 +33,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet
     filterset_fields = ["state", "runbook", "subscription", "resource_id"]
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List every job"),
+    retrieve=extend_schema(summary="Get any job", description=_JOB),
+)
 class ProviderJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProviderViewSet):
     """Every job, with retry and cancel."""
 
@@ -32,13 +44,19 @@ class ProviderJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Provi
     serializer_class = ProviderJobSerializer
     filterset_fields = ["state", "runbook", "stamp", "tenant", "subscription", "resource_id"]
 
-    @extend_schema(request=None, responses={202: ProviderJobSerializer})
+    @extend_schema(summary="Retry a job", request=None,
+                   responses={202: ProviderJobSerializer},
+                   description="Run a failed, rolled-back or cancelled job again, from its "
+                               "first unfinished step.")
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         job = engine.retry(self.get_object(), acting_user=request.user)
         return accepted(self.get_serializer(self.get_queryset().get(pk=job.pk)).data, job.pk)
 
-    @extend_schema(request=None, responses={202: ProviderJobSerializer})
+    @extend_schema(summary="Cancel a job", request=None,
+                   responses={202: ProviderJobSerializer},
+                   description="A queued job ends `cancelled` at once; a running one is asked "
+                               "to stop and undo what it did.")
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = engine.cancel(self.get_object(), acting_user=request.user)

@@ -1,5 +1,6 @@
 """Shapes of tenants, members, invitations and tokens in the API."""
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from tenants.models import ApiToken, Membership, Role, Tenant
@@ -33,6 +34,7 @@ class SignUpResultSerializer(serializers.Serializer):
     tenant = TenantSerializer()
 
 
+@extend_schema_serializer(component_name="Token")
 class TokenRequestSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(write_only=True, max_length=128)

@@ -2,7 +2,7 @@
 acceptance of invitations (``tenants.services``)."""
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
@@ -11,6 +11,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from base.api.idempotency import IdempotentMixin
+from base.api.schema import problems
 from base.api.viewsets import TenantRolePermission, TenantViewSet
 from base.errors import NotFound
 from base.scoping import current_tenant
@@ -43,7 +44,11 @@ class SignUpView(IdempotentMixin, APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "signup"
 
-    @extend_schema(request=SignUpSerializer, responses={201: SignUpResultSerializer})
+    @extend_schema(
+        summary="Sign up", request=SignUpSerializer,
+        responses={201: SignUpResultSerializer},
+        description="Create an organisation (a tenant) and its first user, who owns it. "
+                    "Then get a token with `POST /api/v1/auth/token/`.")
     def post(self, request):
         serializer = SignUpSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -59,7 +64,11 @@ class InvitationAcceptView(IdempotentMixin, APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "invitation"
 
-    @extend_schema(request=InvitationAcceptSerializer, responses={200: SignUpResultSerializer})
+    @extend_schema(
+        summary="Accept an invitation", request=InvitationAcceptSerializer,
+        responses={200: SignUpResultSerializer},
+        description="The person invited by email sets a password with the invitation's "
+                    "token and can then get API tokens. An expired or used token is 400.")
     def post(self, request):
         serializer = InvitationAcceptSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -78,7 +87,11 @@ class TokenView(APIView):
     def get_authenticate_header(self, request):
         return "Token"  # a wrong password is 401, as for a wrong token
 
-    @extend_schema(request=TokenRequestSerializer, responses={200: TokenResultSerializer})
+    @extend_schema(
+        summary="Get an API token", request=TokenRequestSerializer,
+        responses={200: TokenResultSerializer, **problems(401)},
+        description="Exchange an email and password for a token. Send it on every other "
+                    "call as `Authorization: Token <key>`; the key is shown only here.")
     def post(self, request):
         serializer = TokenRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -94,11 +107,24 @@ class TenantView(APIView):
     permission_classes = [TenantRolePermission]
     write_permission = "tenants.manage_members"
 
-    @extend_schema(responses=TenantSerializer)
+    @extend_schema(summary="The caller's organisation",
+                   responses=TenantSerializer)
     def get(self, request):
         return Response(TenantSerializer(current_tenant(request.user)).data)
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List the organisation's members"),
+    retrieve=extend_schema(summary="Get a member"),
+    create=extend_schema(summary="Add a member",
+                         description="Owners and admins add people by email with a role."),
+    update=extend_schema(summary="Change a member's role", responses={
+        200: MemberSerializer, **problems(409)}),
+    partial_update=extend_schema(summary="Change a member's role", responses={
+        200: MemberSerializer, **problems(409)}),
+    destroy=extend_schema(summary="Remove a member", responses={204: None, **problems(409)},
+                          description="An organisation keeps at least one owner (409)."),
+)
 class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                     mixins.UpdateModelMixin, mixins.DestroyModelMixin, TenantViewSet):
     # A person without an account is added with an invitation: the answer to a create is
