@@ -1,20 +1,43 @@
-"""No input makes the API answer 500: schemathesis generates requests from the schema
-that ``/api/schema/`` serves, and each is sent through the Django test client with a
-real token (staff for ``/admin/``, a tenant owner otherwise)."""
+"""No input makes the API answer 500, and every answer is one the schema documents:
+schemathesis generates requests from the schema that ``/api/schema/`` serves, sends each
+through the Django test client with a real token (staff for ``/admin/``, a tenant owner
+otherwise) and checks the answer's status code, media type, headers and body against
+the operation's documented responses."""
 
 import json
 from urllib.parse import urlencode
 
 import pytest
+import requests
 import schemathesis
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 # Under pytest-xdist schemathesis's generated cases are collected but never run (2 of 88
 # items ran); ``dev.py test`` runs this file in a step of its own, without xdist.
 pytestmark = pytest.mark.serial
 
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_headers_conformance, response_schema_conformance]
+
+
+def as_schemathesis_response(response, method: str, path: str, body, headers):
+    """The Django test client's answer in the shape schemathesis's checks read."""
+    request = requests.Request(method, f"http://testserver{path}", headers=headers,
+                               data=body or None).prepare()
+    return schemathesis.Response(
+        status_code=response.status_code,
+        headers={name: [value] for name, value in response.headers.items()},
+        content=response.content, request=request, elapsed=0.0, verify=False)
 
 
 @pytest.fixture
@@ -48,3 +71,6 @@ def test_no_server_errors(case, tokens, anon):
     if response.status_code >= 400:
         assert response["Content-Type"] == "application/problem+json", (
             case.method, path, response.status_code, response.content[:300])
+    headers = {**(case.headers or {}), "Authorization": tokens[caller]}
+    case.validate_response(as_schemathesis_response(response, case.method, path, body, headers),
+                           checks=CHECKS, headers=headers)
