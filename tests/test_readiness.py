@@ -51,6 +51,7 @@ def test_a_vm_asked_for_at_once_runs_after_the_commission_on_the_default_network
     response = ask_for_vm(owner, slow_world, subscription)
     # then the VM is accepted, its quota held, and its job waits for the commission
     assert response.status_code == 202, response.content
+    assert response["Location"] == f"/api/v1/jobs/{response.json()['job']}/"
     vm = response.json()
     assert vm["state"] == "provisioning"
     job = owner.get(f"/api/v1/jobs/{vm['job']}/").json()
