@@ -20,7 +20,9 @@ from tests.processes import publishing_to, wait_for
 
 pytestmark = pytest.mark.worker
 
-JOBS = 12
+ROUNDS = 4  # rounds of kills while jobs are asked for
+JOBS_PER_ROUND = 4
+JOBS = ROUNDS * JOBS_PER_ROUND
 KILL_EVERY = 3.0  # seconds between two rounds of SIGKILLs to every pool process
 
 
@@ -36,17 +38,21 @@ class PoolKiller:
     def __init__(self, worker):
         self.worker = worker
         self.kills = 0
+        self.rounds = 0  # rounds that killed at least one process
         self.halt = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self.halt.wait(KILL_EVERY):
+            killed = 0
             for pid in self.worker.pool_processes():
                 try:
                     os.kill(pid, signal.SIGKILL)
-                    self.kills += 1
+                    killed += 1
                 except ProcessLookupError:
                     pass
+            self.kills += killed
+            self.rounds += bool(killed)
 
     def __enter__(self):
         self.thread.start()
@@ -95,9 +101,14 @@ def test_a_worker_whose_pool_processes_keep_dying_ends_every_job_and_still_consu
         assert response.status_code == 202, response.content
         return response.json()["job"]
 
-    # when VMs are asked for while every pool process is killed every 3 s
+    # when VMs are asked for, a few after each round of kills of every pool process (every
+    # 3 s): the kills find processes both busy and idle, waiting for their next job
     with PoolKiller(worker) as killer:
-        jobs = [create(f"vm-{i}") for i in range(JOBS)]
+        jobs = []
+        for round_ in range(1, ROUNDS + 1):
+            jobs += [create(f"vm-{round_}-{i}") for i in range(JOBS_PER_ROUND)]
+            wait_for(lambda round_=round_: killer.rounds >= round_, timeout=5 * KILL_EVERY,
+                     message=f"no pool process to kill in round {round_}")
 
         def all_ended():
             engine.sweep()  # what beat does: hand the job of a dead process to a live one
@@ -109,7 +120,7 @@ def test_a_worker_whose_pool_processes_keep_dying_ends_every_job_and_still_consu
                          f"{list(Job.objects.filter(pk__in=jobs).values_list('state'))}\n"
                          f"{worker.log_tail()}")
     # then every job ended, though pool processes died under them
-    assert killer.kills >= 2 * 3, f"only {killer.kills} pool processes were killed"
+    assert killer.rounds >= ROUNDS and killer.kills >= ROUNDS
     assert Job.objects.filter(pk__in=jobs).exclude(state__in=JOB_TERMINAL_STATES).count() == 0
     # and the same worker still consumes: a job asked for afterwards runs at once
     assert worker.process.poll() is None, worker.log_tail()
