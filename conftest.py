@@ -8,6 +8,26 @@ import pytest
 _counter = itertools.count()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _embedded_broker(request, tmp_path_factory):
+    """In embedded mode the jobs tests publish, and the workers they start, need the
+    embedded broker: each test process runs one of its own for the session."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        yield
+        return
+    from django.conf import settings
+
+    if not settings.BUFFET_EMBEDDED_BROKER:
+        yield
+        return
+    from portal.broker import EmbeddedBroker
+    from tests.processes import publishing_to
+
+    with EmbeddedBroker(tmp_path_factory.mktemp("broker")) as broker, \
+            publishing_to(broker.url):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_throttles(request, monkeypatch):
     """Each test counts its own throttled requests, apart from parallel test workers that

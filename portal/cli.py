@@ -1,11 +1,13 @@
 """``buffet``: the command line of the project.
 
-    buffet run        start web, worker, beat and two stampsim instances, print URL and logins;
+    buffet run        start web, worker, beat, two stampsim instances and, unless
+                      CELERY_BROKER_URL is set, the embedded broker; print URL and logins;
                       a process that dies is restarted, Ctrl-C or SIGTERM stops them all
     buffet stampsim   run one stampsim server (same flags as ``python -m stampsim``)
 """
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
@@ -16,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from portal import processes
+from portal import broker, processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -89,7 +91,24 @@ def run(args) -> int:
     if any(problems):
         print("\n".join(filter(None, problems)), file=sys.stderr)
         return 2
+    try:
+        with _embedded_broker(var):
+            return _start(port, stamps, var, env)
+    except broker.BrokerError as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
+
+def _embedded_broker(var: Path):
+    """The broker the settings use when CELERY_BROKER_URL is not set, to be started before
+    anything publishes (the demo data commissions a subscription) and stopped after all
+    the other processes; with CELERY_BROKER_URL, nothing."""
+    if os.environ.get("CELERY_BROKER_URL"):
+        return contextlib.nullcontext()
+    return broker.EmbeddedBroker(var / "broker", log_path=var / "broker.log")
+
+
+def _start(port: int, stamps: list[tuple[str, int]], var: Path, env: dict[str, str]) -> int:
     try:
         print("Preparing the database…", flush=True)
         subprocess.run(processes.local(processes.migrate()), cwd=BASE_DIR, env=env, check=True,

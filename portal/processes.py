@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Backoff", "Supervisor", "beat", "local", "migrate", "stampsim", "web", "worker"]
+__all__ = ["Backoff", "Supervisor", "beat", "broker", "local", "migrate", "stampsim", "web",
+           "worker"]
 
 
 def web(port: int, host: str = "127.0.0.1") -> list[str]:
@@ -39,6 +40,11 @@ def migrate() -> list[str]:
 def stampsim(name: str, port: int, data: str, host: str = "127.0.0.1") -> list[str]:
     return ["python", "-m", "stampsim", "--host", host, "--port", str(port),
             "--name", name, "--data", data]
+
+
+def broker(data: str) -> list[str]:
+    """The embedded broker (``portal.broker``); a deployment runs Redis instead."""
+    return ["python", "-m", "portal.broker", "--data", data]
 
 
 def local(command: list[str]) -> list[str]:

@@ -1,8 +1,9 @@
 """Settings, read from the environment.
 
-With nothing set, Buffet runs on embedded defaults: SQLite in WAL mode and a Celery
-transport on an SQLite file, both under ``var/``. Set ``DATABASE_URL`` and
-``CELERY_BROKER_URL`` (and ``CACHE_URL``) to run the same code on PostgreSQL and Redis.
+With nothing set, Buffet runs on embedded defaults: SQLite in WAL mode and the embedded
+broker (a Valkey server that comes with the project's packages, ``portal.broker``), both
+under ``var/``. Set ``DATABASE_URL`` and ``CELERY_BROKER_URL`` (and ``CACHE_URL``) to run
+the same code on PostgreSQL and Redis.
 """
 
 import os
@@ -10,6 +11,8 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+
+from portal import broker
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BUFFET_VAR_DIR", BASE_DIR / "var"))
@@ -171,16 +174,20 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery ---------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get(
-    "CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'broker.sqlite3'}"
-)
+# Without CELERY_BROKER_URL, the embedded broker of VAR_DIR: whoever starts the processes
+# (``buffet run``, the benchmarks, the test session) starts it first.
+BUFFET_EMBEDDED_BROKER = not os.environ.get("CELERY_BROKER_URL")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or broker.url(VAR_DIR / "broker")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# kombu's SQLAlchemy transport hands its options to create_engine: give it none.
+# A message a worker took and never acknowledged (its main process died) is delivered
+# again after this long; a killed pool child's message is handed back at once. kombu's
+# SQLAlchemy transport (no longer the default: docs/broker.md) hands its options to
+# create_engine: give it none.
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {} if CELERY_BROKER_URL.startswith("sqla+") else {"visibility_timeout": 3600}
 )

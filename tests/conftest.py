@@ -27,8 +27,8 @@ def workers(transactional_db, tmp_path):
     """``workers(queues)`` starts a real Celery worker on the test database."""
     started: list[WorkerProcess] = []
 
-    def start(queues: list[str], **env: str) -> WorkerProcess:
-        worker = WorkerProcess(queues, tmp_path, **env)
+    def start(queues: list[str], *, concurrency: int = 1, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(queues, tmp_path, concurrency=concurrency, **env)
         started.append(worker.start())
         return worker
 
@@ -43,7 +43,8 @@ def fabric(staff, stampsims, workers, settings):
     worker consuming the stamp's queue."""
     settings.BUFFET_JOB_LEASE_SECONDS = 3
 
-    def build(*stampsim_args: str, worker_env: dict | None = None, endpoint: str | None = None):
+    def build(*stampsim_args: str, worker_env: dict | None = None, endpoint: str | None = None,
+              concurrency: int = 1):
         sim = stampsims("stamp", *stampsim_args)
         post = lambda path, body: staff.post(f"/api/v1/admin/{path}/", body, format="json")  # noqa: E731
         stamp = post("stamps", {"name": sim.name, "region": "west", "driver": "simulated",
@@ -56,7 +57,7 @@ def fabric(staff, stampsims, workers, settings):
         plan = post("plans", {"name": unique("Plan "), "state": "public", "cloud": cloud["id"],
                               "quotas": {"vcpus": 8, "memory_mb": 16384, "storage_gb": 200,
                                          "vms": 4, "networks": 3, "snapshots": 4}}).json()
-        worker = workers([f"stamp.{sim.name}"], **(worker_env or {}))
+        worker = workers([f"stamp.{sim.name}"], concurrency=concurrency, **(worker_env or {}))
         return {"sim": sim, "stamp": stamp, "cloud": cloud, "plan": plan, "worker": worker}
 
     return build

@@ -1,5 +1,7 @@
-"""Real processes for integration tests: a Celery worker on the test database."""
+"""Real processes for integration tests: a Celery worker on the test database, and the
+broker the test process publishes to."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -26,8 +28,9 @@ def test_database_url() -> str:
 class WorkerProcess:
     """``celery worker`` in its own process group, consuming the given queues."""
 
-    def __init__(self, queues: list[str], log_dir: Path, **env: str):
+    def __init__(self, queues: list[str], log_dir: Path, *, concurrency: int = 1, **env: str):
         self.queues = queues
+        self.concurrency = concurrency
         self.name = f"test-{uuid.uuid4().hex[:8]}"
         self.log_path = log_dir / f"{self.name}.log"
         self.env = {**os.environ, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1",
@@ -38,12 +41,21 @@ class WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
-             "--queues", ",".join(self.queues), "--concurrency", "1", "--hostname",
-             f"{self.name}@%h", "--without-gossip", "--without-mingle",
+             "--queues", ",".join(self.queues), "--concurrency", str(self.concurrency),
+             "--hostname", f"{self.name}@%h", "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         return self
+
+    def pool_processes(self) -> list[int]:
+        """The pids of the worker's pool processes (children of any of its threads: the
+        pool starts replacements from a thread of its own)."""
+        pids = []
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pids += [int(pid) for pid in (task / "children").read_text().split()]
+        return pids
 
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool children) at once."""
@@ -64,6 +76,32 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+@contextlib.contextmanager
+def publishing_to(broker_url: str):
+    """Point this process's Celery app, and the processes it starts, at ``broker_url``."""
+    from portal.celery import app
+
+    def forget_connections():
+        # What Celery itself does after a fork: the pools are made again on next use.
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        if "amqp" in app.__dict__:
+            app.amqp._producer_pool = None
+
+    previous = os.environ.get("CELERY_BROKER_URL")
+    os.environ["CELERY_BROKER_URL"] = broker_url  # Celery reads it before its settings
+    forget_connections()
+    try:
+        yield broker_url
+    finally:
+        if previous is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = previous
+        forget_connections()
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str = ""):

@@ -53,6 +53,7 @@ def _one(run_dir: Path, vms: int, latency_ms: int, say) -> dict:
     recovery = StampProcess(f"{run}-b", run_dir / "stamp-b", args=args)
     with Stack(run_dir, worker_concurrency=2) as stack:
         try:
+            stack.start_broker()
             primary = stack.start_stampsim(f"{run}-a", *args)
             recovery.start(timeout=60)
             stack.start_worker([f"stamp.{primary.name}", f"stamp.{recovery.name}"])

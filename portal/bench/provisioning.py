@@ -2,7 +2,8 @@
 
 One run, one server, one database:
 
-1. migrate, start stampsim (no latency), a worker on the stamp's queue and gunicorn;
+1. migrate, start the embedded broker (if the settings use it), stampsim (no latency), a
+   worker on the stamp's queue and gunicorn;
 2. build a catalog and a commissioned subscription (``world``);
 3. baseline: N clients POST to a minimal authenticated endpoint that inserts one row;
 4. VM create: N clients POST ``/api/v1/vms/``; the reaper deletes each VM once its
@@ -47,6 +48,7 @@ def run(*, clients: int, duration: float, requests: int | None, worker_concurren
     say(f"Run {name}: migrating; logs in {run_dir}")
     call_command("migrate", interactive=False, verbosity=0)
     with Stack(run_dir, worker_concurrency=worker_concurrency) as stack:
+        stack.start_broker()
         stack.start_stampsim(name, "--latency-ms", "0", "--no-fsync",
                              "--vcpus", str(ROOM * VM_SIZE["vcpus"]),
                              "--memory-mb", str(ROOM * VM_SIZE["memory_mb"]),
@@ -90,7 +92,8 @@ def run(*, clients: int, duration: float, requests: int | None, worker_concurren
     return {
         "scenario": "provisioning",
         "database": connection.vendor,
-        "broker": urlsplit(settings.CELERY_BROKER_URL).scheme,
+        "broker": ("embedded" if settings.BUFFET_EMBEDDED_BROKER
+                   else urlsplit(settings.CELERY_BROKER_URL).scheme),
         "cpus": os.cpu_count(),
         "clients": clients,
         "duration_s": duration,

@@ -1,5 +1,6 @@
-"""The processes a benchmark runs against: stampsim, a Celery worker and gunicorn, each
-logging to a file of the run's directory and all stopped when the stack closes.
+"""The processes a benchmark runs against: the embedded broker (when the settings use
+it), stampsim, a Celery worker and gunicorn, each logging to a file of the run's directory
+and all stopped when the stack closes.
 
 The worker and the web server run in process groups of their own: stopping the group
 stops gunicorn's and Celery's pool children with them, and a Ctrl-C at the terminal
@@ -16,8 +17,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+from django.conf import settings
 
-from portal import processes
+from portal import broker, processes
 from portal.bench.cpu import Meter
 from stampsim.testing import StampProcess, free_port
 
@@ -98,6 +100,24 @@ class Stack:
 
     def _env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+
+    def start_broker(self) -> Child | None:
+        """Start the embedded broker, if the settings use it, and wait until it answers.
+        Its data are the settings' (``$BUFFET_VAR_DIR/broker``), where every process of
+        the stack looks for it."""
+        if not settings.BUFFET_EMBEDDED_BROKER:
+            return None
+        data = Path(settings.VAR_DIR) / "broker"
+        if problem := broker.already_running(data):
+            raise StackFailed(problem)
+        child = self._start(Child("broker", processes.local(processes.broker(str(data))),
+                                  self.run_dir / "broker.log", self._env()))
+        if not broker.wait_until_answers(settings.CELERY_BROKER_URL,
+                                         time.monotonic() + START_TIMEOUT,
+                                         alive=lambda: child.alive):
+            raise StackFailed(f"the embedded broker did not answer within "
+                              f"{START_TIMEOUT:.0f} s:\n{child.log_tail()}")
+        return child
 
     def start_stampsim(self, name: str, *args: str) -> StampProcess:
         self.stampsim = StampProcess(name, self.run_dir / "stampsim", args=args)
