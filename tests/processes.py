@@ -84,12 +84,16 @@ def publishing_to(broker_url: str):
     from portal.celery import app
 
     def forget_connections():
-        # What Celery itself does after a fork: the pools are made again on next use.
+        # What Celery and kombu do after a fork: the pools are made again on next use
+        # (kombu's own registry of pools too, or a later publish finds a closed one).
+        from kombu import pools
+
         if app._pool is not None:
             app._pool.force_close_all()
         app._pool = None
         if "amqp" in app.__dict__:
             app.amqp._producer_pool = None
+        pools.reset()
 
     previous = os.environ.get("CELERY_BROKER_URL")
     os.environ["CELERY_BROKER_URL"] = broker_url  # Celery reads it before its settings
