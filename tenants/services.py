@@ -1,6 +1,7 @@
 """Use cases of tenancy: sign-up, tokens, members and their invitations. The only place
 that changes them."""
 
+from base64 import b32encode
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
@@ -39,6 +40,7 @@ __all__ = [
     "accept_invitation",
     "add_member",
     "authenticate_token",
+    "authenticator_key",
     "change_role",
     "confirm_two_factor",
     "confirmed_device",
@@ -47,6 +49,7 @@ __all__ = [
     "find_invitation",
     "find_token",
     "issue_token",
+    "provision_two_factor",
     "remove_member",
     "remove_two_factor",
     "revoke_token",
@@ -181,6 +184,18 @@ def confirm_two_factor(user: User, *, code: str) -> TOTPDevice:
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     return device
+
+
+def provision_two_factor(user: User) -> TOTPDevice:
+    """An authenticator in force at once, for an account set up by its operator (the demo
+    data): the key (``authenticator_key``) is handed over out of band. One in force stays."""
+    return confirmed_device(user) or TOTPDevice.objects.create(
+        user=user, name="Authenticator app", confirmed=True)
+
+
+def authenticator_key(device: TOTPDevice) -> str:
+    """The key to type into an authenticator app (base32)."""
+    return b32encode(device.bin_key).decode()
 
 
 def verify_code(user: User, code: str) -> TOTPDevice | None:

@@ -378,3 +378,27 @@ def test_staff_sessions_are_listed_too(staff):
     client = web_login(staff.user)
     page = client.get("/account/sessions/")
     assert page.status_code == 200 and 'aria-label="Provider admin"' in text(page)
+
+
+# --- the demo -------------------------------------------------------------------------
+
+def test_the_demo_admin_logs_in_with_the_key_printed_at_start_up(db, monkeypatch, tmp_path):
+    from base64 import b32decode
+
+    from django_otp.oath import totp
+
+    from portal import cli
+    from portal.management.commands import demo
+
+    monkeypatch.delenv("BUFFET_ADMIN_EMAIL", raising=False)
+    monkeypatch.delenv("BUFFET_ADMIN_PASSWORD", raising=False)
+    # given the demo's provider admin (loading the demo twice keeps its key)
+    admin = demo.Command()._admin()
+    assert demo.Command()._admin() == admin
+    # when the runner prints the logins
+    welcome = cli._welcome("http://127.0.0.1:8000", [("stamp-a", 8101)], tmp_path)
+    key = re.search(r"admin 2FA key\s*: (\S+)", welcome).group(1)
+    # then an authenticator app given that key makes codes that log the admin in
+    response = token_request(demo.ADMIN_EMAIL, demo.ADMIN_PASSWORD,
+                             otp=f"{totp(b32decode(key)):06d}")
+    assert response.status_code == 200
