@@ -334,6 +334,7 @@ subscriptions, networks, VMs, checkpoints and jobs.
         "PlanState": "plans.models.PlanState",
         "AddOnKind": "plans.models.AddOnKind",
         "Role": "tenants.models.Role",
+        "TokenState": "tenants.models.TokenState",
         "StampHealth": "fabric.models.Health",
         "StampDriver": "fabric.models.DriverKind",
         "ProtectionState": "dr_addon.models.ProtectionState",

@@ -13,8 +13,8 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from base.scoping import RestrictedQuerySet
 
-__all__ = ["ApiToken", "Invitation", "InvitationState", "Membership", "Role", "Tenant", "User",
-           "UserSession"]
+__all__ = ["ApiToken", "Invitation", "InvitationState", "Membership", "Role", "Tenant",
+           "TokenState", "User", "UserSession"]
 
 
 class Role(models.TextChoices):
@@ -201,6 +201,12 @@ class Invitation(ConcurrentTransitionMixin, models.Model):
         """A newer invitation of the same member takes this one's place."""
 
 
+class TokenState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
 def hash_token(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -244,10 +250,10 @@ class ApiToken(models.Model):
         return self.revoked_at is None and not self.is_expired
 
     @property
-    def state(self) -> str:
+    def state(self) -> TokenState:
         if self.revoked_at is not None:
-            return "revoked"
-        return "expired" if self.is_expired else "active"
+            return TokenState.REVOKED
+        return TokenState.EXPIRED if self.is_expired else TokenState.ACTIVE
 
 
 class UserSession(models.Model):

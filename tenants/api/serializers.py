@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from tenants.models import ApiToken, Membership, Role, Tenant
+from tenants.models import ApiToken, Membership, Role, Tenant, TokenState
 
 __all__ = ["ApiTokenSerializer", "InvitationAcceptSerializer", "MemberSerializer",
            "NewMemberSerializer", "SignUpSerializer", "TenantSerializer", "TokenRequestSerializer"]
@@ -90,7 +90,8 @@ class InvitationAcceptSerializer(serializers.Serializer):
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
-    state = serializers.ChoiceField(choices=["active", "expired", "revoked"], read_only=True)
+    state = serializers.ChoiceField(choices=TokenState.choices, read_only=True,
+                                    help_text="Whether the token still works.")
 
     class Meta:
         model = ApiToken

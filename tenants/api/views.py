@@ -157,11 +157,12 @@ class OwnTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     """The caller's own API tokens: when each was last used and when it expires.
     ``DELETE`` revokes one at once."""
 
+    queryset = ApiToken.objects.all()  # narrowed to the caller's own in get_queryset
     serializer_class = ApiTokenSerializer
     permission_classes = [IsAuthenticated]
 
     def get_queryset(self):
-        return ApiToken.objects.filter(user=self.request.user)
+        return super().get_queryset().filter(user=self.request.user)
 
     def perform_destroy(self, instance):
         services.revoke_token(instance, acting_user=self.request.user)
