@@ -34,9 +34,9 @@ from tenants.forms import CodeForm, LoginForm, PasswordForm
 from tenants.middleware import current_session, register_session
 from tenants.models import Membership, User, UserSession
 
-__all__ = ["LoginCodeView", "LoginView", "PasswordChangeView", "ProviderLockoutListView",
-           "ProviderUnlockView", "SessionEndView", "SessionListView", "SessionsEndAllView",
-           "TwoFactorRemoveView", "TwoFactorView", "log_in"]
+__all__ = ["LoginCodeView", "LoginView", "LogoutView", "PasswordChangeView",
+           "ProviderLockoutListView", "ProviderUnlockView", "SessionEndView", "SessionListView",
+           "SessionsEndAllView", "TwoFactorRemoveView", "TwoFactorView", "log_in"]
 
 LOGIN_BACKEND = "tenants.backends.EmailBackend"
 PENDING_KEY = "buffet_pending_login"
@@ -88,6 +88,16 @@ class LoginView(auth_views.LoginView):
                                         "provider portal.")
             return redirect(f"{reverse('two_factor')}?{urlencode({'next': target})}")
         return HttpResponseRedirect(target)
+
+
+class LogoutView(auth_views.LogoutView):
+    """Logging out ends the session's record too: it leaves the sessions list at once."""
+
+    def post(self, request, *args, **kwargs):
+        session = current_session(request)
+        if session is not None:
+            services.end_session(session, acting_user=request.user)
+        return super().post(request, *args, **kwargs)
 
 
 class LoginCodeView(FormView):

@@ -326,6 +326,14 @@ def test_an_owner_sees_their_sessions_and_ends_one(signup):
     assert laptop.get("/subscriptions/").status_code == 200
 
 
+def test_logging_out_ends_the_session_in_the_list(signup):
+    owner = signup()
+    laptop, phone = log_in(owner.email, agent="Laptop"), log_in(owner.email, agent="Phone")
+    assert phone.post("/logout/").status_code == 302
+    assert "Phone" not in text(laptop.get("/account/sessions/"))
+    assert UserSession.objects.get(user__email=owner.email, user_agent="Phone").ended_at
+
+
 def test_log_out_everywhere(signup):
     owner = signup()
     laptop, phone = log_in(owner.email, agent="Laptop"), log_in(owner.email, agent="Phone")

@@ -1,7 +1,6 @@
 """URLs of the web UI: the tenant portal at / and the provider admin portal at /admin/
 (which, with its login page, only the provider's face serves: ``base.faces``)."""
 
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from plans import views as plans
@@ -16,7 +15,7 @@ urlpatterns = [
     path("signup/", tenants.SignUpView.as_view(), name="signup"),
     path("login/", account.LoginView.as_view(), name="login"),
     path("login/code/", account.LoginCodeView.as_view(), name="login_code"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", account.LogoutView.as_view(), name="logout"),
     path("password/", account.PasswordChangeView.as_view(), name="password_change"),
     path("account/two-factor/", account.TwoFactorView.as_view(), name="two_factor"),
     path("account/two-factor/remove/", account.TwoFactorRemoveView.as_view(),
