@@ -180,10 +180,7 @@ BUFFET_STAFF_TOKEN_TTL_HOURS = int(os.environ.get("BUFFET_STAFF_TOKEN_TTL_HOURS"
 # without a request; their owner sees and ends them on /account/sessions/.
 SESSION_COOKIE_AGE = int(os.environ.get("BUFFET_SESSION_HOURS", "12")) * 3600
 BUFFET_SESSION_IDLE_MINUTES = int(os.environ.get("BUFFET_SESSION_IDLE_MINUTES", "60"))
-SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env_bool("BUFFET_SECURE_COOKIES")
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# (Their cookies' flags: "Response headers and cookies" above.)
 
 TEMPLATES = [
     {
