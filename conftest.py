@@ -115,18 +115,46 @@ def signup(db):
     return make
 
 
+STAFF_PASSWORD = "provider password 1"
+
+
 @pytest.fixture
 def staff(db) -> Api:
+    """A provider administrator with an authenticator app, its API token got with a code;
+    ``staff.code()`` is the code of its app now, ``staff.user`` the account."""
     from tenants.models import User
+    from tenants.tests.factories import enrol_totp, totp_code
 
     email = f"{unique('admin')}@provider.example"
-    User.objects.create_superuser(email, "provider password 1")
+    user = User.objects.create_superuser(email, STAFF_PASSWORD)
+    enrol_totp(user)
     client = APIClient()
-    token = client.post("/api/v1/auth/token/", {"email": email,
-                                                "password": "provider password 1"},
-                        format="json").json()["token"]
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    return Api(client, email)
+    response = client.post("/api/v1/auth/token/", {"email": email, "password": STAFF_PASSWORD,
+                                                   "otp": totp_code(user)}, format="json")
+    assert response.status_code == 200, response.content
+    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+    api = Api(client, email)
+    api.user, api.password = user, STAFF_PASSWORD
+    api.code = lambda: totp_code(user)
+    return api
+
+
+def web_login(user):
+    """A Django test client logged in as ``user``, as after its login page: with the code
+    of its authenticator app too, when it has one."""
+    from django.test import Client
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    from tenants import services
+
+    client = Client()
+    client.force_login(user)
+    device = services.confirmed_device(user)
+    if device is not None:
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+    return client
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ never changes once published; a new rule gets a new member.
 import enum
 from typing import Any
 
-__all__ = ["RETRY_AFTER_SECONDS", "Conflict", "ErrorCode", "Forbidden", "Invalid", "NotFound",
-           "QuotaExceeded", "ServiceError"]
+__all__ = ["RETRY_AFTER_SECONDS", "Conflict", "ErrorCode", "Forbidden", "Invalid",
+           "NotAuthenticated", "NotFound", "QuotaExceeded", "ServiceError", "TooManyAttempts"]
 
 
 class ErrorCode(enum.StrEnum):
@@ -36,6 +36,13 @@ class ErrorCode(enum.StrEnum):
     INVITATION_EXPIRED = "invitation-expired"
     INVITATION_USED = "invitation-used"
     INVITATION_REPLACED = "invitation-replaced"  # the member was invited again since
+    # Logins: too many failures lock the account or the address for a while.
+    LOGIN_LOCKED = "login-locked"
+    OTP_REQUIRED = "otp-required"  # the account has two-factor: send the code as ``otp``
+    OTP_INVALID = "otp-invalid"
+    OTP_ENROLMENT_REQUIRED = "otp-enrolment-required"  # staff without a device yet
+    OTP_STAFF_DEVICE = "otp-staff-device"  # staff cannot turn two-factor off
+    TOKEN_EXPIRED = "token-expired"
     # The provider's fabric.
     STAMP_DISABLED = "stamp-disabled"  # the stamp takes nothing new on its clouds
     STAMP_IN_USE = "stamp-in-use"  # clouds or jobs still use the stamp
@@ -93,6 +100,26 @@ class ServiceError(Exception):
 
 class Invalid(ServiceError):
     """The input breaks a rule (400)."""
+
+
+class NotAuthenticated(ServiceError):
+    """The credentials are missing or wrong (401)."""
+
+    status = 401
+    code = ErrorCode.NOT_AUTHENTICATED
+    title = "Not authenticated"
+
+
+class TooManyAttempts(ServiceError):
+    """Refused until ``retry_after`` seconds have passed (429)."""
+
+    status = 429
+    code = ErrorCode.LOGIN_LOCKED
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **kwargs):
+        super().__init__(detail, **kwargs)
+        self.retry_after = retry_after
 
 
 class Forbidden(ServiceError):

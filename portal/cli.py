@@ -66,12 +66,18 @@ def _django_setup():
 
 def _welcome(url: str, stamps: list[tuple[str, int]], var: Path) -> str:
     from portal.management.commands import demo
+    from tenants import services
+    from tenants.models import User
 
     admin = os.environ.get("BUFFET_ADMIN_EMAIL", demo.ADMIN_EMAIL)
     admin_password = os.environ.get("BUFFET_ADMIN_PASSWORD", demo.ADMIN_PASSWORD)
+    device = services.confirmed_device(User.objects.get(email__iexact=admin))
+    key = services.authenticator_key(device) if device else "none: set one up after logging in"
     return f"""
 Buffet is running at {url}/
-  provider admin : {admin} / {admin_password}
+  provider admin : {admin} / {admin_password}  at {url}/admin/
+  admin 2FA key  : {key}
+                   (add it to an authenticator app, or: oathtool --totp -b KEY)
   demo tenant    : {demo.TENANT_EMAIL} / {demo.TENANT_PASSWORD}
   API docs       : {url}/api/docs/
   stamps         : {', '.join(f'{n} on 127.0.0.1:{p}' for n, p in stamps)}

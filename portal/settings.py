@@ -8,6 +8,7 @@ the same code on PostgreSQL and Redis.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -39,12 +40,21 @@ SECRET_KEY = _secret_key()
 BUFFET_ENCRYPTION_KEY = os.environ.get("BUFFET_ENCRYPTION_KEY", "")
 DEBUG = env_bool("BUFFET_DEBUG")
 ALLOWED_HOSTS = os.environ.get("BUFFET_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+# The provider's face (base.faces): the hosts it answers on (an internal name) and,
+# optionally, the port of its own listener. With neither, one host serves both faces.
+BUFFET_PROVIDER_HOSTS = [
+    h.strip().lower() for h in os.environ.get("BUFFET_PROVIDER_HOSTS", "").split(",")
+    if h.strip()
+]
+BUFFET_PROVIDER_PORT = int(os.environ.get("BUFFET_PROVIDER_PORT", "0") or 0) or None
+if "*" not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS += [h for h in BUFFET_PROVIDER_HOSTS if h not in ALLOWED_HOSTS]
 CSRF_TRUSTED_ORIGINS = [
     o for o in os.environ.get("BUFFET_CSRF_TRUSTED_ORIGINS", "").split(",") if o
 ]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.admin_site.ProviderAdminConfig",  # django.contrib.admin, behind staff TOTP
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -58,6 +68,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "bootstrap",
     "rules.apps.AutodiscoverRulesConfig",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "portal",
     "base",
     "tenants",
@@ -75,7 +88,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "tenants.middleware.SessionLifetimeMiddleware",
+    "base.faces.FaceMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "portal.metrics.MetricsMiddleware",
@@ -120,12 +136,51 @@ ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
 AUTH_USER_MODEL = "tenants.User"
 AUTHENTICATION_BACKENDS = [
+    # First: a locked-out account or address is refused before its password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "rules.permissions.ObjectPermissionBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "tenants.backends.EmailBackend",
 ]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
+
+# --- Logins ---------------------------------------------------------------------------
+# Lockout (django-axes): this many failed logins (wrong passwords or wrong codes) lock the
+# account, and BUFFET_LOGIN_ADDRESS_FAILURE_LIMIT lock the address they came from, for
+# BUFFET_LOGIN_LOCKOUT_MINUTES after the last one. An unknown email counts like a known one.
+BUFFET_LOGIN_FAILURE_LIMIT = int(os.environ.get("BUFFET_LOGIN_FAILURE_LIMIT", "10"))
+BUFFET_LOGIN_ADDRESS_FAILURE_LIMIT = int(
+    os.environ.get("BUFFET_LOGIN_ADDRESS_FAILURE_LIMIT", "50"))
+BUFFET_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("BUFFET_LOGIN_LOCKOUT_MINUTES", "15"))
+AXES_HANDLER = "tenants.lockout.LoginAttempts"
+AXES_FAILURE_LIMIT = BUFFET_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=BUFFET_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # the account, or the address
+AXES_USERNAME_CALLABLE = "tenants.lockout.attempt_username"
+# The lockout ends when it says it does: a retry while locked does not prolong it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Not reset by a success: that would wipe the failures of every account tried from the
+# same address (axes resets by account and by address), an attacker's own login included.
+AXES_RESET_ON_SUCCESS = False
+AXES_ENABLE_ADMIN = True
+AXES_VERBOSE = False
+# The address is the socket's (REMOTE_ADDR): a client cannot choose it with a header.
+# The login views turn a lockout into their own answer (a problem+json in the API, the
+# form's error on the web), so axes' middleware, which would replace it, is not installed.
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
+
+# Two-factor (django-otp, TOTP): staff must have a confirmed device; anyone else may.
+OTP_TOTP_ISSUER = os.environ.get("BUFFET_TOTP_ISSUER", "Buffet")
+# Staff tokens live hours, tenants' tokens days; both can be revoked before.
+BUFFET_TOKEN_TTL_DAYS = int(os.environ.get("BUFFET_TOKEN_TTL_DAYS", "90"))
+BUFFET_STAFF_TOKEN_TTL_HOURS = int(os.environ.get("BUFFET_STAFF_TOKEN_TTL_HOURS", "12"))
+
+# Sessions: they end this long after the login whatever happens, or after this long
+# without a request; their owner sees and ends them on /account/sessions/.
+SESSION_COOKIE_AGE = int(os.environ.get("BUFFET_SESSION_HOURS", "12")) * 3600
+BUFFET_SESSION_IDLE_MINUTES = int(os.environ.get("BUFFET_SESSION_IDLE_MINUTES", "60"))
+# (Their cookies' flags: "Response headers and cookies" above.)
 
 TEMPLATES = [
     {
@@ -276,6 +331,7 @@ subscriptions, networks, VMs, checkpoints and jobs.
         "PlanState": "plans.models.PlanState",
         "AddOnKind": "plans.models.AddOnKind",
         "Role": "tenants.models.Role",
+        "TokenState": "tenants.models.TokenState",
         "StampHealth": "fabric.models.Health",
         "StampDriver": "fabric.models.DriverKind",
         "ProtectionState": "dr_addon.models.ProtectionState",

@@ -6,10 +6,11 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 
 from base.web.forms import PortalForm, PortalFormMixin
+from tenants import lockout
 from tenants.models import Role
 
-__all__ = ["InvitationAcceptForm", "LoginForm", "MemberForm", "PasswordForm", "SignUpForm",
-           "TokenForm"]
+__all__ = ["CodeForm", "InvitationAcceptForm", "LoginForm", "MemberForm", "PasswordForm",
+           "SignUpForm", "TokenForm"]
 
 
 class SignUpForm(PortalForm):
@@ -36,10 +37,30 @@ class InvitationAcceptForm(PortalForm):
 
 
 class LoginForm(PortalFormMixin, AuthenticationForm):
+    """Email and password. A locked account or address is told so, and for how long,
+    whether the email has an account or not (``tenants.lockout``)."""
+
     def __init__(self, request=None, *args, **kwargs):
         super().__init__(request, *args, **kwargs)
         self.fields["username"].widget = forms.EmailInput(
             attrs={"autocomplete": "email", "autofocus": True})
+
+    def clean(self):
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            locked = lockout.lockout_of(self.request, self.cleaned_data.get("username", ""))
+            if locked is not None:
+                raise forms.ValidationError(locked.message, code="locked") from None
+            raise
+
+
+class CodeForm(PortalForm):
+    code = forms.CharField(
+        label="Authentication code", max_length=12, strip=True,
+        help_text="The 6 digits your authenticator app shows for Buffet.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric",
+                                      "autofocus": True}))
 
 
 class PasswordForm(PortalFormMixin, PasswordChangeForm):

@@ -13,7 +13,8 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from base.scoping import RestrictedQuerySet
 
-__all__ = ["ApiToken", "Invitation", "InvitationState", "Membership", "Role", "Tenant", "User"]
+__all__ = ["ApiToken", "Invitation", "InvitationState", "Membership", "Role", "Tenant",
+           "TokenState", "User", "UserSession"]
 
 
 class Role(models.TextChoices):
@@ -200,12 +201,23 @@ class Invitation(ConcurrentTransitionMixin, models.Model):
         """A newer invitation of the same member takes this one's place."""
 
 
+class TokenState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
 def hash_token(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 class ApiToken(models.Model):
-    """An API token. Only its SHA-256 digest is stored; the key is shown once."""
+    """An API token. Only its SHA-256 digest is stored; the key is shown once.
+
+    It stops working at ``expires_at`` (days for tenants, hours for staff: see
+    ``BUFFET_TOKEN_TTL_DAYS``) or when revoked; a token issued before expiries existed
+    has none.
+    """
 
     PREFIX = "bft_"
 
@@ -216,6 +228,7 @@ class ApiToken(models.Model):
     hint = models.CharField(max_length=12, help_text="First characters, to recognise it.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -229,5 +242,39 @@ class ApiToken(models.Model):
         return cls.PREFIX + secrets.token_urlsafe(32)
 
     @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and timezone.now() >= self.expires_at
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def state(self) -> TokenState:
+        if self.revoked_at is not None:
+            return TokenState.REVOKED
+        return TokenState.EXPIRED if self.is_expired else TokenState.ACTIVE
+
+
+class UserSession(models.Model):
+    """One logged-in browser: what its owner sees on the sessions page and can end.
+
+    The web session carries this row's id (``tenants.middleware``); a row that is ended
+    ends the session at its next request. A session also ends ``SESSION_COOKIE_AGE``
+    after the login, or after ``BUFFET_SESSION_IDLE_MINUTES`` without a request.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="web_sessions")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        indexes = [models.Index(fields=["user", "ended_at"], name="usersession_user_open")]
+
+    def __str__(self):
+        return f"session of {self.user_id} since {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,16 +1,19 @@
 """Use cases of tenancy: sign-up, tokens, members and their invitations. The only place
 that changes them."""
 
+from base64 import b32encode
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from base import events
 from base.errors import Conflict, ErrorCode, Forbidden, Invalid
@@ -24,6 +27,7 @@ from tenants.models import (
     Role,
     Tenant,
     User,
+    UserSession,
     hash_token,
 )
 
@@ -36,12 +40,25 @@ __all__ = [
     "accept_invitation",
     "add_member",
     "authenticate_token",
+    "authenticator_key",
     "change_role",
+    "confirm_two_factor",
+    "confirmed_device",
+    "end_session",
+    "end_sessions",
     "find_invitation",
+    "find_token",
     "issue_token",
+    "provision_two_factor",
     "remove_member",
+    "remove_two_factor",
     "revoke_token",
+    "session_seen",
     "sign_up",
+    "start_session",
+    "start_two_factor",
+    "unlock",
+    "verify_code",
 ]
 
 
@@ -91,10 +108,18 @@ def sign_up(*, email: str, password: str, tenant_name: str, full_name: str = "")
     return Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)
 
 
+def token_lifetime(user: User) -> timedelta:
+    """Staff tokens live hours, tenants' tokens days (settings)."""
+    if user.is_staff:
+        return timedelta(hours=settings.BUFFET_STAFF_TOKEN_TTL_HOURS)
+    return timedelta(days=settings.BUFFET_TOKEN_TTL_DAYS)
+
+
 def issue_token(user: User, *, name: str = "api") -> IssuedToken:
     key = ApiToken.new_key()
     token = ApiToken.objects.create(user=user, name=name or "api", digest=hash_token(key),
-                                    hint=key[:10])
+                                    hint=key[:10],
+                                    expires_at=timezone.now() + token_lifetime(user))
     return IssuedToken(token=token, key=key)
 
 
@@ -106,16 +131,154 @@ def revoke_token(token: ApiToken, *, acting_user: User) -> None:
         token.save(update_fields=["revoked_at"])
 
 
+def find_token(key: str) -> ApiToken | None:
+    """The token of this key, whatever its state, or None."""
+    return (ApiToken.objects.select_related("user", "user__tenant_membership__tenant")
+            .filter(digest=hash_token(key)).first())
+
+
 def authenticate_token(key: str) -> ApiToken | None:
-    token = (ApiToken.objects.select_related("user", "user__tenant_membership__tenant")
-             .filter(digest=hash_token(key), revoked_at__isnull=True).first())
-    if token is None or not token.user.is_active:
+    """The token of this key if it works: not revoked, not expired, its user active."""
+    token = find_token(key)
+    if token is None or not token.is_active or not token.user.is_active:
         return None
     now = timezone.now()
     # Touch at most once a minute: a token used in a tight loop must not write every call.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
     return token
+
+
+# --- Two-factor authentication (TOTP) -------------------------------------------------
+
+def confirmed_device(user: User) -> TOTPDevice | None:
+    """The authenticator app the user enrolled, or None."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+@transaction.atomic
+def start_two_factor(user: User) -> TOTPDevice:
+    """A new secret for the user's authenticator app, not in force until confirmed with a
+    code from it. A device left unconfirmed before is thrown away."""
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+
+
+def pending_device(user: User) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+
+
+@transaction.atomic
+def confirm_two_factor(user: User, *, code: str) -> TOTPDevice:
+    """Put the new device in force once it gave a right code; it replaces the old one."""
+    device = pending_device(user)
+    if device is None:
+        raise Invalid("Start the set-up again: no new authenticator is waiting.",
+                      code=ErrorCode.OTP_INVALID,
+                      errors={"code": ["Start the set-up again."]})
+    if not device.verify_token(code.strip()):
+        detail = "That code is not right: type the 6 digits your app shows now."
+        raise Invalid(detail, code=ErrorCode.OTP_INVALID, errors={"code": [detail]})
+    TOTPDevice.objects.filter(user=user, confirmed=True).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    return device
+
+
+def provision_two_factor(user: User) -> TOTPDevice:
+    """An authenticator in force at once, for an account set up by its operator (the demo
+    data): the key (``authenticator_key``) is handed over out of band. One in force stays."""
+    return confirmed_device(user) or TOTPDevice.objects.create(
+        user=user, name="Authenticator app", confirmed=True)
+
+
+def authenticator_key(device: TOTPDevice) -> str:
+    """The key to type into an authenticator app (base32)."""
+    return b32encode(device.bin_key).decode()
+
+
+def verify_code(user: User, code: str) -> TOTPDevice | None:
+    """The user's device if ``code`` is its current one (each code works once; wrong
+    codes slow further tries down), else None."""
+    device = confirmed_device(user)
+    if device is None or not code or not device.verify_token(code.strip()):
+        return None
+    return device
+
+
+@transaction.atomic
+def remove_two_factor(user: User, *, acting_user: User) -> None:
+    if acting_user.pk != user.pk:
+        raise Forbidden("You can only change your own two-factor authentication.")
+    if user.is_staff:
+        raise Conflict("Provider staff keep two-factor authentication: set up a new "
+                       "authenticator to replace this one.", code=ErrorCode.OTP_STAFF_DEVICE)
+    TOTPDevice.objects.filter(user=user).delete()
+
+
+# --- Web sessions ---------------------------------------------------------------------
+
+def start_session(user: User, *, ip_address: str | None, user_agent: str) -> UserSession:
+    """The record of a new login, which its owner sees and can end. Records that ended
+    long ago are dropped on the way."""
+    now = timezone.now()
+    UserSession.objects.filter(user=user, ended_at__lt=now - timedelta(days=30)).delete()
+    return UserSession.objects.create(user=user, created_at=now, last_seen_at=now,
+                                      ip_address=ip_address or None,
+                                      user_agent=(user_agent or "")[:255])
+
+
+def session_ended(session: UserSession) -> str:
+    """Why the session is over ("" while it is not): ended, too old or idle too long."""
+    now = timezone.now()
+    if session.ended_at is not None:
+        return "This session was ended. Log in again."
+    if now - session.created_at >= timedelta(seconds=settings.SESSION_COOKIE_AGE):
+        return "Your session expired. Log in again."
+    if now - session.last_seen_at >= timedelta(minutes=settings.BUFFET_SESSION_IDLE_MINUTES):
+        return (f"You were logged out after {settings.BUFFET_SESSION_IDLE_MINUTES} minutes "
+                "without activity.")
+    return ""
+
+
+def session_seen(session: UserSession) -> None:
+    """The session was used now (written at most once a minute)."""
+    now = timezone.now()
+    if (now - session.last_seen_at).total_seconds() > 60:
+        UserSession.objects.filter(pk=session.pk).update(last_seen_at=now)
+        session.last_seen_at = now
+
+
+def end_session(session: UserSession, *, acting_user: User) -> None:
+    if session.user_id != acting_user.pk:
+        raise Forbidden("You can only end your own sessions.")
+    if session.ended_at is None:
+        UserSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
+            ended_at=timezone.now())
+
+
+def end_sessions(user: User, *, acting_user: User, keep: UserSession | None = None) -> int:
+    """End every open session of the user but ``keep``; how many were ended."""
+    if user.pk != acting_user.pk:
+        raise Forbidden("You can only end your own sessions.")
+    sessions = UserSession.objects.filter(user=user, ended_at__isnull=True)
+    if keep is not None:
+        sessions = sessions.exclude(pk=keep.pk)
+    return sessions.update(ended_at=timezone.now())
+
+
+# --- Lockouts -------------------------------------------------------------------------
+
+def unlock(*, account: str = "", address: str = "", acting_user: User) -> int:
+    """The provider lifts the lockout of an account or an address before it ends."""
+    if not acting_user.is_staff:
+        raise Forbidden("Only the provider's staff may unlock logins.")
+    if bool(account) == bool(address):
+        raise Invalid("Name an account or an address to unlock.")
+    if account:
+        return AxesProxyHandler.reset_attempts(username=account)
+    return AxesProxyHandler.reset_attempts(ip_address=address)
 
 
 def _check_can_grant(acting: Membership | None, role: str) -> None:

@@ -1,10 +1,8 @@
-"""Web UI of tenancy: accounts (sign-up, log-in, password, accepting an invitation),
+"""Web UI of tenancy: accounts (sign-up, accepting an invitation; logging in and the
+rest of an account's safety: ``tenants.account_views``),
 members and their invitations, API tokens and the activity log; on the provider's side,
 the list of tenants."""
 
-from django.contrib import messages
-from django.contrib.auth import login
-from django.contrib.auth import views as auth_views
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse, reverse_lazy
@@ -21,11 +19,10 @@ from base.web.views import (
     TenantPortalMixin,
 )
 from tenants import services
+from tenants.account_views import log_in
 from tenants.forms import (
     InvitationAcceptForm,
-    LoginForm,
     MemberForm,
-    PasswordForm,
     SignUpForm,
     TokenForm,
 )
@@ -34,18 +31,13 @@ from tenants.models import ApiToken, Invitation, InvitationState, Membership, Ro
 __all__ = [
     "ActivityView",
     "InvitationAcceptView",
-    "LoginView",
     "MemberListView",
     "MemberRemoveView",
     "MemberRoleView",
-    "PasswordChangeView",
     "SignUpView",
     "TokenListView",
     "TokenRevokeView",
 ]
-
-_LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
 
 # --- Accounts -------------------------------------------------------------------------
 
@@ -64,7 +56,7 @@ class SignUpView(ServiceFormMixin, FormView):
 
     def perform(self, form):
         membership = services.sign_up(**form.cleaned_data)
-        login(self.request, membership.user, backend=_LOGIN_BACKEND)
+        log_in(self.request, membership.user)
         return membership
 
     def get_success_url(self):
@@ -101,39 +93,11 @@ class InvitationAcceptView(ServiceFormMixin, FormView):
 
     def perform(self, form):
         membership = services.accept_invitation(token=self.kwargs["token"], **form.cleaned_data)
-        login(self.request, membership.user, backend=_LOGIN_BACKEND)
+        log_in(self.request, membership.user)
         return membership
 
     def get_success_url(self):
         return reverse("dashboard")
-
-
-class LoginView(auth_views.LoginView):
-    form_class = LoginForm
-    template_name = "tenants/login.html"
-    redirect_authenticated_user = True
-
-
-class PasswordChangeView(auth_views.PasswordChangeView):
-    form_class = PasswordForm
-    template_name = "tenants/password_change.html"
-    section = "password"
-
-    def get_success_url(self):
-        return reverse("provider:overview" if self.request.user.is_staff else "dashboard")
-
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        messages.success(self.request, "Your password was changed.")
-        return response
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        user = self.request.user
-        membership = Membership.objects.select_related("tenant").filter(user=user).first()
-        context.update(area="provider" if user.is_staff else "tenant", section=self.section,
-                       tenant=membership.tenant if membership else None)
-        return context
 
 
 # --- Members --------------------------------------------------------------------------

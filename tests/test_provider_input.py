@@ -6,9 +6,9 @@ import re
 import pytest
 from django.test import Client
 
+from conftest import web_login
 from fabric.models import Cloud, Stamp, Template
 from plans.models import AddOn, Plan
-from tenants.models import User
 
 
 def row(model, pk) -> dict:
@@ -23,9 +23,7 @@ def assert_refused(response, field: str) -> None:
 
 @pytest.fixture
 def provider(staff) -> Client:
-    client = Client()
-    client.force_login(User.objects.get(email=staff.email))
-    return client
+    return web_login(staff.user)
 
 
 def field_error(response, field: str) -> str:

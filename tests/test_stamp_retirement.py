@@ -8,10 +8,9 @@ import pytest
 from django.test import Client
 
 from base.models import AuditEvent
-from conftest import unique
+from conftest import unique, web_login
 from fabric.models import Stamp, StampCheck
 from plans.models import Subscription, SubscriptionAddOn
-from tenants.models import User
 from tests.test_runbooks_integration import commission_job, subscribe, wait_job
 
 
@@ -29,9 +28,7 @@ def problem_code(response) -> str:
 
 @pytest.fixture
 def provider(staff) -> Client:
-    client = Client()
-    client.force_login(User.objects.get(email=staff.email))
-    return client
+    return web_login(staff.user)
 
 
 # --- enabled ---------------------------------------------------------------------------

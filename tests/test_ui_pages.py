@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from conftest import APIClient, unique
+from conftest import APIClient, unique, web_login
 from fabric.models import Health, Stamp
 from plans.models import Plan, QuotaLedger, Subscription, SubscriptionState
 from plans.tests.factories import SubscriptionFactory
@@ -19,9 +19,7 @@ from tenants.tests.factories import MembershipFactory, UserFactory
 
 
 def browser_for(email: str) -> Client:
-    client = Client()
-    client.force_login(User.objects.get(email=email))
-    return client
+    return web_login(User.objects.get(email=email))
 
 
 @pytest.fixture
@@ -85,7 +83,9 @@ PROVIDER_PAGES = ["/admin/", "/admin/stamps/", "/admin/stamps/new/", "/admin/clo
 def test_anonymous_visitors_are_sent_to_log_in(db, url):
     response = Client().get(url)
     assert response.status_code == 302
-    assert response["Location"].startswith(f"/login/?next={url}")
+    # The provider portal has a login page of its own, on its own face.
+    login = "/admin/login/" if url.startswith("/admin/") else "/login/"
+    assert response["Location"].startswith(f"{login}?next={url}")
 
 
 @pytest.mark.parametrize("url", TENANT_PAGES)

@@ -99,7 +99,8 @@ def used(subscription, dimension: str) -> int:
 def test_anonymous_visitors_are_sent_to_log_in(db):
     for url in ["/vms/", "/vms/new/", "/networks/", "/jobs/", "/admin/jobs/"]:
         response = Client().get(url)
-        assert response.status_code == 302 and response["Location"].startswith("/login/"), url
+        login = "/admin/login/" if url.startswith("/admin/") else "/login/"
+        assert response.status_code == 302 and response["Location"].startswith(login), url
 
 
 @pytest.mark.parametrize("url", ["/vms/", "/networks/", "/jobs/"])

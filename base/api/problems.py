@@ -87,7 +87,11 @@ def exception_handler(exc, context):
                        errors=exc.errors or None)
         status_code = exc.status
         if exc.retry_after:
-            headers["Retry-After"] = str(exc.retry_after)
+            headers["Retry-After"] = str(int(exc.retry_after))
+        view = context.get("view")
+        if status_code == 401 and view is not None:
+            headers["WWW-Authenticate"] = view.get_authenticate_header(context["request"]) \
+                or "Token"
     elif isinstance(exc, exceptions.APIException):
         status_code = exc.status_code
         if getattr(exc, "auth_header", None):

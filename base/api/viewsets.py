@@ -35,7 +35,15 @@ class IsProvider(permissions.BasePermission):
     message = "Only the provider's staff may use this endpoint."
 
     def has_permission(self, request, view) -> bool:
-        return request.user.is_authenticated and request.user.has_perm("portal.provider", None)
+        user = request.user
+        if not (user.is_authenticated and user.has_perm("portal.provider", None)):
+            return False
+        if request.auth is None:
+            # A browser session: staff reach the provider's side only after two-factor
+            # authentication (a staff token is issued only with a code, tenants.api).
+            self.message = "Provider staff must pass two-factor authentication first."
+            return getattr(user, "is_verified", lambda: False)()
+        return True
 
 
 class TenantViewSet(IdempotentMixin, viewsets.GenericViewSet):

@@ -26,6 +26,8 @@ PUBLISHED = {
     "network-in-use", "network-full", "snapshot-state", "job-state", "dr-state", "dr-busy",
     "drill-check", "invitation-invalid", "invitation-expired", "invitation-used",
     "invitation-replaced", "stamp-disabled", "stamp-in-use",
+    "login-locked", "otp-required", "otp-invalid", "otp-enrolment-required",
+    "otp-staff-device", "token-expired",
 }
 
 

@@ -17,11 +17,13 @@ from functools import cached_property
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import FormView, ListView
@@ -99,10 +101,20 @@ class TenantPortalMixin(PortalMixin, LoginRequiredMixin):
 
 
 class ProviderPortalMixin(PortalMixin, LoginRequiredMixin, PermissionRequiredMixin):
-    """Base of every provider portal view (``/admin/``): staff only."""
+    """Base of every provider portal view (``/admin/``): staff only, and only once they
+    passed two-factor authentication; anonymous callers go to the provider's login."""
 
     area = "provider"
     permission_required = "portal.provider"
+    login_url = reverse_lazy("provider:login")
+
+    def dispatch(self, request, *args, **kwargs):
+        user = request.user
+        if (user.is_authenticated and user.is_staff
+                and not getattr(user, "is_verified", lambda: False)()):
+            # Enrol a device, or give the code of the one enrolled, then come back.
+            return redirect_to_login(request.get_full_path(), reverse("two_factor"))
+        return super().dispatch(request, *args, **kwargs)
 
 
 class SearchListMixin(ListView):

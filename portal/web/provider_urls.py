@@ -8,11 +8,15 @@ from portal.web import views as web
 from provisioning import views as provisioning
 from provisioning.views import subscriptions
 from provisioning.views import tenants as provider_tenants
+from tenants import account_views as account
 
 app_name = "provider"
 
 urlpatterns = [
     path("", web.ProviderOverviewView.as_view(), name="overview"),
+    path("login/", account.LoginView.as_view(provider=True), name="login"),
+    path("lockouts/", account.ProviderLockoutListView.as_view(), name="lockout_list"),
+    path("lockouts/unlock/", account.ProviderUnlockView.as_view(), name="unlock"),
     path("stamps/", fabric.StampListView.as_view(), name="stamp_list"),
     path("stamps/new/", fabric.StampFormView.as_view(), name="stamp_create"),
     path("stamps/<uuid:pk>/", fabric.StampFormView.as_view(), name="stamp_edit"),

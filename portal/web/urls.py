@@ -1,20 +1,30 @@
-"""URLs of the web UI: the tenant portal at / and the provider admin portal at /admin/."""
+"""URLs of the web UI: the tenant portal at / and the provider admin portal at /admin/
+(which, with its login page, only the provider's face serves: ``base.faces``)."""
 
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from plans import views as plans
 from portal.web import views as web
 from provisioning import views as provisioning
 from provisioning.views import subscriptions
+from tenants import account_views as account
 from tenants import views as tenants
 
 urlpatterns = [
     # Accounts
     path("signup/", tenants.SignUpView.as_view(), name="signup"),
-    path("login/", tenants.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password/", tenants.PasswordChangeView.as_view(), name="password_change"),
+    path("login/", account.LoginView.as_view(), name="login"),
+    path("login/code/", account.LoginCodeView.as_view(), name="login_code"),
+    path("logout/", account.LogoutView.as_view(), name="logout"),
+    path("password/", account.PasswordChangeView.as_view(), name="password_change"),
+    path("account/two-factor/", account.TwoFactorView.as_view(), name="two_factor"),
+    path("account/two-factor/remove/", account.TwoFactorRemoveView.as_view(),
+         name="two_factor_remove"),
+    path("account/sessions/", account.SessionListView.as_view(), name="session_list"),
+    path("account/sessions/end-all/", account.SessionsEndAllView.as_view(),
+         name="session_end_all"),
+    path("account/sessions/<uuid:pk>/end/", account.SessionEndView.as_view(),
+         name="session_end"),
     path("invitations/<str:token>/", tenants.InvitationAcceptView.as_view(),
          name="invitation_accept"),
     # Tenant portal

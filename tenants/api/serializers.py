@@ -3,10 +3,10 @@
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from tenants.models import ApiToken, Membership, Role, Tenant
+from tenants.models import ApiToken, Membership, Role, Tenant, TokenState
 
-__all__ = ["InvitationAcceptSerializer", "MemberSerializer", "NewMemberSerializer",
-           "SignUpSerializer", "TenantSerializer", "TokenRequestSerializer"]
+__all__ = ["ApiTokenSerializer", "InvitationAcceptSerializer", "MemberSerializer",
+           "NewMemberSerializer", "SignUpSerializer", "TenantSerializer", "TokenRequestSerializer"]
 
 
 class TenantSerializer(serializers.ModelSerializer):
@@ -39,10 +39,15 @@ class TokenRequestSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(write_only=True, max_length=128)
     name = serializers.CharField(max_length=100, required=False, default="api")
+    otp = serializers.CharField(
+        write_only=True, max_length=12, required=False, allow_blank=True, default="",
+        help_text="The current code of the account's authenticator app: required for an "
+                  "account with two-factor authentication, which every staff account has.")
 
 
 class TokenResultSerializer(serializers.Serializer):
     token = serializers.CharField()
+    expires_at = serializers.DateTimeField(help_text="When the token stops working.")
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -85,6 +90,11 @@ class InvitationAcceptSerializer(serializers.Serializer):
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
+    state = serializers.ChoiceField(choices=TokenState.choices, read_only=True,
+                                    help_text="Whether the token still works.")
+
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "hint", "created_at", "last_used_at", "revoked_at"]
+        fields = ["id", "name", "hint", "state", "created_at", "last_used_at", "expires_at",
+                  "revoked_at"]
+        read_only_fields = fields

@@ -3,9 +3,8 @@ acceptance of invitations (``tenants.services``)."""
 
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, status
-from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.permissions import AllowAny
+from rest_framework import mixins, status, viewsets
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -13,10 +12,11 @@ from rest_framework.views import APIView
 from base.api.idempotency import IdempotentMixin
 from base.api.schema import problems
 from base.api.viewsets import TenantRolePermission, TenantViewSet
-from base.errors import NotFound
+from base.errors import ErrorCode, Forbidden, NotAuthenticated, NotFound, TooManyAttempts
 from base.scoping import current_tenant
-from tenants import services
+from tenants import lockout, services
 from tenants.api.serializers import (
+    ApiTokenSerializer,
     InvitationAcceptSerializer,
     MemberSerializer,
     NewMemberSerializer,
@@ -26,9 +26,10 @@ from tenants.api.serializers import (
     TokenRequestSerializer,
     TokenResultSerializer,
 )
-from tenants.models import Membership
+from tenants.models import ApiToken, Membership
 
-__all__ = ["InvitationAcceptView", "MemberViewSet", "SignUpView", "TenantView", "TokenView"]
+__all__ = ["InvitationAcceptView", "MemberViewSet", "OwnTokenViewSet", "SignUpView", "TenantView",
+           "TokenView"]
 
 
 def _account(membership) -> dict:
@@ -77,7 +78,13 @@ class InvitationAcceptView(IdempotentMixin, APIView):
 
 
 class TokenView(APIView):
-    """Not idempotent by key: a token's key is never stored, so it cannot be replayed."""
+    """Not idempotent by key: a token's key is never stored, so it cannot be replayed.
+
+    An account with two-factor authentication (every staff account) also sends the
+    current code of its authenticator app as ``otp``. A staff token is issued only on
+    the provider's face (``base.faces``). Failures count towards the lockout
+    (``tenants.lockout``), which refuses even the right password while it lasts.
+    """
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -89,18 +96,76 @@ class TokenView(APIView):
 
     @extend_schema(
         summary="Get an API token", request=TokenRequestSerializer,
-        responses={200: TokenResultSerializer, **problems(401)},
+        responses={200: TokenResultSerializer, **problems(401, 403, 429)},
         description="Exchange an email and password for a token. Send it on every other "
-                    "call as `Authorization: Token <key>`; the key is shown only here.")
+                    "call as `Authorization: Token <key>`; the key is shown only here. An "
+                    "account with two-factor authentication (every provider staff account) "
+                    "also sends `otp`, the current code of its authenticator app: without "
+                    "it 401 `/otp-required`, wrong 401 `/otp-invalid`; staff without an "
+                    "authenticator yet get 403 `/otp-enrolment-required`. Staff get tokens "
+                    "only on the provider's own host, when it has one. Repeated failures "
+                    "lock the account or the address for a while: 429 `/login-locked`, "
+                    "with `Retry-After`, even for the right password. The token works "
+                    "until `expires_at`.")
     def post(self, request):
         serializer = TokenRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = authenticate(request, email=serializer.validated_data["email"],
-                            password=serializer.validated_data["password"])
+        data = serializer.validated_data
+        user = authenticate(request, email=data["email"], password=data["password"])
         if user is None:
-            raise AuthenticationFailed("Wrong email or password.")
-        issued = services.issue_token(user, name=serializer.validated_data["name"])
-        return Response({"token": issued.key}, status=status.HTTP_200_OK)
+            _refuse_if_locked(request, data["email"])
+            raise NotAuthenticated("Wrong email or password.")
+        device = services.confirmed_device(user)
+        if device is None and user.is_staff:
+            raise Forbidden("Provider staff need two-factor authentication: set up an "
+                            "authenticator app on the provider portal first.",
+                            code=ErrorCode.OTP_ENROLMENT_REQUIRED)
+        if device is not None:
+            if not data["otp"]:
+                raise NotAuthenticated(
+                    "This account uses two-factor authentication: send the current code "
+                    "of its authenticator app as otp.", code=ErrorCode.OTP_REQUIRED,
+                    errors={"otp": ["This field is required."]})
+            if services.verify_code(user, data["otp"]) is None:
+                lockout.record_failure(request, user.email)
+                _refuse_if_locked(request, user.email)
+                raise NotAuthenticated("The code is not right: send the code the app shows "
+                                       "now.", code=ErrorCode.OTP_INVALID,
+                                       errors={"otp": ["Not the current code."]})
+        issued = services.issue_token(user, name=data["name"])
+        return Response({"token": issued.key, "expires_at": issued.token.expires_at},
+                        status=status.HTTP_200_OK)
+
+
+def _refuse_if_locked(request, email: str) -> None:
+    locked = lockout.lockout_of(request, email)
+    if locked is not None:
+        raise TooManyAttempts(locked.message, retry_after=locked.seconds)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List your API tokens",
+                       description="The caller's own tokens: when each was last used, when "
+                                   "it expires, whether it still works. Keys are never "
+                                   "shown again."),
+    retrieve=extend_schema(summary="Get one of your API tokens"),
+    destroy=extend_schema(summary="Revoke one of your API tokens",
+                          description="The token stops working at once."),
+)
+class OwnTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                      mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The caller's own API tokens: when each was last used and when it expires.
+    ``DELETE`` revokes one at once."""
+
+    queryset = ApiToken.objects.all()  # narrowed to the caller's own in get_queryset
+    serializer_class = ApiTokenSerializer
+    permission_classes = [IsAuthenticated]
+
+    def get_queryset(self):
+        return super().get_queryset().filter(user=self.request.user)
+
+    def perform_destroy(self, instance):
+        services.revoke_token(instance, acting_user=self.request.user)
 
 
 class TenantView(APIView):

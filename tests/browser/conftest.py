@@ -51,3 +51,14 @@ def screenshot():
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
     return take
+
+
+def log_in_staff(page, staff, path: str = "/login/") -> None:
+    """A provider administrator logs in: email and password, then the code of its
+    authenticator app."""
+    page.goto(path)
+    page.get_by_label("Email").fill(staff.email)
+    page.get_by_label("Password").fill(staff.password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_label("Authentication code").fill(staff.code())
+    page.get_by_role("button", name="Verify").click()

@@ -14,6 +14,7 @@ from plans.models import AddOn, Plan
 from plans.tests.factories import SubscriptionFactory
 from provisioning.models import Job, JobState
 from tenants.models import Tenant
+from tests.browser.conftest import log_in_staff
 from tests.test_ui_dr import protect, report, seconds_ago
 
 pytestmark = [pytest.mark.browser, pytest.mark.urls("tests.test_ui_dr")]
@@ -108,7 +109,7 @@ def test_dr_pages_for_the_tenant_and_the_provider(page, staff, world, screenshot
 
     # the provider: every protection, the lagging one first
     page.get_by_role("button", name="Log out").click()
-    log_in(page, staff.email, "provider password 1")
+    log_in_staff(page, staff)
     expect(page.get_by_role("heading", name="Capacity and allocation")).to_be_visible()
     page.goto("/admin/dr/")
     rows = page.get_by_role("row")

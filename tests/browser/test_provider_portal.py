@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import unique
+from tests.browser.conftest import log_in_staff
 
 pytestmark = pytest.mark.browser
 
@@ -23,10 +24,7 @@ def test_the_provider_runs_the_catalog(page, staff, catalog, signup, screenshot,
     commission(response.json()["id"])
 
     # log in: staff land on the capacity overview
-    page.goto("/login/")
-    page.get_by_label("Email").fill(staff.email)
-    page.get_by_label("Password").fill("provider password 1")
-    page.get_by_role("button", name="Log in").click()
+    log_in_staff(page, staff)
     expect(page.get_by_role("heading", name="Capacity and allocation")).to_be_visible()
     expect(page.get_by_role("progressbar").first).to_be_visible()
 

@@ -6,6 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import log_in_staff
+
 pytestmark = pytest.mark.browser
 
 
@@ -16,10 +18,7 @@ def test_the_provider_deletes_only_an_unused_stamp(page, staff, catalog, screens
                format="json")
     staff.patch(f"/api/v1/admin/stamps/{catalog['stamp_b']['id']}/", {"enabled": False},
                 format="json")
-    page.goto("/login/")
-    page.get_by_label("Email").fill(staff.email)
-    page.get_by_label("Password").fill("provider password 1")
-    page.get_by_role("button", name="Log in").click()
+    log_in_staff(page, staff)
     page.get_by_role("navigation", name="Provider admin").get_by_role(
         "link", name="Stamps").click()
     expect(page.get_by_role("row", name=re.compile(catalog["stamp_b"]["name"]))) \

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import unique
+from tests.browser.conftest import log_in_staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -183,10 +184,7 @@ def test_a_tenant_runs_a_vm_on_the_fabric(page, browser, live_server, world, sta
 
     # the provider sees the same jobs, with the tenant and the stamp
     provider = browser.new_context(base_url=live_server.url, viewport=LAPTOP).new_page()
-    provider.goto("/login/")
-    provider.get_by_label("Email").fill(staff.email)
-    provider.get_by_label("Password").fill("provider password 1")
-    provider.get_by_role("button", name="Log in").click()
+    log_in_staff(provider, staff)
     provider.get_by_role("navigation", name="Provider admin").get_by_role(
         "link", name="Jobs").click()
     provider.get_by_label("Runbook").select_option("vm.create")

@@ -81,6 +81,8 @@ class Command(BaseCommand):
         user = User.objects.filter(email__iexact=email).first()
         if user is None:
             user = User.objects.create_superuser(email, password, full_name="Provider admin")
+        # Staff need two-factor: the demo admin's authenticator key is printed at start-up.
+        tenant_services.provision_two_factor(user)
         return user
 
     def _stamp(self, name, region, driver, endpoint, admin) -> Stamp:
