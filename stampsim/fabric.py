@@ -157,7 +157,7 @@ class Fabric:
                 return public(self.state.operations[seen["operation"]])
             if self.faults.call_fails(kind):
                 raise ApiError(
-                    503,
+                    self.faults.fail_status,
                     ErrorCode.INJECTED_FAILURE,
                     f"injected failure of {kind} (nothing was done)",
                 )
@@ -193,6 +193,15 @@ class Fabric:
         else:
             self._run(op["id"])
         return self.operation(op["id"])
+
+    def operations(self) -> list[dict[str, Any]]:
+        """Every operation with the key it was asked with (what a client's retries did)."""
+        with self.lock:
+            return [
+                {field: op.get(field) for field in
+                 ("id", "kind", "state", "key", "created_at", "finished_at")}
+                for op in self.state.operations.values()
+            ]
 
     def crash_due(self) -> bool:
         """True once ``crash_after`` has run out (the server then exits hard)."""

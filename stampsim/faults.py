@@ -13,6 +13,11 @@ Two kinds of injected failure, both keyed by operation kind (``vm.create``,
     ``injected-failure`` before it changes anything.  The key stays bound to
     the failed operation; a retry with the same key sees the same failure.
 
+``fail_status`` is the status those refused calls answer (503 by default; 500 makes the
+stamp answer like a controller with a bug).  ``hang_ms`` makes every call but the
+admin ones wait that long before it is even looked at (nothing is recorded meanwhile):
+a stamp that hangs, as seen by a client whose timeout is shorter.
+
 ``fail_next`` counts are consumed one per matching call.  ``crash_after N``
 makes the process exit hard after N more accepted mutating operations (see
 ``server.py`` for when exactly).  Faults are per process: they are not stored
@@ -29,7 +34,9 @@ from .errors import bad_request
 
 __all__ = ["Faults"]
 
-_FIELDS = ("latency_ms", "fail_rate", "fail_next", "fail_op_rate", "fail_op_next", "crash_after")
+_FIELDS = ("latency_ms", "fail_rate", "fail_next", "fail_op_rate", "fail_op_next", "crash_after",
+           "fail_status", "hang_ms")
+_FAIL_STATUSES = (500, 502, 503, 504)
 
 
 class Faults:
@@ -54,6 +61,8 @@ class Faults:
         self.fail_op_rate: dict[str, float] = {}
         self.fail_op_next: dict[str, int] = {}
         self.crash_after: int | None = None
+        self.fail_status = 503
+        self.hang_ms = 0
         self.update(
             {
                 "latency_ms": latency_ms,
@@ -74,6 +83,8 @@ class Faults:
                 "fail_op_rate": dict(self.fail_op_rate),
                 "fail_op_next": dict(self.fail_op_next),
                 "crash_after": self.crash_after,
+                "fail_status": self.fail_status,
+                "hang_ms": self.hang_ms,
             }
 
     def update(self, payload: dict[str, Any]) -> None:
@@ -90,6 +101,12 @@ class Faults:
         for name in ("fail_next", "fail_op_next"):
             if name in payload:
                 changes[name] = _counts(payload[name], name)
+        if "hang_ms" in payload:
+            changes["hang_ms"] = _non_negative_int(payload["hang_ms"], "hang_ms")
+        if "fail_status" in payload:
+            if payload["fail_status"] not in _FAIL_STATUSES:
+                raise bad_request(f"fail_status must be one of {_FAIL_STATUSES}")
+            changes["fail_status"] = payload["fail_status"]
         if "crash_after" in payload:
             value = payload["crash_after"]
             changes["crash_after"] = (
@@ -103,6 +120,11 @@ class Faults:
         """Should this call answer 503?  Consumes a ``fail_next`` count."""
         with self._lock:
             return self._draw(kind, self.fail_rate, self.fail_next)
+
+    def hang_seconds(self) -> float:
+        """How long a call waits before it is handled (``hang_ms``)."""
+        with self._lock:
+            return self.hang_ms / 1000
 
     def operation_fails(self, kind: str) -> bool:
         """Should this accepted operation fail?  Consumes a ``fail_op_next`` count."""

@@ -91,8 +91,11 @@ POST       /v1/containers/{c}/replicas                op [replica.create] (stamp
 POST       /v1/replicas/{v}/sync                      op [replica.sync] (stamp to stamp)
 DELETE     /v1/replicas/{v}[?keep_replica=true]       op [replica.delete] (stamp to stamp)
 GET|POST   /v1/admin/faults                           {latency_ms, fail_rate, fail_next,
-                                                      fail_op_rate, fail_op_next, crash_after};
+                                                      fail_op_rate, fail_op_next, crash_after,
+                                                      fail_status, hang_ms};
                                                       POST replaces the fields it names
+GET        /v1/admin/operations                       {operations: [{id, kind, state, key,
+                                                      created_at, finished_at}]}
 POST       /v1/admin/capacity                         {vcpus?, memory_mb?, storage_gb?, vms?}
 POST       /v1/admin/reset                            wipe all state, knobs back to start values
 ========== ========================================== ============================================
@@ -100,7 +103,9 @@ POST       /v1/admin/reset                            wipe all state, knobs back
 Faults (see ``faults.py``): ``fail_rate``/``fail_next`` make the *call*
 answer 503 with nothing recorded (a retry with the same key may succeed);
 ``fail_op_rate``/``fail_op_next`` make the accepted *operation* fail with
-``injected-failure`` and change nothing.  ``crash_after N``: once N more
+``injected-failure`` and change nothing; ``fail_status`` is the status of the refused
+calls (503, or 500, 502, 504); ``hang_ms`` holds every non-admin call that long before
+it is handled.  ``crash_after N``: once N more
 operations have been accepted the process exits hard (``os._exit(75)``)
 right after answering the call that used up the count; an operation still
 running then (latency) is found ``failed``/``interrupted`` after restart.
@@ -116,6 +121,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -265,6 +271,8 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/v1/replicas/{vm_id}", OpKind.REPLICA_DELETE, flags=("keep_replica",)),
     Route("GET", "/v1/admin/faults", query=lambda api, p, q, b: (200, api.fabric.faults.to_dict())),
     Route("POST", "/v1/admin/faults", query=_admin_faults),
+    Route("GET", "/v1/admin/operations",
+          query=lambda api, p, q, b: (200, {"operations": api.fabric.operations()})),
     Route("POST", "/v1/admin/capacity", query=_admin_capacity),
     Route("POST", "/v1/admin/reset", query=_admin_reset),
 )
@@ -284,6 +292,10 @@ class Api:
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, Any]:
         """Answer one request; ``headers`` keys must be lower-case."""
+        if not target.startswith("/v1/admin/"):
+            hang = self.fabric.faults.hang_seconds()
+            if hang:
+                time.sleep(hang)  # the injected hang (faults.hang_ms)
         try:
             return self._handle(method.upper(), target, headers, body)
         except ApiError as exc:

@@ -262,6 +262,49 @@ def test_injected_call_failure_answers_503_and_leaves_the_key_free(api: Client) 
     assert [n["id"] for n in api.get("/v1/inventory")["networks"]] == [retried["id"]]
 
 
+def test_injected_call_failure_may_answer_500(api: Client) -> None:
+    # given calls that fail with a 500, as a controller with a bug answers
+    container = make_container(api)
+    api.http.post("/v1/admin/faults", json={"fail_rate": {"*": 1.0}, "fail_status": 500})
+    # when a network is asked for
+    answer = api.call("POST", f"/v1/containers/{container}/networks",
+                      {"name": "n", "cidr": "10.2.0.0/24"}, key=new_key())
+    # then it is refused with a 500 and nothing is recorded
+    assert (answer.status_code, answer.json()["error"]) == (500, "injected-failure")
+    api.http.post("/v1/admin/faults", json={"fail_rate": {}})
+    assert api.get("/v1/inventory")["networks"] == []
+
+
+def test_a_hanging_stamp_answers_late_but_admin_calls_at_once(api: Client) -> None:
+    # given a stamp that holds every call for 700 ms
+    api.http.post("/v1/admin/faults", json={"hang_ms": 700})
+    # when a client with a shorter timeout calls it
+    with pytest.raises(httpx.ReadTimeout):
+        api.http.get("/v1/health", timeout=0.3)
+    # then the admin calls still answer, and clearing the fault ends the hang
+    assert api.get("/v1/admin/faults")["hang_ms"] == 700
+    api.http.post("/v1/admin/faults", json={"hang_ms": 0})
+    assert api.http.get("/v1/health", timeout=0.3).status_code == 200
+
+
+def test_operations_are_listed_with_the_key_that_asked_for_them(api: Client) -> None:
+    # given a container asked for twice with one key, and once with another
+    first, second = new_key(), new_key()
+    api.ok("POST", "/v1/containers", {"name": "c1"}, key=first)
+    api.ok("POST", "/v1/containers", {"name": "c1"}, key=first)
+    api.ok("POST", "/v1/containers", {"name": "c2"}, key=second)
+    # when the operations are listed
+    operations = api.get("/v1/admin/operations")["operations"]
+    # then there is one per key
+    assert sorted((op["key"], op["kind"], op["state"]) for op in operations) == sorted(
+        [(first, "container.create", "succeeded"), (second, "container.create", "succeeded")])
+
+
+def test_bad_fault_status_is_refused(api: Client) -> None:
+    answer = api.http.post("/v1/admin/faults", json={"fail_status": 404})
+    assert answer.status_code == 400
+
+
 def test_replication_carries_data_to_another_stamp_and_survives_losing_the_source(
     stamps: Callable[..., StampProcess],
 ) -> None:
