@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,7 @@ class Child:
         self.log_path = log_path
         self.env = env
         self.process: subprocess.Popen | None = None
+        self.ready: Callable[[float], bool] | None = None  # waits until it serves, or not
 
     @property
     def alive(self) -> bool:
@@ -83,8 +85,11 @@ class Stack:
     """``with Stack(run_dir) as stack:`` starts nothing; ``start_*`` do, ``close`` stops
     everything that was started, in reverse order."""
 
-    def __init__(self, run_dir: Path, *, worker_concurrency: int = 2):
+    def __init__(self, run_dir: Path, *, worker_concurrency: int = 2,
+                 env: dict[str, str] | None = None):
         self.run_dir = run_dir
+        self.extra_env = dict(env or {})  # for every process of the stack
+        self.broker_url = ""  # the URL of the broker the stack started, if any
         self.worker_concurrency = worker_concurrency
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.children: list[Child] = []
@@ -99,23 +104,69 @@ class Stack:
         self.close()
 
     def _env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+        return {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env, **extra}
 
-    def start_broker(self) -> Child | None:
-        """Start the embedded broker, if the settings use it, and wait until it answers.
-        Its data are the settings' (``$BUFFET_VAR_DIR/broker``), where every process of
-        the stack looks for it."""
-        if not settings.BUFFET_EMBEDDED_BROKER:
-            return None
-        data = Path(settings.VAR_DIR) / "broker"
+    def start_broker(self, data: Path | None = None) -> Child | None:
+        """Start the embedded broker and wait until it answers: in ``data`` if given,
+        whatever the settings say; otherwise only if the settings use it, with their data
+        (``$BUFFET_VAR_DIR/broker``), where every process of the stack looks for it."""
+        if data is None:
+            if not settings.BUFFET_EMBEDDED_BROKER:
+                return None
+            data, url = Path(settings.VAR_DIR) / "broker", settings.CELERY_BROKER_URL
+        else:
+            url = broker.url(data)
         if problem := broker.already_running(data):
             raise StackFailed(problem)
-        child = self._start(Child("broker", processes.local(processes.broker(str(data))),
-                                  self.run_dir / "broker.log", self._env()))
-        if not broker.wait_until_answers(settings.CELERY_BROKER_URL,
-                                         time.monotonic() + START_TIMEOUT,
-                                         alive=lambda: child.alive):
-            raise StackFailed(f"the embedded broker did not answer within "
+        child = Child("broker", processes.local(processes.broker(str(data))),
+                      self.run_dir / "broker.log", self._env())
+        child.ready = lambda deadline: broker.wait_until_answers(
+            url, deadline, alive=lambda: child.alive)
+        self.broker_url = url
+        return self._start_ready(child)
+
+    def start_redis(self) -> Child:
+        """Start a Redis server of the stack's own on a free port, keeping nothing on disk
+        (a restart loses every message), and wait until it answers."""
+        import redis
+
+        port = free_port()
+        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(self.run_dir)]
+        child = Child("broker", command, self.run_dir / "broker.log", self._env())
+
+        def ready(deadline: float) -> bool:
+            client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5)
+            try:
+                while time.monotonic() < deadline and child.alive:
+                    try:
+                        return bool(client.ping())
+                    except (redis.ConnectionError, redis.TimeoutError):
+                        time.sleep(0.05)  # polling interval, bounded by the deadline
+                return False
+            finally:
+                client.close()
+
+        child.ready = ready
+        self.broker_url = f"redis://127.0.0.1:{port}/0"
+        return self._start_ready(child)
+
+    def _start_ready(self, child: Child) -> Child:
+        self._start(child)
+        if child.ready is not None and not child.ready(time.monotonic() + START_TIMEOUT):
+            raise StackFailed(f"{child.name} did not answer within {START_TIMEOUT:.0f} s:\n"
+                              f"{child.log_tail()}")
+        return child
+
+    def restart(self, child: Child) -> Child:
+        """SIGKILL what is left of the child's process group and start it again, on the
+        same command (the same data, port and name); wait until it answers."""
+        if child.process is not None:
+            child._signal(signal.SIGKILL)
+            child.process.wait(10)
+        child.start()
+        if child.ready is not None and not child.ready(time.monotonic() + START_TIMEOUT):
+            raise StackFailed(f"{child.name} did not answer again within "
                               f"{START_TIMEOUT:.0f} s:\n{child.log_tail()}")
         return child
 

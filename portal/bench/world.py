@@ -62,8 +62,9 @@ def _tenant_token(run: str) -> str:
     return tenant_services.issue_token(membership.user, name="bench").key
 
 
-def build_world(stack: Stack, run: str) -> World:
-    """The catalog and a commissioned subscription on the stack's stamp."""
+def build_world(stack: Stack, run: str, *, snapshots: int = 0) -> World:
+    """The catalog and a commissioned subscription on the stack's stamp; the plan allows
+    ``snapshots`` checkpoints at once."""
     staff_token, tenant_token = _staff_token(run), _tenant_token(run)
     with client(stack.url, staff_token) as staff:
         def post(path: str, body: dict) -> dict:
@@ -87,7 +88,7 @@ def build_world(stack: Stack, run: str) -> World:
             "quotas": {"vcpus": ROOM * VM_SIZE["vcpus"],
                        "memory_mb": ROOM * VM_SIZE["memory_mb"],
                        "storage_gb": ROOM * VM_SIZE["disk_gb"], "vms": ROOM, "networks": 1,
-                       "snapshots": 0}})
+                       "snapshots": snapshots}})
     with client(stack.url, tenant_token) as tenant:
         subscription = _created(tenant.post("/api/v1/subscriptions/",
                                             json={"plan": plan["id"], "name": "bench"}))
