@@ -1,7 +1,8 @@
 """The relay and sweeper (beat): what the outbox could not deliver, delivered.
 
 Publishes jobs that were never published (a lost commit hook, a broker outage, a job
-whose turn came while no one was there to deliver it), and jobs queued too long; hands
+whose turn came while no one was there to deliver it), and queued jobs whose message is
+out longer than a lease (lost by the broker); hands
 jobs whose worker went silent past the lease to a live one; reports jobs stuck past
 their deadline. Idempotent: publishing twice is harmless, a duplicate delivery finds the
 job taken or finished.
@@ -37,8 +38,10 @@ def sweep() -> SweepReport:
     grace = timedelta(seconds=settings.BUFFET_OUTBOX_GRACE_SECONDS)
     never_published = Job.objects.filter(state=JobState.QUEUED, published_at__isnull=True,
                                          created_at__lt=now - grace)
-    lost = Job.objects.filter(state=JobState.QUEUED, published_at__lt=now - timedelta(
-        seconds=settings.BUFFET_JOB_STUCK_SECONDS))
+    # A queued job's message out longer than a lease is taken for lost (a broker restarted
+    # without it, a dead worker holding it unacknowledged until the visibility timeout):
+    # published again. A duplicate is harmless, its delivery finds the job taken or ended.
+    lost = Job.objects.filter(state=JobState.QUEUED, published_at__lt=now - lease())
     for queryset in (never_published, lost):
         for job_id in queryset.values_list("pk", flat=True):
             if outbox.publish(job_id):

@@ -222,6 +222,24 @@ def test_sweep_publishes_what_was_never_published(stamp, monkeypatch, settings):
     assert published == [job.pk] and report.published == [str(job.pk)]
 
 
+def test_sweep_publishes_again_a_queued_job_whose_message_is_out_longer_than_a_lease(
+        stamp, monkeypatch, settings):
+    # given a job published a lease and more ago and still queued (the broker lost its
+    # message: restarted without it, or a dead worker holds it unacknowledged), and one
+    # published just now
+    published = []
+    monkeypatch.setattr(engine.outbox, "publish", lambda job_id: published.append(job_id) or True)
+    settings.BUFFET_JOB_LEASE_SECONDS = 30
+    lost, fresh = new_job(stamp), new_job(stamp)
+    Job.objects.filter(pk=lost.pk).update(published_at=timezone.now() - timezone.timedelta(
+        seconds=31))
+    Job.objects.filter(pk=fresh.pk).update(published_at=timezone.now())
+    # when the relay sweeps
+    report = engine.sweep()
+    # then only the lost one is published again
+    assert published == [lost.pk] and report.published == [str(lost.pk)]
+
+
 def test_bad_inputs_are_refused_before_anything_is_recorded(stamp):
     from rest_framework import serializers
 
