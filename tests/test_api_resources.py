@@ -232,3 +232,25 @@ def test_delete_job_retried_gives_quota_back_once(tenant_world, staff):
     assert quota(owner, sid)["vcpus"]["used"] == 0
     assert staff.post(f"/api/v1/admin/jobs/{job['id']}/retry/").status_code == 409
     assert quota(owner, sid)["vcpus"]["used"] == 0
+
+
+def test_a_delete_resumed_after_the_vm_is_gone_from_the_stamp_succeeds(tenant_world):
+    # given a VM that is already gone from the stamp, as when a worker deleted it there
+    # and died before it could record so
+    from provisioning.models import VirtualMachine
+
+    w = tenant_world
+    owner, sid = w["owner"], w["subscription"]["id"]
+    response = owner.post("/api/v1/vms/", {
+        "subscription": sid, "name": "gone", "template": w["template"]["id"], "vcpus": 1,
+        "memory_mb": 512, "disk_gb": 10, "network": w["default_network"]["id"]}, format="json")
+    settled(owner, response, w["worker"])
+    fabric_id = VirtualMachine.objects.get(pk=response.json()["id"]).fabric_id
+    status, _ = w["sim"].request("DELETE", f"/v1/vms/{fabric_id}", key="deleted-by-a-lost-worker")
+    assert status == 202
+    # when its delete job runs (again)
+    deleting = owner.delete(f"/api/v1/vms/{response.json()['id']}/")
+    # then it ends as a delete does: succeeded, the quota given back
+    settled(owner, deleting, w["worker"])
+    assert VirtualMachine.objects.get(pk=response.json()["id"]).state == "deleted"
+    assert quota(owner, sid)["vms"]["used"] == 0

@@ -3,6 +3,7 @@ never acts twice; each job's end hook settles the VM's state and the quota."""
 
 from base import events
 from base.events import Event
+from fabric.drivers import NotFound
 from provisioning import addons, sizing
 from provisioning.engine import Runbook, Step, register
 from provisioning.holdings import give_back, take_back
@@ -180,8 +181,15 @@ RESIZE = register(Runbook(
 def delete_vm(ctx):
     vm = _vm(ctx)
     if vm.fabric_id:
+        try:
+            replication = ctx.driver.replication_status(vm.fabric_id)
+        except NotFound:
+            # Gone already: an earlier delivery of this step deleted it, and its worker
+            # died before the step was recorded (a resumed step must not fail on it).
+            ctx.log(f"{vm.fabric_id} already gone")
+            return {}
         # The fabric keeps a replicating VM: stop replicating it first (DR add-on).
-        if ctx.driver.replication_status(vm.fabric_id) is not None:
+        if replication is not None:
             ctx.driver.disable_replication(key=ctx.key("replication"), vm_id=vm.fabric_id)
             ctx.log("replication disabled")
         ctx.driver.delete_vm(key=ctx.key(), vm_id=vm.fabric_id)
