@@ -460,13 +460,12 @@ def _start_broker(stack: Stack, choice: str) -> str:
 
 
 def _publish_to(url: str) -> None:
-    """Make this process publish to ``url`` (before it has published anything)."""
+    """Make this process publish to ``url``: its connections are made on first use, and
+    the run has published nothing yet."""
     from portal.celery import app
 
-    app.conf.broker_url = url
-    app.pool.force_close_all()
-    with contextlib.suppress(AttributeError):
-        del app.amqp._producer_pool
+    app.conf.update(broker_url=url, broker_read_url=url, broker_write_url=url)
+    app._pool = None
     app.amqp._producer_pool = None
 
 
