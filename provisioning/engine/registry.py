@@ -74,6 +74,10 @@ class StepContext:
     job: Job
     step: JobStep
     lines: list[str] = field(default_factory=list)
+    # Calls the stamp lost in a restart (``interrupted``, nothing changed) are made again
+    # under the next key, ``<key>~1``, ``~2``...: the stamp keeps the failure on the old
+    # one. A resumed step walks the same keys again and finds their operations.
+    interruptions: int = 0
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -86,7 +90,8 @@ class StepContext:
     def key(self, suffix: str = "") -> str:
         """The idempotency key of a fabric call of this step in this run of the job."""
         base = f"{self.job.pk}:{self.job.run}:{self.step.index}"
-        return f"{base}:{suffix}" if suffix else base
+        key = f"{base}:{suffix}" if suffix else base
+        return f"{key}~{self.interruptions}" if self.interruptions else key
 
     def log(self, message: str) -> None:
         self.lines.append(f"{timezone.now():%H:%M:%S} {message}")

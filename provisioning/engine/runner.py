@@ -29,6 +29,9 @@ from provisioning.models import Job, JobState, JobStep, StepState
 
 __all__ = ["lease", "run"]
 
+INTERRUPTED = "interrupted"  # the stamp's code for an operation a restart cut short
+MAX_INTERRUPTIONS = 5  # restarts in a row under one step before it fails
+
 
 class _Heartbeat:
     """Keeps ``heartbeat_at`` fresh while a step blocks on the fabric."""
@@ -122,15 +125,22 @@ def _with_transient_retries(call: Callable[[StepContext], Any], step: Step, ctx:
                             *, doing: str = "") -> Any:
     """Call ``do`` or ``undo``; a transient fabric error is retried in place, with the same
     idempotency key, up to the step's ``transient_retries``. Any other error is raised."""
-    for attempt in range(step.transient_retries + 1):
+    attempt = 0
+    while True:
         try:
             return call(ctx)
         except DriverError as exc:
+            if exc.code == INTERRUPTED and ctx.interruptions < MAX_INTERRUPTIONS:
+                # The stamp restarted under the operation and changed nothing: a stamp
+                # that came back is asked again (under the next key), not failed.
+                ctx.interruptions += 1
+                ctx.log(f"the stamp restarted under the call{doing}; asking again: {exc}")
+                continue
             if not exc.transient or attempt == step.transient_retries:
                 raise
             ctx.log(f"transient error{doing}, retrying: {exc}")
             clock.sleep(backoff(attempt))
-    raise AssertionError("unreachable: the last attempt returns or raises")
+            attempt += 1
 
 
 def _do(job: Job, row: JobStep, step: Step) -> None:

@@ -285,6 +285,41 @@ def test_a_transient_retry_waits_with_the_engines_clock_and_backs_off(stamp):
     assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
 
 
+def test_a_call_the_stamp_lost_in_a_restart_is_made_again_under_the_next_key(stamp):
+    # given a step whose first call the stamp cut short by restarting (nothing changed,
+    # and the stamp keeps that failure on the key)
+    from fabric.drivers import OperationFailed
+
+    FAIL["two"] = OperationFailed("unit", "thing.create", "the stamp restarted",
+                                  code="interrupted")
+    job = new_job(stamp)
+    # when the job runs
+    engine.run(job.pk)
+    # then the step was asked again under a key of its own and the job succeeded
+    assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
+    base = f"{job.pk}:1:2"
+    assert [c for c in CALLS if c.startswith("do two")] == [f"do two {base}",
+                                                          f"do two {base}~1"]
+
+
+def test_a_stamp_that_keeps_restarting_under_a_step_fails_it_in_the_end(stamp):
+    from fabric.drivers import OperationFailed
+
+    restarts = [OperationFailed("unit", "thing.create", "restarted", code="interrupted")
+                for _ in range(10)]
+
+    def always_interrupted(ctx):
+        CALLS.append(ctx.key())
+        raise restarts.pop()
+
+    engine.register(Runbook(name="test.restarting", steps=(Step("x", always_interrupted),),
+                            compensate=False))
+    job = engine.enqueue("test.restarting", stamp=stamp, inputs={})
+    engine.run(job.pk)
+    assert Job.objects.get(pk=job.pk).state == JobState.FAILED
+    assert len(CALLS) == 6
+
+
 def test_retry_and_cancel_leave_audit_rows_naming_who(stamp, django_user_model):
     from base.models import AuditEvent
 
