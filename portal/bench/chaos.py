@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Sum
 from django.test.utils import override_settings
 from tqdm import tqdm
@@ -77,7 +77,8 @@ class Report:
     def failures(self) -> dict[str, int]:
         """The counts that must be zero."""
         f = self.figures
-        return {name: f[name] for name in ("not_ended", "run_twice", "leaked_on_stamp",
+        return {name: f[name] for name in ("not_asked", "not_ended", "run_twice",
+                                           "leaked_on_stamp",
                                            "missing_on_stamp", "quota_drift", "client_errors")
                 if f[name]}
 
@@ -180,8 +181,12 @@ class Clients:
                 response = None
             if response is not None and response.status_code == 202:
                 return response.json()["job"]
-            job = Job.objects.filter(runbook="vm.delete", resource_id=vm_id).order_by(
-                "-created_at").values_list("pk", flat=True).first()
+            try:
+                job = Job.objects.filter(runbook="vm.delete", resource_id=vm_id).order_by(
+                    "-created_at").values_list("pk", flat=True).first()
+            except DatabaseError:  # as in _wait
+                connection.close()
+                job = None
             if job is not None:
                 return str(job)
             if response is not None and response.status_code < 500 \
@@ -195,8 +200,11 @@ class Clients:
         judges what did not end)."""
         deadline = time.monotonic() + self.wait_for
         while not self.halt.is_set() and time.monotonic() < deadline:
-            if Job.objects.filter(pk=job_id, state__in=JOB_TERMINAL_STATES).exists():
-                return
+            try:
+                if Job.objects.filter(pk=job_id, state__in=JOB_TERMINAL_STATES).exists():
+                    return
+            except DatabaseError:  # its connection was killed: the next look reconnects
+                connection.close()
             self.halt.wait(0.2)
 
 
@@ -432,6 +440,7 @@ def run(*, jobs: int, clients: int, fault_every: float, faults: list[str], broke
         figures = reconcile(stack, world, [j for j in load.jobs if j])
         figures.update({
             "database": connection.vendor, "broker": broker_name, "jobs_asked": jobs,
+            "not_asked": jobs - figures["jobs"],
             "clients": clients, "worker_concurrency": worker_concurrency,
             "seconds": round(seconds, 1), "drain_timeout_s": drain_timeout,
             "faults": dict(injector.injected), "faults_skipped": dict(injector.skipped),
