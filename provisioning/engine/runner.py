@@ -13,6 +13,7 @@ Each step's state, output and log are recorded as it goes, so that:
 - a job delivered more than ``max_attempts`` times gives up instead of looping.
 """
 
+import logging
 import threading
 import traceback as tb
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from fabric.drivers import DriverError
 from provisioning.engine.clock import backoff, clock
@@ -28,6 +29,8 @@ from provisioning.engine.registry import Runbook, Step, StepContext, get_runbook
 from provisioning.models import Job, JobState, JobStep, StepState
 
 __all__ = ["lease", "run"]
+
+log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"  # the stamp's code for an operation a restart cut short
 MAX_INTERRUPTIONS = 5  # restarts in a row under one step before it fails
@@ -116,6 +119,14 @@ def run(job_id, *, worker: str = "") -> Job | None:
             step = runbook.steps[row.index - 1]
             try:
                 _do(job, row, step)
+            except (OperationalError, InterfaceError):
+                # The database went away under the step (a killed connection, a failover):
+                # not the step's failure, and nothing can be recorded now. The job is left
+                # running, as by a dead worker: the relay hands it on after its lease. (The
+                # worker drops the broken connection after the task: Celery's Django fixup.)
+                log.warning("job %s: the database went away during step %s; it resumes "
+                            "after its lease", job.pk, row.index, exc_info=True)
+                return None
             except Exception as exc:  # noqa: BLE001 - every failure becomes job state
                 return _stop(job, runbook, f"Step '{step.name}' failed: {exc}", tb.format_exc())
         return _finish(job, runbook)

@@ -320,6 +320,24 @@ def test_a_stamp_that_keeps_restarting_under_a_step_fails_it_in_the_end(stamp):
     assert len(CALLS) == 6
 
 
+def test_a_database_gone_under_a_step_leaves_the_job_to_be_resumed(stamp):
+    # given a step during which the database connection is killed
+    from django.db import OperationalError
+
+    FAIL["two"] = OperationalError("server closed the connection unexpectedly")
+    job = new_job(stamp)
+    # when the job runs
+    assert engine.run(job.pk, worker="w1") is None
+    # then it is not failed: it stays running, and the worker after its lease resumes it
+    job.refresh_from_db()
+    assert job.state == JobState.RUNNING and job.error == ""
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(
+        hours=1))
+    engine.run(job.pk, worker="w2")
+    assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
+    assert [c.split()[1] for c in CALLS] == ["one", "two", "two", "three"]
+
+
 def test_retry_and_cancel_leave_audit_rows_naming_who(stamp, django_user_model):
     from base.models import AuditEvent
 
