@@ -28,7 +28,7 @@ from base.web.views import (
 )
 from plans import quota
 from plans.models import Subscription, SubscriptionState
-from provisioning import presenters, resources, sizing
+from provisioning import lifecycle, presenters, resources, sizing
 from provisioning.forms import (
     TAKES_NEW_WORK,
     CheckpointForm,
@@ -77,7 +77,6 @@ CHECKPOINT_BUSY = frozenset({SnapshotState.CREATING, SnapshotState.RESTORING,
 # The FSM transitions of a VM that the detail page offers as buttons.
 VM_ACTIONS = ("start", "stop", "restart", "resize", "start_deleting")
 VM_JOBS_SHOWN = 8
-COMMISSION = "subscription.commission"
 
 
 def live_vm_count() -> Count:
@@ -109,8 +108,7 @@ def _sizes(form) -> dict:
 def commission_pending(subscription) -> Job | None:
     """The job setting the subscription up on its stamp, unless it has succeeded: until
     it does, the subscription has no network and nothing can be created in it."""
-    job = (Job.objects.filter(subscription=subscription, runbook=COMMISSION)
-           .order_by("-created_at").first())
+    job = lifecycle.commission_job(subscription)
     return None if job is None or job.state == JobState.SUCCEEDED else job
 
 
