@@ -179,7 +179,7 @@ class Fabric:
                 "kind": str(kind),
                 "fingerprint": fingerprint,
             }
-            self._save()
+            self._save(("operations", op["id"]), ("keys", key))
             if self.faults.count_operation():
                 self._crash_due.set()
             latency = self.faults.latency_ms
@@ -223,7 +223,7 @@ class Fabric:
             self.state = State()
             self.capacity = dict(self._initial_capacity)
             self.faults.update(self._initial_faults)
-            self._save()
+            self.store.save(self.state.data, full=True)
 
     # -- internals -------------------------------------------------------------
     def _check(self, kind: OpKind, params: dict[str, Any]) -> None:
@@ -285,7 +285,7 @@ class Fabric:
         op["result"] = None if error else result
         op["error"] = error.as_operation_error() if error else None
         op["finished_at"] = self._clock()
-        self._save()
+        self._save(("operations", op["id"]))
 
     def _recover(self) -> None:
         with self.lock:
@@ -305,8 +305,8 @@ class Fabric:
             if interrupted:
                 log.warning("%d interrupted operation(s) marked failed", len(interrupted))
 
-    def _save(self) -> None:
-        self.store.save(self.state.data)
+    def _save(self, *touched: tuple[str, str]) -> None:
+        self.store.save(self.state.data, touched=touched)
 
 
 def _capacity(values: dict[str, Any]) -> dict[str, int]:

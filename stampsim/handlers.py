@@ -340,9 +340,9 @@ def vm_address(state: State, network: dict[str, Any], requested: Any) -> str:
                 ErrorCode.ADDRESS_IN_USE, f"{address} is already used on network {network['id']!r}"
             )
         return address
-    for host in cidr.hosts():
-        if str(host) not in taken and str(host) not in reserved:
-            return str(host)
+    for host in map(str, cidr.hosts()):
+        if host not in taken and host not in reserved:
+            return host
     raise conflict(ErrorCode.ADDRESS_IN_USE, f"network {network['id']!r} has no free address left")
 
 

@@ -8,10 +8,17 @@ The whole state is one JSON document::
      "checkpoints": {...}, "replications": {vm_id: {...}},
      "operations": {id: {...}}, "keys": {idempotency key: {...}}}
 
-``Store`` writes it after every change to ``<data dir>/state.json`` through a
-temporary file, ``fsync`` and ``os.replace``, so a crash leaves either the old
-or the new document, never a torn one.  Without a data directory the state
-lives in memory only (used by the in-process memory driver).
+``Store`` keeps it in ``<data dir>`` as a snapshot (``state.json``) and a
+journal (``journal.jsonl``): every change appends one line holding the records
+it touched (whole records, or ``null`` for a removed one) and is ``fsync``-ed
+before the call is answered, so a change costs what it touched, not the size of
+the state.  A line is one change, all or nothing: a crash in the middle of an
+append leaves a torn last line, which loading ignores (that change was never
+answered).  When the journal outgrows the snapshot it is folded into a new
+snapshot, written through a temporary file, ``fsync`` and ``os.replace``, and
+truncated; replaying a journal over a snapshot that already holds it changes
+nothing, so a crash between the two steps is harmless.  Without a data
+directory the state lives in memory only (used by the in-process memory driver).
 
 Capacity is a property of the running process (command-line flags), not of
 the stored state: every VM counts against it whatever its power state or kind,
@@ -26,7 +33,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -219,13 +226,20 @@ class State:
 
 
 class Store:
-    """Loads and atomically saves the state document (or keeps nothing on disk)."""
+    """Loads the state document and saves its changes as journal lines (or keeps nothing)."""
 
     FILENAME = "state.json"
+    JOURNAL = "journal.jsonl"
+    # The journal is folded into a new snapshot once it is this large, or
+    # larger than twice the snapshot.
+    COMPACT_BYTES = 4 * 1024 * 1024
 
     def __init__(self, data_dir: str | os.PathLike[str] | None, *, durable: bool = True) -> None:
         self.dir = Path(data_dir) if data_dir is not None else None
         self.durable = durable
+        self._seen: dict[str, dict[str, Any]] = {}
+        self._snapshot_bytes = 0
+        self._journal: Any = None
         if self.dir is not None:
             self.dir.mkdir(parents=True, exist_ok=True)
 
@@ -233,22 +247,108 @@ class Store:
     def path(self) -> Path | None:
         return self.dir / self.FILENAME if self.dir is not None else None
 
+    @property
+    def journal_path(self) -> Path | None:
+        return self.dir / self.JOURNAL if self.dir is not None else None
+
     def load(self) -> dict[str, Any] | None:
-        if self.path is None or not self.path.exists():
+        if self.path is None:
             return None
-        with self.path.open(encoding="utf-8") as fh:
-            data = json.load(fh)
-        if data.get("schema") != SCHEMA_VERSION:
-            raise ValueError(f"{self.path}: unsupported state schema {data.get('schema')!r}")
+        data: dict[str, Any] | None = None
+        if self.path.exists():
+            raw = self.path.read_bytes()
+            self._snapshot_bytes = len(raw)
+            data = json.loads(raw)
+            if data.get("schema") != SCHEMA_VERSION:
+                raise ValueError(f"{self.path}: unsupported state schema {data.get('schema')!r}")
+        assert self.journal_path is not None
+        if self.journal_path.exists():
+            data = data if data is not None else {"schema": SCHEMA_VERSION}
+            self._replay(data)
         return data
 
-    def save(self, data: dict[str, Any]) -> None:
+    def _replay(self, data: dict[str, Any]) -> None:
+        assert self.journal_path is not None
+        raw = self.journal_path.read_bytes()
+        lines = raw.split(b"\n")
+        if not raw.endswith(b"\n"):
+            lines.pop()  # torn by a crash in the middle of the last append: never answered
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                change = json.loads(line)
+            except ValueError:
+                raise ValueError(f"{self.journal_path}:{number}: unreadable journal line") from None
+            for table, obj_id, record in change:
+                rows = data.setdefault(table, {})
+                if record is None:
+                    rows.pop(obj_id, None)
+                else:
+                    rows[obj_id] = record
+
+    def save(
+        self,
+        data: dict[str, Any],
+        *,
+        touched: Iterable[tuple[str, str]] = (),
+        full: bool = False,
+    ) -> None:
+        """Persist what changed since the last save.
+
+        The resource tables are compared with what was saved last (they hold
+        live objects only); the ever-growing ``operations`` and ``keys`` are
+        written only for the ``(table, id)`` pairs named in ``touched``.
+        ``full`` writes a whole new snapshot instead (after a reset).
+        """
         if self.dir is None:
             return
+        if full or not self._seen:
+            self._snapshot(data)
+            return
+        changes: list[list[Any]] = []
+        for table in RESOURCES:
+            rows, seen = data.get(table, {}), self._seen.setdefault(table, {})
+            for obj_id, record in rows.items():
+                if seen.get(obj_id) != record:
+                    seen[obj_id] = copy.deepcopy(record)
+                    changes.append([table, obj_id, record])
+            if len(seen) != len(rows) or any(obj_id not in rows for obj_id in seen):
+                for obj_id in [obj_id for obj_id in seen if obj_id not in rows]:
+                    del seen[obj_id]
+                    changes.append([table, obj_id, None])
+        for table, obj_id in touched:
+            changes.append([table, obj_id, data.get(table, {}).get(obj_id)])
+        if not changes:
+            return
+        line = json.dumps(changes, separators=(",", ":")).encode() + b"\n"
+        journal = self._open_journal()
+        journal.write(line)
+        journal.flush()
+        if self.durable:
+            os.fsync(journal.fileno())
+        if journal.tell() > max(self.COMPACT_BYTES, 2 * self._snapshot_bytes):
+            self._snapshot(data)
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def _open_journal(self) -> Any:
+        if self._journal is None:
+            assert self.journal_path is not None
+            self._journal = self.journal_path.open("ab")
+        return self._journal
+
+    def _snapshot(self, data: dict[str, Any]) -> None:
+        """Write the whole document as the new snapshot, then empty the journal."""
+        assert self.dir is not None and self.journal_path is not None
+        raw = json.dumps(data, separators=(",", ":")).encode()
         fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.dir)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, separators=(",", ":"))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
                 fh.flush()
                 if self.durable:
                     os.fsync(fh.fileno())
@@ -257,3 +357,9 @@ class Store:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        self._snapshot_bytes = len(raw)
+        self.close()
+        with self.journal_path.open("wb") as fh:  # what it held is in the snapshot now
+            if self.durable:
+                os.fsync(fh.fileno())
+        self._seen = {table: copy.deepcopy(data.get(table, {})) for table in RESOURCES}
