@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
+import certifi
 import httpx
 
 from stampsim import protocol
@@ -38,7 +41,9 @@ class SimulatedDriver(StampApiDriver):
             name, endpoint, credentials, timeout=timeout, retries=retries, backoff=backoff
         )
         self.connect_timeout = min(connect_timeout, timeout)
-        self._client = httpx.Client(base_url=endpoint.rstrip("/"), follow_redirects=False)
+        self._client = httpx.Client(
+            base_url=endpoint.rstrip("/"), follow_redirects=False, verify=_tls_context()
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -67,6 +72,13 @@ class SimulatedDriver(StampApiDriver):
             raise TransportError(_describe(exc)) from None
         # Not a stampsim answering (a proxy page, another service): retried, then unreachable.
         return protocol.decode_answer(response.status_code, response.content)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs more CPU
+    than a whole job, so a driver built for every job must not load it again."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _describe(exc: httpx.TransportError) -> str:
