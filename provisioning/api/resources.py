@@ -4,6 +4,7 @@ Fabric changes answer 202 with the resource in a transitional state and ``job``.
 """
 
 import django_filters
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
@@ -181,12 +182,18 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
     @extend_schema(summary="Delete a VM", responses={202: VmAcceptedSerializer, **problems(409)},
                    description="Its quota is given back when the job has ended.")
     def destroy(self, request, pk=None):
-        job = resources.delete_vm(self.get_object(), acting_user=request.user)
-        return with_job(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
+        return self._accepted(pk, resources.delete_vm, acting_user=request.user)
 
     def _power(self, request, pk, verb):
-        job = resources.vm_power(self.get_object(), verb, acting_user=request.user)
-        return with_job(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
+        return self._accepted(pk, resources.vm_power, verb, acting_user=request.user)
+
+    def _accepted(self, pk, change, *args, **kwargs):
+        """The VM as the change left it, read in the change's transaction: its job is
+        published at commit and may end (a deleted VM leaves the view) before a later read."""
+        with transaction.atomic():
+            job = change(self.get_object(), *args, **kwargs)
+            data = self.get_serializer(self.get_queryset().get(pk=pk)).data
+        return with_job(data, job)
 
     @extend_schema(summary="Start a VM", description=_VM_STATE_CONFLICT, request=None,
                    responses={202: VmAcceptedSerializer})
@@ -212,11 +219,11 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
                                "a shrink gives quota back when it has happened.")
     @action(detail=True, methods=["post"])
     def resize(self, request, pk=None):
-        vm = self.get_object()
+        self.get_object()  # 404 before 400 for another tenant's VM
         serializer = ResizeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        job = resources.resize_vm(vm, acting_user=request.user, **serializer.validated_data)
-        return with_job(self.get_serializer(self.get_queryset().get(pk=pk)).data, job)
+        return self._accepted(pk, resources.resize_vm, acting_user=request.user,
+                              **serializer.validated_data)
 
     # The checkpoints of one VM: not filtered like the list of VMs.
     @extend_schema(methods=["GET"], summary="List a VM's checkpoints",
