@@ -4,13 +4,17 @@
     python3 dev.py run    virtualenv, install, migrate, demo data, then web + worker + beat
                           + two stampsim instances; prints the URL and the logins
     python3 dev.py test   virtualenv, install with test extras, run the whole test suite
+    python3 dev.py audit  the installed dependencies against known vulnerabilities (also a
+                          step of ``test``)
 """
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -45,6 +49,45 @@ def _install(extras: str) -> None:
     stamp.write_text(digest)
 
 
+def _audit_dependencies() -> int:
+    """pip-audit over what is installed: a known vulnerability with a fixed release fails.
+
+    A dependency the vulnerability service could not answer for is listed, not failed:
+    where the service cannot be reached nothing is known either way, and the run says so.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "audit.json"
+        audit = subprocess.run(
+            [str(PY), "-m", "pip_audit", "--format", "json", "--progress-spinner", "off",
+             "--output", str(report)], capture_output=True, text=True)
+        if not report.exists():
+            print(audit.stderr, file=sys.stderr)
+            return audit.returncode or 1
+        dependencies = json.loads(report.read_text())["dependencies"]
+    own = {"buffet"}
+    fixable, unfixed, skipped = [], [], []
+    for dep in dependencies:
+        if dep["name"] in own:
+            continue
+        if "skip_reason" in dep:
+            skipped.append(dep)
+        for vuln in dep.get("vulns", []):
+            (fixable if vuln.get("fix_versions") else unfixed).append((dep, vuln))
+    for dep, vuln in fixable:
+        print(f"dependency audit: {dep['name']} {dep['version']} has {vuln['id']}, fixed in "
+              f"{', '.join(vuln['fix_versions'])}", file=sys.stderr)
+    for dep, vuln in unfixed:
+        print(f"dependency audit: {dep['name']} {dep['version']} has {vuln['id']} (no fixed "
+              "release yet)")
+    audited = len(dependencies) - len(skipped) - sum(dep["name"] in own for dep in dependencies)
+    print(f"dependency audit: {audited} audited, {len(fixable)} fixable and {len(unfixed)} "
+          f"unfixed known vulnerabilities, {len(skipped)} not audited")
+    if skipped and not audited:
+        print("dependency audit: the vulnerability service answered for none of them "
+              f"({skipped[0]['skip_reason']}): nothing is known either way", file=sys.stderr)
+    return 1 if fixable else 0
+
+
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else "help"
     rest = sys.argv[2:]
@@ -63,6 +106,8 @@ def main() -> int:
         layers = subprocess.run([str(VENV / "bin" / "lint-imports"), "--no-cache"])
         if layers.returncode != 0:
             return layers.returncode
+        if not rest and (audited := _audit_dependencies()) != 0:
+            return audited
         workers = os.environ.get("BUFFET_TEST_WORKERS", "auto")
         parallel = ["-n", workers, "--dist", "loadgroup"] if workers != "0" else []
         if rest:
@@ -78,6 +123,10 @@ def main() -> int:
             if tests.returncode != 0:
                 return 1 if tests.returncode == 5 else tests.returncode
         return 0
+    if command == "audit":
+        _venv()
+        _install("test")
+        return _audit_dependencies()
     print(__doc__)
     return 0 if command in {"help", "-h", "--help"} else 2
 
