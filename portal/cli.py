@@ -98,8 +98,8 @@ def run(args) -> int:
         print("\n".join(filter(None, problems)), file=sys.stderr)
         return 2
     try:
-        with _embedded_broker(var):
-            return _start(port, stamps, var, env)
+        with _embedded_broker(var) as embedded:
+            return _start(port, stamps, var, env, embedded)
     except broker.BrokerError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -114,7 +114,8 @@ def _embedded_broker(var: Path):
     return broker.EmbeddedBroker(var / "broker", log_path=var / "broker.log")
 
 
-def _start(port: int, stamps: list[tuple[str, int]], var: Path, env: dict[str, str]) -> int:
+def _start(port: int, stamps: list[tuple[str, int]], var: Path, env: dict[str, str],
+           embedded: broker.EmbeddedBroker | None = None) -> int:
     try:
         print("Preparing the database…", flush=True)
         subprocess.run(processes.local(processes.migrate()), cwd=BASE_DIR, env=env, check=True,
@@ -136,6 +137,9 @@ def _start(port: int, stamps: list[tuple[str, int]], var: Path, env: dict[str, s
     supervisor = processes.Supervisor(cwd=BASE_DIR, env=env, log_dir=var)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, supervisor.request_stop)
+    if embedded is not None:  # restarted like the others when it dies, stopped after them
+        supervisor.adopt("broker", broker.server_command(embedded.data_dir), embedded.process,
+                         last=True)
     try:
         for name, stamp_port in stamps:
             supervisor.start(name, processes.local(

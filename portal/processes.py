@@ -79,6 +79,7 @@ class _Child:
     started_at: float = 0.0
     delay: float = 0.0  # the last wait before a restart; the next one doubles it
     restart_at: float | None = None
+    last: bool = False  # stopped after the others (what they talk to while they stop)
 
 
 def _say(message: str) -> None:
@@ -108,6 +109,12 @@ class Supervisor:
     def start(self, name: str, command: list[str]) -> None:
         child = self._children[name] = _Child(name, command)
         self._spawn(child)
+
+    def adopt(self, name: str, command: list[str], process: subprocess.Popen, *,
+              last: bool = False) -> None:
+        """Watch ``process``, started elsewhere from ``command``, like a child of its own:
+        restarted from ``command`` when it dies; with ``last``, stopped after the others."""
+        self._children[name] = _Child(name, command, process, self.clock(), last=last)
 
     def process(self, name: str) -> subprocess.Popen | None:
         """The running process of ``name``; None while it waits to be restarted."""
@@ -146,18 +153,20 @@ class Supervisor:
         their own workers, and a celery pool process terminated behind its master's back
         stalls the master's warm shutdown past any sensible grace.
         """
-        running = [c for c in self._children.values() if c.process is not None]
-        for child in running:
-            os.kill(child.process.pid, signal.SIGTERM)  # not reaped: still its pid
-        deadline = self.clock() + grace
-        while self.clock() < deadline and not all(_exited(c.process) for c in running):
-            self.sleep(0.05)
-        for child in running:
-            hung = not _exited(child.process)
-            _reap(child.process)
-            if hung:
-                self.say(f"{child.name} did not stop within {grace:g}s; killed")
-            child.process = None
+        for last in (False, True):
+            running = [c for c in self._children.values()
+                       if c.process is not None and c.last is last]
+            for child in running:
+                os.kill(child.process.pid, signal.SIGTERM)  # not reaped: still its pid
+            deadline = self.clock() + grace
+            while self.clock() < deadline and not all(_exited(c.process) for c in running):
+                self.sleep(0.05)
+            for child in running:
+                hung = not _exited(child.process)
+                _reap(child.process)
+                if hung:
+                    self.say(f"{child.name} did not stop within {grace:g}s; killed")
+                child.process = None
         for child in self._children.values():
             child.restart_at = None
 

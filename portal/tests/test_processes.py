@@ -199,3 +199,38 @@ def test_stop_terminates_children_and_kills_those_that_outlast_the_grace(tmp_pat
     # and nothing is started again afterwards
     supervisor.poll()
     assert supervisor.process("polite") is None and supervisor.process("stubborn") is None
+
+
+def test_an_adopted_process_is_restarted_from_its_command_and_stopped_after_the_others(
+        supervisor, said, clock, tmp_path):
+    import subprocess
+
+    # given a process started before the supervisor (the embedded broker), adopted with
+    # the command that starts it again, and an ordinary child that records its stop
+    stops = tmp_path / "stops"
+    record = ("import os, signal, sys, time\n"
+              "def bye(*_):\n"
+              f"    open({str(stops)!r}, 'a').write(sys.argv[1] + ' ' + str(time.time()) + '\\n')\n"
+              "    sys.exit(0)\n"
+              "signal.signal(signal.SIGTERM, bye)\n"
+              f"open({str(tmp_path)!r} + '/ready-' + sys.argv[1] + '-' + str(os.getpid()), 'w')\n"
+              "while True: time.sleep(0.01)\n")
+    first = subprocess.Popen([*python(record), "broker"])
+    supervisor.adopt("broker", [*python(record), "broker"], first, last=True)
+    supervisor.start("worker", [*python(record), "worker"])
+    # when the adopted process dies
+    first.kill()
+    eventually(lambda: died(supervisor, "broker"), message="the death was not noticed")
+    assert said[-1].startswith("broker was killed by SIGKILL")
+    clock.advance(1)
+    supervisor.poll()
+    # then it runs again, from its command
+    again = supervisor.process("broker")
+    assert again is not None and again.pid != first.pid
+    for name, pid in (("broker", again.pid), ("worker", supervisor.process("worker").pid)):
+        eventually(lambda: (tmp_path / f"ready-{name}-{pid}").exists(),  # noqa: B023
+                   message=f"{name} did not get ready")
+    # and on stop it is stopped after the ordinary child
+    supervisor.stop(grace=5)
+    order = [line.split()[0] for line in stops.read_text().splitlines()]
+    assert order == ["worker", "broker"]
