@@ -134,9 +134,12 @@ def run(job_id, *, worker: str = "") -> Job | None:
 
 def _with_transient_retries(call: Callable[[StepContext], Any], step: Step, ctx: StepContext,
                             *, doing: str = "") -> Any:
-    """Call ``do`` or ``undo``; a transient fabric error is retried in place, with the same
-    idempotency key, up to the step's ``transient_retries``. Any other error is raised."""
-    attempt = 0
+    """Call ``do`` or ``undo``; a transient fabric error (the stamp unreachable, a 5xx) is
+    retried in place, with the same idempotency key, at least the step's
+    ``transient_retries`` times and for as long as the driver timeout, so a stamp that
+    comes back within it is retried, not failed (the heartbeat keeps the job's lease
+    while it waits). Any other error is raised."""
+    attempt, waited = 0, 0.0
     while True:
         try:
             return call(ctx)
@@ -147,11 +150,13 @@ def _with_transient_retries(call: Callable[[StepContext], Any], step: Step, ctx:
                 ctx.interruptions += 1
                 ctx.log(f"the stamp restarted under the call{doing}; asking again: {exc}")
                 continue
-            if not exc.transient or attempt == step.transient_retries:
+            if not exc.transient or (attempt >= step.transient_retries
+                                     and waited >= settings.BUFFET_DRIVER_TIMEOUT):
                 raise
             ctx.log(f"transient error{doing}, retrying: {exc}")
-            clock.sleep(backoff(attempt))
-            attempt += 1
+            delay = backoff(attempt)
+            clock.sleep(delay)
+            attempt, waited = attempt + 1, waited + delay
 
 
 def _do(job: Job, row: JobStep, step: Step) -> None:

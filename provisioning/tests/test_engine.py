@@ -376,3 +376,44 @@ def test_a_retry_whose_resource_moved_on_is_a_conflict_that_changes_nothing(stam
         engine.retry(Job.objects.get(pk=job.pk))
     job.refresh_from_db()
     assert job.state == JobState.ROLLED_BACK and job.run == 1
+
+
+def test_a_stamp_that_comes_back_within_the_driver_timeout_is_retried_not_failed(
+        stamp, settings):
+    # given a stamp that does not answer for 20 s (of the engine's clock), within a driver
+    # timeout of 30 s: more tries than the step's transient_retries
+    settings.BUFFET_DRIVER_TIMEOUT = 30
+    down_for = 20.0
+
+    def do(ctx):
+        CALLS.append("flaky")
+        if sum(SLEPT) < down_for:
+            raise StampUnreachable("unit", "thing.create", "connection refused")
+        return {"flaky": "made"}
+
+    engine.register(Runbook(name="test.outage", steps=(
+        Step("flaky", do, lambda ctx: None, transient_retries=2),)))
+    job = engine.enqueue("test.outage", stamp=stamp, inputs={})
+    # when the job runs
+    engine.run(job.pk)
+    # then it succeeded once the stamp answered, every try with the same key
+    assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED
+    assert len(CALLS) > 3 and sum(SLEPT) >= down_for
+
+
+def test_a_stamp_down_longer_than_the_driver_timeout_fails_the_step(stamp, settings):
+    settings.BUFFET_DRIVER_TIMEOUT = 10
+
+    def do(ctx):
+        CALLS.append("down")
+        raise StampUnreachable("unit", "thing.create", "connection refused")
+
+    engine.register(Runbook(name="test.down", steps=(
+        Step("down", do, lambda ctx: None, transient_retries=2),)))
+    job = engine.enqueue("test.down", stamp=stamp, inputs={})
+    engine.run(job.pk)
+    job = Job.objects.get(pk=job.pk)
+    assert job.state in (JobState.FAILED, JobState.ROLLED_BACK)
+    assert "connection refused" in job.error
+    # it waited the driver timeout out, and not much longer
+    assert 10 <= sum(SLEPT) < 10 + 8.5
