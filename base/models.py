@@ -1,4 +1,4 @@
-"""Cross-cutting records: idempotency keys of API requests."""
+"""Cross-cutting records: idempotency keys of API requests, the audit trail."""
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -35,8 +35,9 @@ class IdempotencyRecord(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Who did what to which object, written by every service that changes state."""
-
+    """Who did what to which object, written by every service that changes state
+    (``base.events.record``). ``before``/``after`` hold only the fields that changed,
+    never a secret."""
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     event = models.CharField(max_length=64, db_index=True)
@@ -47,13 +48,25 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64)
     detail = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    before = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    after = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    request_id = models.CharField(max_length=64, blank=True, db_index=True,
+                                  help_text="The request's X-Request-ID, or job:<id> in a worker.")
+    address = models.GenericIPAddressField(null=True, blank=True,
+                                           help_text="The address the request came from.")
+    face = models.CharField(max_length=16, blank=True,
+                            help_text="The portal face the request came to (base.faces).")
 
     objects = RestrictedQuerySet.as_manager()
     tenant_path = "tenant"  # what restrict(tenant) follows
 
     class Meta:
-        ordering = ["-at"]
-        indexes = [models.Index(fields=["tenant", "-at"])]
+        ordering = ["-at", "-pk"]
+        indexes = [
+            models.Index(fields=["tenant", "-at"]),
+            models.Index(fields=["actor", "-at"], name="audit_actor_at"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+        ]
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.event} {self.object_type}:{self.object_id}"

@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
+from base import requestid
 from fabric.drivers import DriverError
 from provisioning.engine.clock import backoff, clock
 from provisioning.engine.registry import Runbook, Step, StepContext, get_runbook
@@ -97,7 +98,14 @@ def _claim(job_id, worker: str) -> Job | None:
 
 
 def run(job_id, *, worker: str = "") -> Job | None:
-    """Run (or resume) a job. Safe to call for any delivery of the job's message."""
+    """Run (or resume) a job. Safe to call for any delivery of the job's message.
+
+    What the job logs and records carries ``job:<id>`` as its request id."""
+    with requestid.bound(request_id=f"job:{job_id}", address=None, face=""):
+        return _run(job_id, worker)
+
+
+def _run(job_id, worker: str) -> Job | None:
     job = _claim(job_id, worker)
     if job is None:
         return None
