@@ -14,8 +14,6 @@ import uuid
 
 import structlog
 
-from base import faces
-
 __all__ = ["HEADER", "RequestIdFilter", "RequestIdMiddleware", "bound", "current", "new_id"]
 
 HEADER = "X-Request-ID"
@@ -48,6 +46,8 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        from base import faces  # not at import: logging loads this module before the apps
+
         incoming = request.META.get(_META, "")
         request_id = incoming if _SANE.match(incoming) else new_id()
         request.request_id = request_id
