@@ -1,5 +1,7 @@
 """Cross-cutting records: idempotency keys of API requests, the audit trail."""
 
+import uuid
+
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -39,6 +41,8 @@ class AuditEvent(models.Model):
     (``base.events.record``). ``before``/``after`` hold only the fields that changed,
     never a secret."""
 
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
+                           help_text="The id the API shows: rows are not counted by it.")
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     event = models.CharField(max_length=64, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,

@@ -47,7 +47,9 @@ __all__ = [
 
 @transaction.atomic
 def save_mapping(mapping: NetworkMapping | None, *, fields: dict, acting_user) -> NetworkMapping:
+    creating = mapping is None
     mapping = mapping or NetworkMapping()
+    before = {} if creating else events.values(mapping)
     for name, value in fields.items():
         setattr(mapping, name, value)
     addon: AddOn = mapping.addon
@@ -60,11 +62,16 @@ def save_mapping(mapping: NetworkMapping | None, *, fields: dict, acting_user) -
                       errors={"recovery_network": [f"Choose one of: {known}."]})
     mapping.full_clean()
     mapping.save()
+    events.record(Event.NETWORK_MAPPING_CREATED if creating else Event.NETWORK_MAPPING_CHANGED,
+                  mapping, acting_user=acting_user, before=before,
+                  after=events.values(mapping))
     return mapping
 
 
 @transaction.atomic
 def delete_mapping(mapping: NetworkMapping, *, acting_user) -> None:
+    events.record(Event.NETWORK_MAPPING_DELETED, mapping, acting_user=acting_user,
+                  before=events.values(mapping))
     mapping.delete()
 
 
@@ -195,10 +202,12 @@ def _start(protection: Protection, kind: str, runbook: Runbook, *, stamp,
                          inputs={"protection": str(protection.pk), "report": str(report.pk),
                                  **inputs})
     DrReport.objects.filter(pk=report.pk).update(job=job)
+    before = events.values(protection, ["state", "active_site"])
     if begin is not None:
         begin(protection)
         protection.save()
-    events.record(_EVENTS[kind], protection, acting_user=acting_user)
+    events.record(_EVENTS[kind], protection, acting_user=acting_user, before=before,
+                  after=events.values(protection, ["state", "active_site"]), job=job.pk)
     return job
 
 

@@ -22,21 +22,27 @@ CHECK_HISTORY = 288  # a day of checks at one a five minutes
 HEALTH_TIMEOUT = 5.0  # a health probe answers fast or the stamp counts as unreachable
 
 
-def _save(instance, fields: dict[str, Any]):
+def _save(instance, fields: dict[str, Any], *, acting_user: User, created: Event,
+          changed: Event):
+    """Set ``fields``, check and save; record what changed (secret fields such as a
+    stamp's credentials are named in ``detail`` when they change, never shown: ``rotated``)."""
+    creating = instance._state.adding
+    before = {} if creating else events.values(instance)
     for name, value in fields.items():
         setattr(instance, name, value)
     instance.full_clean()
     instance.save()
+    secrets = sorted(name for name in fields if events.is_secret(name))
+    events.record(created if creating else changed, instance, acting_user=acting_user,
+                  before=before, after=events.values(instance),
+                  **({"rotated": ", ".join(secrets)} if secrets else {}))
     return instance
 
 
 @transaction.atomic
 def save_stamp(stamp: Stamp | None, *, fields: dict[str, Any], acting_user: User) -> Stamp:
-    creating = stamp is None
-    stamp = _save(stamp or Stamp(), fields)
-    events.record(Event.STAMP_REGISTERED if creating else Event.STAMP_CHANGED, stamp,
-                  acting_user=acting_user)
-    return stamp
+    return _save(stamp or Stamp(), fields, acting_user=acting_user,
+                 created=Event.STAMP_REGISTERED, changed=Event.STAMP_CHANGED)
 
 
 def stamp_users(stamp: Stamp) -> list[str]:
@@ -70,7 +76,9 @@ def delete_stamp(stamp: Stamp, *, acting_user: User) -> None:
     if users:
         raise Conflict(f"Stamp '{stamp.name}' is in use: {'; '.join(users)}.",
                        code=ErrorCode.STAMP_IN_USE)
-    events.record(Event.STAMP_CHANGED, stamp, acting_user=acting_user, deleted=stamp.name)
+    events.record(Event.STAMP_DELETED, stamp, acting_user=acting_user,
+                  before=events.values(stamp, ["name", "region", "driver", "endpoint"]),
+                  deleted=stamp.name)
     stamp.delete()
 
 
@@ -87,7 +95,8 @@ def save_cloud(cloud: Cloud | None, *, fields: dict[str, Any], acting_user: User
             "A cloud that plans use cannot move to another stamp.",
             errors={"stamp": ["Plans are bound to this cloud."]},
         )
-    cloud = _save(cloud or Cloud(), fields)
+    cloud = _save(cloud or Cloud(), fields, acting_user=acting_user,
+                  created=Event.CLOUD_CREATED, changed=Event.CLOUD_CHANGED)
     for dimension, limit in cloud.limits().items():
         CloudCapacity.objects.update_or_create(
             cloud=cloud, dimension=dimension, defaults={"limit": limit}
@@ -99,7 +108,8 @@ def save_cloud(cloud: Cloud | None, *, fields: dict[str, Any], acting_user: User
 def save_template(
     template: Template | None, *, fields: dict[str, Any], acting_user: User
 ) -> Template:
-    return _save(template or Template(), fields)
+    return _save(template or Template(), fields, acting_user=acting_user,
+                 created=Event.TEMPLATE_CREATED, changed=Event.TEMPLATE_CHANGED)
 
 
 def driver_for(stamp: Stamp, *, timeout: float | None = None):
@@ -139,4 +149,7 @@ def check_stamp(stamp: Stamp, *, acting_user: User | None = None) -> Stamp:
         # Keep a bounded history: the last CHECK_HISTORY checks of each stamp.
         old = stamp.checks.order_by("-at").values_list("pk", flat=True)[CHECK_HISTORY:]
         StampCheck.objects.filter(pk__in=list(old)).delete()
+        if acting_user is not None:  # asked for by a person, not the scheduled probe
+            events.record(Event.STAMP_CHECKED, stamp, acting_user=acting_user,
+                          health=stamp.health)
     return stamp

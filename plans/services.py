@@ -75,6 +75,7 @@ def save_plan(plan: Plan | None, *, fields: dict[str, Any], templates=None, addo
     """Create or change a plan; quota changes reach every live subscription's limits."""
     creating = plan is None
     plan = plan or Plan()
+    before = {} if creating else events.values(plan, [*_PLAN_FIELDS, *_PLAN_LINKS])
     if not creating and "cloud" in fields and fields["cloud"].pk != plan.cloud_id \
             and plan.subscriptions.filter(state__in=LIVE_STATES).exists():
         raise Conflict("The cloud of a plan with subscriptions cannot change.",
@@ -97,13 +98,25 @@ def save_plan(plan: Plan | None, *, fields: dict[str, Any], templates=None, addo
     if not creating:
         for subscription in plan.subscriptions.filter(state__in=LIVE_STATES):
             quota.set_limits(subscription, limits_of(subscription))
+    events.record(Event.PLAN_CREATED if creating else Event.PLAN_CHANGED, plan,
+                  acting_user=acting_user, before=before,
+                  after=events.values(plan, [*_PLAN_FIELDS, *_PLAN_LINKS]))
     return plan
+
+
+def _concrete(model) -> list[str]:
+    return [f.name for f in model._meta.concrete_fields if not f.primary_key]
+
+
+_PLAN_FIELDS = _concrete(Plan)
+_PLAN_LINKS = ("templates", "addons", "offered_to")
 
 
 @transaction.atomic
 def save_addon(addon: AddOn | None, *, fields: dict[str, Any], acting_user: User) -> AddOn:
     creating = addon is None
     addon = addon or AddOn()
+    before = {} if creating else events.values(addon)
     for name, value in fields.items():
         setattr(addon, name, value)
     if addon.kind == AddOnKind.DR and addon.recovery_cloud_id is None:
@@ -122,6 +135,8 @@ def save_addon(addon: AddOn | None, *, fields: dict[str, Any], acting_user: User
     if not creating and addon.kind == AddOnKind.QUOTA:
         for subscription in Subscription.objects.filter(addons=addon, state__in=LIVE_STATES):
             quota.set_limits(subscription, limits_of(subscription))
+    events.record(Event.ADDON_CREATED if creating else Event.ADDON_CHANGED, addon,
+                  acting_user=acting_user, before=before, after=events.values(addon))
     return addon
 
 
@@ -167,7 +182,8 @@ def subscribe(tenant: Tenant, *, plan_id, name: str, acting_user: User) -> Subsc
     name = (name or "").strip() or plan.name
     subscription = Subscription.objects.create(tenant=tenant, plan=plan, name=name)
     quota.set_limits(subscription, plan.quotas())
-    events.record(Event.SUBSCRIPTION_CREATED, subscription, acting_user=acting_user)
+    events.record(Event.SUBSCRIPTION_CREATED, subscription, acting_user=acting_user,
+                  after=events.values(subscription, ["plan", "name", "state"]))
     return subscription
 
 
@@ -207,7 +223,8 @@ def attach_addon(subscription: Subscription, *, addon_id, acting_user: User,
         precondition(subscription, addon)
     link = SubscriptionAddOn.objects.create(subscription=subscription, addon=addon)
     quota.set_limits(subscription, limits_of(subscription))
-    events.record(Event.ADDON_ATTACHED, link, acting_user=acting_user)
+    events.record(Event.ADDON_ATTACHED, link, acting_user=acting_user,
+                  after={"addon": str(addon.pk), "name": addon.name})
     return link
 
 
@@ -225,31 +242,34 @@ def detach_addon(subscription: Subscription, *, addon_id, acting_user: User,
     link.delete()
     # Limits may now be below use: allowed, it only blocks new reservations.
     quota.set_limits(subscription, limits_of(subscription))
-    events.record(Event.ADDON_DETACHED, link, acting_user=acting_user)
+    events.record(Event.ADDON_DETACHED, link, acting_user=acting_user,
+                  before={"addon": str(link.addon_id), "name": link.addon.name})
     return link
 
 
-def _transition(subscription: Subscription, verb: str, transition) -> Subscription:
+def _transition(subscription: Subscription, verb: str, transition, *, event: Event,
+                acting_user: User) -> Subscription:
     subscription = _lock(subscription)
+    before = {"state": subscription.state}
     try:
         transition(subscription)
     except TransitionNotAllowed as exc:
         raise Conflict(f"A {subscription.state} subscription cannot be {verb}.",
                        code=ErrorCode.SUBSCRIPTION_STATE) from exc
     subscription.save()
+    events.record(event, subscription, acting_user=acting_user, before=before,
+                  after={"state": subscription.state})
     return subscription
 
 
 @transaction.atomic
 def suspend_subscription(subscription: Subscription, *, acting_user: User) -> Subscription:
-    subscription = _transition(subscription, "suspended", Subscription.suspend)
-    events.record(Event.SUBSCRIPTION_SUSPENDED, subscription, acting_user=acting_user)
-    return subscription
+    return _transition(subscription, "suspended", Subscription.suspend,
+                       event=Event.SUBSCRIPTION_SUSPENDED, acting_user=acting_user)
 
 
 @transaction.atomic
 def resume_subscription(subscription: Subscription, *, acting_user: User) -> Subscription:
-    subscription = _transition(subscription, "resumed", Subscription.resume)
-    events.record(Event.SUBSCRIPTION_RESUMED, subscription, acting_user=acting_user)
-    return subscription
+    return _transition(subscription, "resumed", Subscription.resume,
+                       event=Event.SUBSCRIPTION_RESUMED, acting_user=acting_user)
 

@@ -369,6 +369,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Buffet <noreply@buffe
 BUFFET_PUBLIC_URL = os.environ.get("BUFFET_PUBLIC_URL", "").rstrip("/")
 # How long an invitation's link can be used (7 days).
 BUFFET_INVITATION_TTL_HOURS = int(os.environ.get("BUFFET_INVITATION_TTL_HOURS", "168"))
+# The most rows one CSV export of the audit trail streams (narrow it with the filters).
+BUFFET_AUDIT_CSV_MAX_ROWS = int(os.environ.get("BUFFET_AUDIT_CSV_MAX_ROWS", "100000"))
 
 LOGGING = {
     "version": 1,

@@ -144,13 +144,15 @@ def decommission(subscription: Subscription, *, acting_user: User
                  ) -> tuple[Subscription, Job | None]:
     """Start removing a subscription and everything it has on the fabric."""
     subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    before = {"state": subscription.state}
     try:
         subscription.start_deleting()
     except TransitionNotAllowed as exc:
         raise Conflict(f"A {subscription.state} subscription cannot be decommissioned.",
                        code=ErrorCode.SUBSCRIPTION_STATE) from exc
     subscription.save()
-    events.record(Event.SUBSCRIPTION_DELETING, subscription, acting_user=acting_user)
+    events.record(Event.SUBSCRIPTION_DELETING, subscription, acting_user=acting_user,
+                  before=before, after={"state": subscription.state})
     site = Site.objects.select_for_update(of=("self",)).filter(
         subscription=subscription, role=SiteRole.PRIMARY).exclude(
         state=SiteState.DELETED).select_related("cloud__stamp").first()

@@ -171,7 +171,8 @@ def create_network(subscription: Subscription, *, name: str, cidr: str,
                                      gateway_address=str(next(wanted.hosts())))
     job = _enqueue(network_runbooks.CREATE, subscription, network, acting_user=acting_user,
                    placement=placement, network=str(network.pk))
-    events.record(Event.NETWORK_REQUESTED, network, acting_user=acting_user)
+    events.record(Event.NETWORK_REQUESTED, network, acting_user=acting_user,
+                  after=events.values(network, ["name", "cidr", "state"]), job=job.pk)
     return network, job
 
 
@@ -188,11 +189,15 @@ def delete_network(network: Network, *, acting_user) -> Job:
     if network.vms.exclude(state=VmState.DELETED).exists():
         raise Conflict("VMs are attached to this network; delete them first.",
                        code=ErrorCode.NETWORK_IN_USE)
+    before = {"state": network.state}
     network.start_deleting()
     network.save()
-    return _enqueue(network_runbooks.DELETE, network.subscription, network,
-                    acting_user=acting_user,
-                    network=str(network.pk))
+    job = _enqueue(network_runbooks.DELETE, network.subscription, network,
+                   acting_user=acting_user,
+                   network=str(network.pk))
+    events.record(Event.NETWORK_DELETING, network, acting_user=acting_user, before=before,
+                  after={"state": network.state}, job=job.pk)
+    return job
 
 
 # --- VMs ------------------------------------------------------------------------------
@@ -243,7 +248,8 @@ def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple
     VirtualMachine.objects.filter(pk=vm.pk).update(ip_address=vm.ip_address)
     job = _enqueue(vm_runbooks.CREATE, subscription, vm, acting_user=acting_user,
                    placement=placement, vm=str(vm.pk))
-    events.record(Event.VM_REQUESTED, vm, acting_user=acting_user)
+    events.record(Event.VM_REQUESTED, vm, acting_user=acting_user,
+                  after=events.values(vm, _VM_FIELDS), job=job.pk)
     return vm, job
 
 
@@ -252,25 +258,31 @@ def _locked_vm(vm: VirtualMachine) -> VirtualMachine:
             .select_related("subscription__plan", "template").get(pk=vm.pk))
 
 
+_VM_FIELDS = ["name", "template", "network", "vcpus", "memory_mb", "disk_gb", "ip_address",
+              "state"]
+
 POWER = {
-    "start": (VirtualMachine.start, "started", vm_runbooks.START),
-    "stop": (VirtualMachine.stop, "stopped", vm_runbooks.STOP),
-    "restart": (VirtualMachine.restart, "restarted", vm_runbooks.RESTART),
+    "start": (VirtualMachine.start, "started", vm_runbooks.START, Event.VM_STARTING),
+    "stop": (VirtualMachine.stop, "stopped", vm_runbooks.STOP, Event.VM_STOPPING),
+    "restart": (VirtualMachine.restart, "restarted", vm_runbooks.RESTART, Event.VM_RESTARTING),
 }
 
 
 @transaction.atomic
 def vm_power(vm: VirtualMachine, action: str, *, acting_user) -> Job:
     """Start, stop or restart: 409 when the action makes no sense in the VM's state."""
-    transition, verb, runbook = POWER[action]
+    transition, verb, runbook, event = POWER[action]
     vm = _locked_vm(vm)
     if action != "stop":
         _require_active(vm.subscription)
     previous = vm.state
     _transition(vm, transition, verb)
     vm.save()
-    return _enqueue(runbook, vm.subscription, vm, acting_user=acting_user, vm=str(vm.pk),
-                    previous=previous)
+    job = _enqueue(runbook, vm.subscription, vm, acting_user=acting_user, vm=str(vm.pk),
+                   previous=previous)
+    events.record(event, vm, acting_user=acting_user, before={"state": previous},
+                  after={"state": vm.state}, job=job.pk)
+    return job
 
 
 @transaction.atomic
@@ -288,20 +300,30 @@ def resize_vm(vm: VirtualMachine, *, vcpus: int, memory_mb: int, acting_user) ->
     delta = sizing.resize_delta(old, old.resized(vcpus=vcpus, memory_mb=memory_mb))
     quota.reserve(vm.subscription, sizing.growth(delta), cloud_id=vm.subscription.plan.cloud_id)
     vm.save()
-    return _enqueue(vm_runbooks.RESIZE, vm.subscription, vm, acting_user=acting_user,
-                    vm=str(vm.pk),
-                    previous=previous, vcpus=vcpus, memory_mb=memory_mb,
-                    old_vcpus=vm.vcpus, old_memory_mb=vm.memory_mb)
+    job = _enqueue(vm_runbooks.RESIZE, vm.subscription, vm, acting_user=acting_user,
+                   vm=str(vm.pk),
+                   previous=previous, vcpus=vcpus, memory_mb=memory_mb,
+                   old_vcpus=vm.vcpus, old_memory_mb=vm.memory_mb)
+    # The size changes when the job has resized the VM: the row says what was asked for.
+    events.record(Event.VM_RESIZING, vm, acting_user=acting_user,
+                  before={"state": previous, "vcpus": vm.vcpus, "memory_mb": vm.memory_mb},
+                  after={"state": vm.state, "vcpus": vcpus, "memory_mb": memory_mb},
+                  job=job.pk)
+    return job
 
 
 @transaction.atomic
 def delete_vm(vm: VirtualMachine, *, acting_user) -> Job:
     """Quota comes back when the delete job has finished."""
     vm = _locked_vm(vm)
+    before = {"state": vm.state}
     _transition(vm, VirtualMachine.start_deleting, "deleted")
     vm.save()
-    return _enqueue(vm_runbooks.DELETE, vm.subscription, vm, acting_user=acting_user,
-                    vm=str(vm.pk))
+    job = _enqueue(vm_runbooks.DELETE, vm.subscription, vm, acting_user=acting_user,
+                   vm=str(vm.pk))
+    events.record(Event.VM_DELETING, vm, acting_user=acting_user, before=before,
+                  after={"state": vm.state}, job=job.pk)
+    return job
 
 
 # --- checkpoints ----------------------------------------------------------------------
@@ -318,6 +340,9 @@ def create_snapshot(vm: VirtualMachine, *, name: str, acting_user) -> tuple[Snap
     job = _enqueue(vm_runbooks.CREATE_SNAPSHOT, vm.subscription, snapshot,
                    acting_user=acting_user,
                    snapshot=str(snapshot.pk))
+    events.record(Event.SNAPSHOT_REQUESTED, snapshot, acting_user=acting_user,
+                  after={"name": snapshot.name, "vm": str(vm.pk), "state": snapshot.state},
+                  job=job.pk)
     return snapshot, job
 
 
@@ -333,9 +358,13 @@ def restore_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
     vm.save()
     snapshot.start_restoring()
     snapshot.save()
-    return _enqueue(vm_runbooks.RESTORE_SNAPSHOT, vm.subscription, snapshot,
-                    acting_user=acting_user,
-                    snapshot=str(snapshot.pk), previous=previous)
+    job = _enqueue(vm_runbooks.RESTORE_SNAPSHOT, vm.subscription, snapshot,
+                   acting_user=acting_user,
+                   snapshot=str(snapshot.pk), previous=previous)
+    events.record(Event.SNAPSHOT_RESTORING, snapshot, acting_user=acting_user,
+                  before={"vm_state": previous}, after={"vm_state": vm.state}, vm=vm.pk,
+                  job=job.pk)
+    return job
 
 
 @transaction.atomic
@@ -345,7 +374,11 @@ def delete_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
     if snapshot.state not in (SnapshotState.READY, SnapshotState.FAILED):
         raise Conflict.in_state(snapshot, f"A {snapshot.state} checkpoint cannot be deleted.",
                                 code=ErrorCode.SNAPSHOT_STATE)
+    before = {"state": snapshot.state}
     snapshot.start_deleting()
     snapshot.save()
-    return _enqueue(vm_runbooks.DELETE_SNAPSHOT, snapshot.vm.subscription, snapshot,
-                    acting_user=acting_user, snapshot=str(snapshot.pk))
+    job = _enqueue(vm_runbooks.DELETE_SNAPSHOT, snapshot.vm.subscription, snapshot,
+                   acting_user=acting_user, snapshot=str(snapshot.pk))
+    events.record(Event.SNAPSHOT_DELETING, snapshot, acting_user=acting_user, before=before,
+                  after={"state": snapshot.state}, job=job.pk)
+    return job

@@ -16,10 +16,12 @@ def client_address(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def register_session(request, user) -> UserSession:
-    """Record the session a login just started and tie it to the web session."""
+def register_session(request, user, *, login: bool = True) -> UserSession:
+    """Record the session a login just started (``login``; else one that began before
+    records existed) and tie it to the web session."""
     session = services.start_session(user, ip_address=client_address(request),
-                                     user_agent=request.META.get("HTTP_USER_AGENT", ""))
+                                     user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                                     login=login)
     request.session[SESSION_KEY] = str(session.pk)
     return session
 
@@ -44,7 +46,7 @@ class SessionLifetimeMiddleware:
             record = (UserSession.objects.filter(pk=session_id, user=user).first()
                       if session_id else None)
             if record is None and not session_id:
-                record = register_session(request, user)
+                record = register_session(request, user, login=False)
             why = "This session was ended. Log in again." if record is None \
                 else services.session_ended(record)
             if why:

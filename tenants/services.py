@@ -50,6 +50,8 @@ __all__ = [
     "find_token",
     "issue_token",
     "provision_two_factor",
+    "record_lockout",
+    "record_login_failure",
     "remove_member",
     "remove_two_factor",
     "revoke_token",
@@ -105,7 +107,15 @@ def sign_up(*, email: str, password: str, tenant_name: str, full_name: str = "")
     except IntegrityError as exc:  # a concurrent sign-up took the email
         raise Conflict("This email was just registered.",
                        errors={"email": ["This email is already registered."]}) from exc
-    return Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)
+    membership = Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)
+    events.record(Event.TENANT_CREATED, tenant, acting_user=user,
+                  after={**events.values(tenant, ["name"]), "owner": user.email})
+    return membership
+
+
+def _tenant_of(user: User) -> Tenant | None:
+    membership = Membership.objects.filter(user=user).select_related("tenant").first()
+    return membership.tenant if membership else None
 
 
 def token_lifetime(user: User) -> timedelta:
@@ -115,20 +125,29 @@ def token_lifetime(user: User) -> timedelta:
     return timedelta(days=settings.BUFFET_TOKEN_TTL_DAYS)
 
 
+@transaction.atomic
 def issue_token(user: User, *, name: str = "api") -> IssuedToken:
+    """A new API token: the login of an API client (its key is shown once, never stored
+    nor recorded)."""
     key = ApiToken.new_key()
     token = ApiToken.objects.create(user=user, name=name or "api", digest=hash_token(key),
                                     hint=key[:10],
                                     expires_at=timezone.now() + token_lifetime(user))
+    events.record(Event.TOKEN_CREATED, token, acting_user=user, tenant=_tenant_of(user),
+                  after=events.values(token, ["name", "expires_at"]))
     return IssuedToken(token=token, key=key)
 
 
+@transaction.atomic
 def revoke_token(token: ApiToken, *, acting_user: User) -> None:
     if token.user_id != acting_user.pk:
         raise Forbidden("You can only revoke your own tokens.")
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        events.record(Event.TOKEN_REVOKED, token, acting_user=acting_user,
+                      tenant=_tenant_of(acting_user), before={"revoked_at": None},
+                      after=events.values(token, ["revoked_at"]), name=token.name)
 
 
 def find_token(key: str) -> ApiToken | None:
@@ -180,17 +199,23 @@ def confirm_two_factor(user: User, *, code: str) -> TOTPDevice:
     if not device.verify_token(code.strip()):
         detail = "That code is not right: type the 6 digits your app shows now."
         raise Invalid(detail, code=ErrorCode.OTP_INVALID, errors={"code": [detail]})
-    TOTPDevice.objects.filter(user=user, confirmed=True).delete()
+    replaced = TOTPDevice.objects.filter(user=user, confirmed=True).delete()[0]
     device.confirmed = True
     device.save(update_fields=["confirmed"])
+    events.record(Event.TWO_FACTOR_ADDED, user, acting_user=user, tenant=_tenant_of(user),
+                  after={"device": device.name}, replaced=replaced)
     return device
 
 
 def provision_two_factor(user: User) -> TOTPDevice:
     """An authenticator in force at once, for an account set up by its operator (the demo
     data): the key (``authenticator_key``) is handed over out of band. One in force stays."""
-    return confirmed_device(user) or TOTPDevice.objects.create(
-        user=user, name="Authenticator app", confirmed=True)
+    device = confirmed_device(user)
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+        events.record(Event.TWO_FACTOR_ADDED, user, tenant=_tenant_of(user),
+                      after={"device": device.name})
+    return device
 
 
 def authenticator_key(device: TOTPDevice) -> str:
@@ -214,19 +239,45 @@ def remove_two_factor(user: User, *, acting_user: User) -> None:
     if user.is_staff:
         raise Conflict("Provider staff keep two-factor authentication: set up a new "
                        "authenticator to replace this one.", code=ErrorCode.OTP_STAFF_DEVICE)
-    TOTPDevice.objects.filter(user=user).delete()
+    removed = TOTPDevice.objects.filter(user=user).delete()[0]
+    if removed:
+        events.record(Event.TWO_FACTOR_REMOVED, user, acting_user=acting_user,
+                      tenant=_tenant_of(user), before={"device": "Authenticator app"})
 
 
 # --- Web sessions ---------------------------------------------------------------------
 
-def start_session(user: User, *, ip_address: str | None, user_agent: str) -> UserSession:
-    """The record of a new login, which its owner sees and can end. Records that ended
-    long ago are dropped on the way."""
+@transaction.atomic
+def start_session(user: User, *, ip_address: str | None, user_agent: str,
+                  login: bool = True) -> UserSession:
+    """The record of a new login (audited as one when ``login``), which its owner sees
+    and can end. Records that ended long ago are dropped on the way."""
     now = timezone.now()
     UserSession.objects.filter(user=user, ended_at__lt=now - timedelta(days=30)).delete()
-    return UserSession.objects.create(user=user, created_at=now, last_seen_at=now,
-                                      ip_address=ip_address or None,
-                                      user_agent=(user_agent or "")[:255])
+    session = UserSession.objects.create(user=user, created_at=now, last_seen_at=now,
+                                         ip_address=ip_address or None,
+                                         user_agent=(user_agent or "")[:255])
+    if login:
+        events.record(Event.LOGIN_SUCCEEDED, user, acting_user=user, tenant=_tenant_of(user),
+                      session=session.pk)
+    return session
+
+
+def record_login_failure(email: str) -> None:
+    """A login refused for a wrong password or code (``tenants.apps`` hears of them). The
+    row names the email tried, whether or not it has an account; never the password."""
+    email = str(email or "").strip().lower()
+    user = User.objects.filter(email__iexact=email).first() if email else None
+    events.record(Event.LOGIN_FAILED, user, tenant=_tenant_of(user) if user else None,
+                  email=email)
+
+
+def record_lockout(*, account: str, address: str | None) -> None:
+    """Failed logins locked an account or an address (django-axes says so)."""
+    email = str(account or "").strip().lower()
+    user = User.objects.filter(email__iexact=email).first() if email else None
+    events.record(Event.LOGIN_LOCKED_OUT, user, tenant=_tenant_of(user) if user else None,
+                  account=email, address=address or "")
 
 
 def session_ended(session: UserSession) -> str:
@@ -254,8 +305,12 @@ def end_session(session: UserSession, *, acting_user: User) -> None:
     if session.user_id != acting_user.pk:
         raise Forbidden("You can only end your own sessions.")
     if session.ended_at is None:
-        UserSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
-            ended_at=timezone.now())
+        with transaction.atomic():
+            ended = UserSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
+                ended_at=timezone.now())
+            if ended:
+                events.record(Event.SESSION_ENDED, session, acting_user=acting_user,
+                              tenant=_tenant_of(acting_user))
 
 
 def end_sessions(user: User, *, acting_user: User, keep: UserSession | None = None) -> int:
@@ -265,7 +320,12 @@ def end_sessions(user: User, *, acting_user: User, keep: UserSession | None = No
     sessions = UserSession.objects.filter(user=user, ended_at__isnull=True)
     if keep is not None:
         sessions = sessions.exclude(pk=keep.pk)
-    return sessions.update(ended_at=timezone.now())
+    with transaction.atomic():
+        ended = sessions.update(ended_at=timezone.now())
+        if ended:
+            events.record(Event.SESSIONS_ENDED, user, acting_user=acting_user,
+                          tenant=_tenant_of(user), count=ended)
+    return ended
 
 
 # --- Lockouts -------------------------------------------------------------------------
@@ -276,9 +336,16 @@ def unlock(*, account: str = "", address: str = "", acting_user: User) -> int:
         raise Forbidden("Only the provider's staff may unlock logins.")
     if bool(account) == bool(address):
         raise Invalid("Name an account or an address to unlock.")
-    if account:
-        return AxesProxyHandler.reset_attempts(username=account)
-    return AxesProxyHandler.reset_attempts(ip_address=address)
+    with transaction.atomic():
+        if account:
+            reset = AxesProxyHandler.reset_attempts(username=account)
+        else:
+            reset = AxesProxyHandler.reset_attempts(ip_address=address)
+        user = User.objects.filter(email__iexact=account).first() if account else None
+        events.record(Event.LOGIN_UNLOCKED, user, acting_user=acting_user,
+                      tenant=_tenant_of(user) if user else None,
+                      account=account, address=address, reset=reset)
+    return reset
 
 
 def _check_can_grant(acting: Membership | None, role: str) -> None:
@@ -315,14 +382,16 @@ def add_member(tenant: Tenant, *, email: str, role: str, acting_user: User,
     if membership is None:
         membership = Membership.objects.create(user=user, tenant=tenant, role=role)
     elif membership.tenant_id == tenant.pk and not user.has_usable_password():
-        if membership.role != role:
-            membership = change_role(membership, role=role, acting_user=acting_user)
+        if membership.role != role:  # the new invitation's event says so
+            membership = _change_role(membership, role=role, acting_user=acting_user)
     else:
         # Never reveal which other tenant the person belongs to.
         detail = ("This person is already a member." if membership.tenant_id == tenant.pk
                   else "This person already belongs to another organisation.")
         raise Conflict(detail, errors={"email": [detail]})
     if user.has_usable_password():
+        events.record(Event.MEMBER_ADDED, membership, acting_user=acting_user,
+                      after={"email": user.email, "role": membership.role})
         return AddedMember(membership=membership, invitation=None)
     return AddedMember(membership=membership,
                        invitation=_invite(membership, acting_user=acting_user,
@@ -347,6 +416,8 @@ def _invite(membership: Membership, *, acting_user: User, site_url: str) -> Issu
     base = settings.BUFFET_PUBLIC_URL or site_url
     url = base.rstrip("/") + reverse("invitation_accept", kwargs={"token": token})
     events.record(Event.INVITATION_CREATED, invitation, acting_user=acting_user,
+                  after={"email": membership.user.email, "role": membership.role,
+                         "expires_at": invitation.expires_at},
                   email=membership.user.email, role=membership.role, replaced=replaced)
     # Sent by this process after commit, not by a worker: the token must not wait in the
     # broker in clear. A mail server that fails is logged; the inviter still has the link.
@@ -416,6 +487,15 @@ def accept_invitation(*, token: str, password: str, full_name: str = "") -> Memb
 
 @transaction.atomic
 def change_role(membership: Membership, *, role: str, acting_user: User) -> Membership:
+    before = events.values(membership, ["role"])
+    membership = _change_role(membership, role=role, acting_user=acting_user)
+    events.record(Event.MEMBER_ROLE_CHANGED, membership, acting_user=acting_user,
+                  before=before, after=events.values(membership, ["role"]),
+                  email=membership.user.email)
+    return membership
+
+
+def _change_role(membership: Membership, *, role: str, acting_user: User) -> Membership:
     if role not in Role.values:
         raise Invalid("Unknown role.", errors={"role": [f"Choose one of {ROLES}."]})
     _check_can_grant(acting_user.membership, role)
@@ -431,6 +511,8 @@ def remove_member(membership: Membership, *, acting_user: User) -> None:
     if membership.role == Role.OWNER:
         _check_can_grant(acting_user.membership, Role.OWNER)
         _ensure_another_owner(membership)
+    events.record(Event.MEMBER_REMOVED, membership, acting_user=acting_user,
+                  before={"email": membership.user.email, "role": membership.role})
     membership.delete()
 
 

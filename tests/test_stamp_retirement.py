@@ -131,7 +131,8 @@ def test_a_stamp_nothing_uses_is_deleted_with_its_history(staff, db):
     # and the audit trail keeps who deleted it
     audit = AuditEvent.objects.filter(object_id=stamp["id"]).latest("pk")
     assert (audit.event, audit.detail, audit.actor.email) == (
-        "stamp.changed", {"deleted": "spare"}, staff.email)
+        "stamp.deleted", {"deleted": "spare"}, staff.email)
+    assert audit.before["name"] == "spare" and audit.after == {}
 
 
 def test_a_stamp_in_use_is_409_naming_its_clouds_and_counting_its_jobs(staff, signup,

@@ -8,6 +8,7 @@ from fabric.api import views as fabric
 from plans.api import views as plans
 from provisioning.api import resources, subscriptions
 from provisioning.api import views as provisioning
+from tenants.api import audit
 from tenants.api import views as tenants
 
 admin_router = DefaultRouter()
@@ -22,6 +23,7 @@ admin_router.register("subscriptions", subscriptions.ProviderSubscriptionViewSet
 admin_router.register("jobs", provisioning.ProviderJobViewSet, basename="admin-job")
 admin_router.register("network-mappings", dr.NetworkMappingViewSet,
                       basename="admin-network-mapping")
+admin_router.register("audit", audit.ProviderAuditViewSet, basename="admin-audit")
 
 tenant_dr = dr.DrViewSet.as_view({"get": "retrieve"})
 tenant_drill = dr.DrViewSet.as_view({"post": "test_failover"})
@@ -39,6 +41,7 @@ router.register("jobs", provisioning.JobViewSet, basename="job")
 router.register("networks", resources.NetworkViewSet, basename="network")
 router.register("vms", resources.VmViewSet, basename="vm")
 router.register("templates", resources.TemplateViewSet, basename="template")
+router.register("activity", audit.ActivityViewSet, basename="activity")
 
 dr_urls = [
     path("subscriptions/<uuid:subscription_pk>/dr/", tenant_dr, name="dr"),

@@ -66,7 +66,9 @@ def cancel(job: Job, *, acting_user=None) -> Job:
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.is_finished:
         raise Conflict(f"The job has already ended ({job.state}).", code=ErrorCode.JOB_STATE)
-    events.record(Event.JOB_CANCELLED, job, acting_user=acting_user, runbook=job.runbook)
+    events.record(Event.JOB_CANCELLED, job, acting_user=acting_user,
+                  before={"state": job.state}, after={"cancel_requested": True},
+                  runbook=job.runbook)
     if job.state == JobState.QUEUED and not job.steps.exclude(state=StepState.PENDING).exists():
         job.cancel()
         job.error = "Cancelled before it started."
@@ -93,6 +95,7 @@ def retry(job: Job, *, acting_user=None) -> Job:
         raise Conflict(f"This job waits for a {job.after.runbook} job that ended "
                        f"{job.after.state}: retry that one first.", code=ErrorCode.JOB_STATE)
     rolled_back = job.state != JobState.FAILED
+    before = {"state": job.state, "run": job.run}
     job.requeue()
     job.run += 1
     job.attempts = 0
@@ -114,6 +117,6 @@ def retry(job: Job, *, acting_user=None) -> Job:
             raise Conflict("What this job acts on has changed since it ended; it cannot be "
                            "retried.", code=ErrorCode.JOB_STATE) from exc
     events.record(Event.JOB_RETRIED, job, acting_user=acting_user, runbook=job.runbook,
-                  run=job.run)
+                  run=job.run, before=before, after={"state": job.state, "run": job.run})
     transaction.on_commit(partial(publish, job.pk))
     return job

@@ -1,0 +1,377 @@
+"""Every change audited: each tenant and provider action, driven once through the API (and
+the web pages where the API has none), leaves exactly one audit row under its request id,
+with the right actor, tenant and object, and a before/after where something changed; no
+secret used on the way is in any row, log line or error answer."""
+
+import json
+import logging
+import uuid
+
+import pytest
+from django.core import mail
+
+from base.models import AuditEvent
+from conftest import STAFF_PASSWORD, APIClient, unique, web_login
+from plans.models import Subscription
+from provisioning import engine
+from provisioning.models import Job
+from tenants.models import User
+
+PASSWORD = "correct horse battery"
+STAMP_TOKEN = "stamp-credential-" + uuid.uuid4().hex
+NEW_STAMP_TOKEN = "rotated-stamp-credential-" + uuid.uuid4().hex
+INVITEE_PASSWORD = "invited person password 7"
+
+
+class Audit:
+    """Sends each call under a request id of its own and checks its one audit row."""
+
+    def __init__(self):
+        self.rows: list[AuditEvent] = []
+        self.answers: list[bytes] = []
+
+    def call(self, client, method: str, path: str, body=None, *, expect: int, event: str,
+             actor: str | None, tenant=None, object_id=None, before=None, after=None,
+             web: bool = False, also: tuple[str, ...] = ()):
+        request_id = unique("req-")
+        send = getattr(client, method)
+        if web:
+            response = send(path, body or {}, HTTP_X_REQUEST_ID=request_id)
+        elif body is None:
+            response = send(path, HTTP_X_REQUEST_ID=request_id)
+        else:
+            response = send(path, body, format="json", HTTP_X_REQUEST_ID=request_id)
+        assert response.status_code == expect, (path, response.content)
+        assert response["X-Request-ID"] == request_id
+        self.answers.append(getattr(response, "content", b""))
+        rows = list(AuditEvent.objects.filter(request_id=request_id).select_related("actor"))
+        # ``also``: what the job's own hooks record when the action ends it at once (a
+        # cancelled commission fails its subscription), apart from the action's one row.
+        assert sorted(r.event for r in rows) == sorted([event, *also]), (
+            path, [r.event for r in rows])
+        row = next(r for r in rows if r.event == event)
+        assert (row.actor.email if row.actor else None) == actor, (path, row.actor)
+        if tenant is not None:
+            assert str(row.tenant_id) == str(tenant), (path, row.tenant_id)
+        if object_id is not None:
+            assert row.object_id == str(object_id), (path, row.object_id)
+        for field, value in (before or {}).items():
+            assert row.before.get(field) == value, (path, row.before)
+        for field, value in (after or {}).items():
+            assert row.after.get(field) == value, (path, row.after)
+        self.rows.append(row)
+        return response.json() if response.get("Content-Type", "").endswith("json") and \
+            response.content else response
+
+
+def run_job(job_id) -> None:
+    """Run a job here, as a worker would, on the memory driver."""
+    engine.run(job_id)
+    job = Job.objects.get(pk=job_id)
+    assert job.state == "succeeded", job.error
+
+
+def run_queued() -> None:
+    """Run every queued job (and those they lead to), as workers would."""
+    for _ in range(50):
+        queued = list(Job.objects.filter(state="queued").order_by("created_at")
+                      .values_list("pk", flat=True))
+        if not queued:
+            return
+        for job_id in queued:
+            engine.run(job_id)
+    raise AssertionError("jobs keep coming")
+
+
+@pytest.fixture
+def audit():
+    return Audit()
+
+
+def _sign_up(audit, name: str):
+    client = APIClient()
+    email = f"{unique('owner')}@example.com"
+    body = audit.call(client, "post", "/api/v1/auth/signup/",
+                      {"email": email, "password": PASSWORD, "tenant_name": name},
+                      expect=201, event="tenant.created", actor=email,
+                      after={"name": name})
+    token = audit.call(client, "post", "/api/v1/auth/token/",
+                       {"email": email, "password": PASSWORD}, expect=200,
+                       event="token.created", actor=email, tenant=body["tenant"]["id"])
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token['token']}")
+    client.email, client.tenant, client.key = email, body["tenant"], token["token"]
+    return client
+
+
+def test_every_tenant_and_provider_action_is_audited_once_and_without_secrets(
+        staff, catalog, audit, caplog, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    caplog.set_level(logging.DEBUG)
+    a = audit
+    admin = staff.email
+    secrets = {PASSWORD, STAFF_PASSWORD, STAMP_TOKEN, NEW_STAMP_TOKEN, INVITEE_PASSWORD}
+
+    # --- the provider's catalog ---------------------------------------------------
+    stamp = a.call(staff, "post", "/api/v1/admin/stamps/", {
+        "name": unique("audit-"), "region": "west", "driver": "memory",
+        "endpoint": f"mem://{unique('audit')}", "credentials": {"token": STAMP_TOKEN}},
+        expect=201, event="stamp.registered", actor=admin, after={"region": "west"})
+    assert "credentials" not in a.rows[-1].after
+    a.call(staff, "patch", f"/api/v1/admin/stamps/{stamp['id']}/",
+           {"region": "east", "credentials": {"token": NEW_STAMP_TOKEN}}, expect=200,
+           event="stamp.changed", actor=admin, object_id=stamp["id"],
+           before={"region": "west"}, after={"region": "east"})
+    assert a.rows[-1].detail == {"rotated": "credentials"}
+    a.call(staff, "post", f"/api/v1/admin/stamps/{stamp['id']}/check/", {}, expect=200,
+           event="stamp.checked", actor=admin, object_id=stamp["id"])
+    cloud = a.call(staff, "post", "/api/v1/admin/clouds/", {
+        "name": unique("cloud-"), "stamp": stamp["id"],
+        "capacity": {"vcpus": 8, "memory_mb": 8192, "storage_gb": 100, "vms": 4}},
+        expect=201, event="cloud.created", actor=admin)
+    a.call(staff, "patch", f"/api/v1/admin/clouds/{cloud['id']}/",
+           {"capacity": {"vcpus": 16, "memory_mb": 8192, "storage_gb": 100, "vms": 4}},
+           expect=200, event="cloud.changed", actor=admin, object_id=cloud["id"],
+           before={"vcpus": 8}, after={"vcpus": 16})
+    template = a.call(staff, "post", "/api/v1/admin/templates/", {
+        "name": "alpine", "os": "Alpine", "cloud": cloud["id"], "image": "img-alpine",
+        "min_memory_mb": 256, "min_disk_gb": 2}, expect=201, event="template.created",
+        actor=admin)
+    a.call(staff, "patch", f"/api/v1/admin/templates/{template['id']}/", {"min_disk_gb": 4},
+           expect=200, event="template.changed", actor=admin, before={"min_disk_gb": 2},
+           after={"min_disk_gb": 4})
+    addon = a.call(staff, "post", "/api/v1/admin/addons/", {
+        "name": unique("More "), "kind": "quota", "quotas": {"vcpus": 2},
+        "price_monthly": "3.00"}, expect=201, event="addon.created", actor=admin)
+    a.call(staff, "patch", f"/api/v1/admin/addons/{addon['id']}/", {"price_monthly": "4.00"},
+           expect=200, event="addon.changed", actor=admin, before={"price_monthly": "3.00"},
+           after={"price_monthly": "4.00"})
+    plan = a.call(staff, "post", "/api/v1/admin/plans/", {
+        "name": unique("Tiny "), "state": "private", "cloud": cloud["id"],
+        "quotas": catalog["quotas"], "templates": [template["id"]], "addons": [addon["id"]],
+        "price_monthly": "1.00"}, expect=201, event="plan.created", actor=admin)
+    a.call(staff, "patch", f"/api/v1/admin/plans/{plan['id']}/", {"state": "public"},
+           expect=200, event="plan.changed", actor=admin, before={"state": "private"},
+           after={"state": "public"})
+    mapping = a.call(staff, "post", "/api/v1/admin/network-mappings/", {
+        "addon": catalog["dr"]["id"], "primary_network": "internal",
+        "recovery_network": "external"}, expect=201, event="network_mapping.created",
+        actor=admin)
+    a.call(staff, "patch", f"/api/v1/admin/network-mappings/{mapping['id']}/",
+           {"primary_network": "backup"}, expect=200, event="network_mapping.changed",
+           actor=admin, before={"primary_network": "internal"},
+           after={"primary_network": "backup"})
+    a.call(staff, "delete", f"/api/v1/admin/network-mappings/{mapping['id']}/", expect=204,
+           event="network_mapping.deleted", actor=admin, before={"primary_network": "backup"})
+    spare = staff.post("/api/v1/admin/stamps/", {
+        "name": unique("spare-"), "region": "x", "driver": "memory",
+        "endpoint": f"mem://{unique('spare')}"}, format="json").json()
+    a.call(staff, "delete", f"/api/v1/admin/stamps/{spare['id']}/", expect=204,
+           event="stamp.deleted", actor=admin, object_id=spare["id"])
+
+    # --- a tenant: sign-up, subscription, add-ons -----------------------------------
+    owner = _sign_up(a, unique("Acme "))
+    tid = owner.tenant["id"]
+    sub = a.call(owner, "post", "/api/v1/subscriptions/",
+                 {"plan": catalog["plan"]["id"], "name": "prod"}, expect=201,
+                 event="subscription.created", actor=owner.email, tenant=tid,
+                 after={"name": "prod", "state": "provisioning"})
+    sid = sub["id"]
+    run_job(sub["job"])
+    link = a.call(owner, "post", f"/api/v1/subscriptions/{sid}/addons/",
+                  {"addon": catalog["extra"]["id"]}, expect=201, event="addon.attached",
+                  actor=owner.email, tenant=tid)
+    a.call(owner, "delete", f"/api/v1/subscriptions/{sid}/addons/{catalog['extra']['id']}/",
+           expect=204, event="addon.detached", actor=owner.email, tenant=tid)
+    assert link
+    dr = a.call(owner, "post", f"/api/v1/subscriptions/{sid}/addons/",
+                {"addon": catalog["dr"]["id"]}, expect=201, event="addon.attached",
+                actor=owner.email, tenant=tid)
+    run_job(dr["job"])
+    run_queued()
+
+    # --- networks, VMs, checkpoints --------------------------------------------------
+    network = a.call(owner, "post", "/api/v1/networks/",
+                     {"subscription": sid, "name": "app", "cidr": "10.9.0.0/24"},
+                     expect=202, event="network.requested", actor=owner.email, tenant=tid,
+                     after={"cidr": "10.9.0.0/24"})
+    run_job(network["job"])
+    vm = a.call(owner, "post", "/api/v1/vms/", {
+        "subscription": sid, "name": "web-1", "template": catalog["template"]["id"],
+        "vcpus": 1, "memory_mb": 1024, "disk_gb": 20}, expect=202, event="vm.requested",
+        actor=owner.email, tenant=tid, after={"vcpus": 1, "name": "web-1"})
+    run_job(vm["job"])
+    url = f"/api/v1/vms/{vm['id']}/"
+    for verb, event, before, after in (("stop", "vm.stopping", "running", "stopping"),
+                                       ("start", "vm.starting", "stopped", "starting"),
+                                       ("restart", "vm.restarting", "running", "starting")):
+        job = a.call(owner, "post", f"{url}{verb}/", {}, expect=202, event=event,
+                     actor=owner.email, tenant=tid, object_id=vm["id"],
+                     before={"state": before}, after={"state": after})
+        run_job(job["job"])
+    job = a.call(owner, "post", f"{url}resize/", {"vcpus": 2, "memory_mb": 2048},
+                 expect=202, event="vm.resizing", actor=owner.email, tenant=tid,
+                 before={"vcpus": 1, "memory_mb": 1024}, after={"vcpus": 2, "memory_mb": 2048})
+    run_job(job["job"])
+    snap = a.call(owner, "post", f"{url}snapshots/", {"name": "before-upgrade"}, expect=202,
+                  event="snapshot.requested", actor=owner.email, tenant=tid,
+                  after={"name": "before-upgrade"})
+    run_job(snap["job"])
+    job = a.call(owner, "post", f"{url}snapshots/{snap['id']}/restore/", {}, expect=202,
+                 event="snapshot.restoring", actor=owner.email, tenant=tid,
+                 object_id=snap["id"])
+    run_job(job["job"])
+    job = a.call(owner, "delete", f"{url}snapshots/{snap['id']}/", expect=202,
+                 event="snapshot.deleting", actor=owner.email, tenant=tid,
+                 before={"state": "ready"}, after={"state": "deleting"})
+    run_job(job["job"])
+
+    # --- DR ----------------------------------------------------------------------------
+    run_queued()
+    from dr_addon.models import Protection
+    assert Protection.objects.get(subscription_id=sid).state == "protected", list(
+        Job.objects.filter(subscription_id=sid).values_list("runbook", "state", "error"))
+    drill = a.call(owner, "post", f"/api/v1/subscriptions/{sid}/dr/test-failover/", {},
+                   expect=202, event="dr.test_failover", actor=owner.email, tenant=tid)
+    run_job(drill["job"])
+    job = a.call(staff, "post", f"/api/v1/admin/subscriptions/{sid}/dr/failover/",
+                 {"mode": "planned"}, expect=202, event="dr.planned", actor=admin,
+                 tenant=tid, after={"state": "failing_over"})
+    run_job(job["job"])
+    job = a.call(staff, "post", f"/api/v1/admin/subscriptions/{sid}/dr/failback/", {},
+                 expect=202, event="dr.failback", actor=admin, tenant=tid)
+    run_job(job["job"])
+    a.call(owner, "delete", f"/api/v1/subscriptions/{sid}/addons/{catalog['dr']['id']}/",
+           expect=204, event="addon.detached", actor=owner.email, tenant=tid)
+    run_queued()
+
+    job = a.call(owner, "delete", url, expect=202, event="vm.deleting", actor=owner.email,
+                 tenant=tid, before={"state": "running"}, after={"state": "deleting"})
+    run_job(job["job"])
+    job = a.call(owner, "delete", f"/api/v1/networks/{network['id']}/", expect=202,
+                 event="network.deleting", actor=owner.email, tenant=tid)
+    run_job(job["job"])
+
+    # --- members, invitations, tokens ---------------------------------------------------
+    colleague = _sign_up(a, unique("Solo "))
+    invite = a.call(owner, "post", "/api/v1/tenant/members/",
+                    {"email": f"{unique('new')}@example.com", "role": "operator"},
+                    expect=201, event="invitation.created", actor=owner.email, tenant=tid,
+                    after={"role": "operator"})
+    invitation_token = invite["invitation"]["token"]
+    secrets.add(invitation_token)
+    a.call(owner, "patch", f"/api/v1/tenant/members/{invite['id']}/", {"role": "reader"},
+           expect=200, event="member.role_changed", actor=owner.email, tenant=tid,
+           before={"role": "operator"}, after={"role": "reader"})
+    a.call(APIClient(), "post", "/api/v1/auth/invitations/accept/",
+           {"token": invitation_token, "password": INVITEE_PASSWORD}, expect=200,
+           event="invitation.accepted", actor=invite["email"], tenant=tid)
+    a.call(owner, "delete", f"/api/v1/tenant/members/{invite['id']}/", expect=204,
+           event="member.removed", actor=owner.email, tenant=tid,
+           before={"role": "reader", "email": invite["email"]})
+    own = owner.get("/api/v1/auth/tokens/").json()["results"][0]
+    second = APIClient()
+    second.credentials(HTTP_AUTHORIZATION=f"Token {owner.key}")
+    key = second.post("/api/v1/auth/token/", {"email": owner.email, "password": PASSWORD},
+                      format="json").json()["token"]
+    secrets.update({owner.key, key, colleague.key})
+    a.call(owner, "delete", f"/api/v1/auth/tokens/{own['id']}/", expect=204,
+           event="token.revoked", actor=owner.email, tenant=tid, object_id=own["id"],
+           before={"revoked_at": None})
+
+    # --- the provider acts on the tenant ------------------------------------------------
+    second.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    other = a.call(second, "post", "/api/v1/subscriptions/",
+                   {"plan": plan["id"], "name": "spare"}, expect=201,
+                   event="subscription.created", actor=owner.email, tenant=tid)
+    run_job(other["job"])
+    a.call(staff, "post", f"/api/v1/admin/subscriptions/{other['id']}/suspend/", {},
+           expect=200, event="subscription.suspended", actor=admin, tenant=tid,
+           before={"state": "active"}, after={"state": "suspended"})
+    a.call(staff, "post", f"/api/v1/admin/subscriptions/{other['id']}/resume/", {},
+           expect=200, event="subscription.resumed", actor=admin, tenant=tid,
+           before={"state": "suspended"}, after={"state": "active"})
+    # a commission that failed, retried by the tenant; then a job the provider retries
+    # and cancels
+    failed = second.post("/api/v1/subscriptions/", {"plan": plan["id"], "name": "retry"},
+                         format="json").json()
+    Job.objects.filter(pk=failed["job"]).update(state="failed", error="boom")
+    Subscription.objects.filter(pk=failed["id"]).update(state="failed")
+    a.call(second, "post", f"/api/v1/subscriptions/{failed['id']}/retry/", {}, expect=202,
+           event="job.retried", actor=owner.email, tenant=tid, object_id=failed["job"],
+           before={"state": "failed"}, after={"state": "queued"})
+    a.call(staff, "post", f"/api/v1/admin/jobs/{failed['job']}/cancel/", {}, expect=202,
+           event="job.cancelled", actor=admin, tenant=tid, before={"state": "queued"},
+           also=("subscription.failed",))
+    Job.objects.filter(pk=failed["job"]).update(state="failed")
+    a.call(staff, "post", f"/api/v1/admin/jobs/{failed['job']}/retry/", {}, expect=202,
+           event="job.retried", actor=admin, tenant=tid)
+    run_job(failed["job"])
+    a.call(staff, "delete", f"/api/v1/admin/subscriptions/{other['id']}/", expect=202,
+           event="subscription.deleting", actor=admin, tenant=tid,
+           after={"state": "deleting"})
+
+    # --- logins, lockouts, two-factor, sessions: the web pages ---------------------------
+    browser = web_login_as(a, owner.email, tid)
+    a.call(APIClient(), "post", "/api/v1/auth/token/",
+           {"email": owner.email, "password": "wrong " + PASSWORD}, expect=401,
+           event="login.failed", actor=None, tenant=tid)
+    session = owner_session_id(owner.email)
+    a.call(browser, "post", f"/account/sessions/{session}/end/", expect=302, web=True,
+           event="session.ended", actor=owner.email, tenant=tid)
+    browser = web_login_as(a, owner.email, tid)
+    a.call(browser, "post", "/account/sessions/end-all/", expect=302, web=True,
+           event="sessions.ended", actor=owner.email, tenant=tid)
+    user = User.objects.get(email=owner.email)
+    browser = web_login_as(a, owner.email, tid)
+    browser.get("/account/two-factor/")
+    from tenants import services
+    device = services.pending_device(user)
+    a.call(browser, "post", "/account/two-factor/", {"code": totp_code_of(device)},
+           expect=302, web=True, event="two_factor.added", actor=owner.email, tenant=tid)
+    a.call(browser, "post", "/account/two-factor/remove/", expect=302, web=True,
+           event="two_factor.removed", actor=owner.email, tenant=tid)
+    locked = f"{unique('victim')}@example.com"
+    for _ in range(settings.BUFFET_LOGIN_FAILURE_LIMIT - 1):
+        APIClient().post("/api/v1/auth/token/", {"email": locked, "password": "nope"},
+                         format="json")
+    request_id = unique("req-")
+    APIClient().post("/api/v1/auth/token/", {"email": locked, "password": "nope"},
+                     format="json", HTTP_X_REQUEST_ID=request_id)
+    assert sorted(AuditEvent.objects.filter(request_id=request_id)
+                  .values_list("event", flat=True)) == ["login.failed", "login.locked_out"]
+    provider_web = web_login(staff.user)
+    a.call(provider_web, "post", "/admin/lockouts/unlock/", {"account": locked},
+           expect=302, web=True, event="login.unlocked", actor=admin)
+
+    # then: no secret in any audit row, log line, answer or (but the invitation) email
+    rows = json.dumps(list(AuditEvent.objects.values()), default=str)
+    logs = caplog.text
+    answers = b"".join(a.answers).decode(errors="replace")
+    for secret in secrets - {owner.key, key, colleague.key, invitation_token}:
+        assert secret not in rows and secret not in logs and secret not in answers, secret
+    for secret in (owner.key, key, colleague.key, invitation_token):
+        assert secret not in rows and secret not in logs, secret
+    assert all(STAMP_TOKEN not in m.body for m in mail.outbox)
+
+
+def totp_code_of(device) -> str:
+    from django_otp.oath import totp
+
+    return f"{totp(device.bin_key):06d}"
+
+
+def owner_session_id(email: str) -> str:
+    from tenants.models import UserSession
+
+    return str(UserSession.objects.filter(user__email=email, ended_at__isnull=True)
+               .latest("created_at").pk)
+
+
+def web_login_as(audit, email: str, tenant_id):
+    from django.test import Client
+
+    browser = Client()
+    audit.call(browser, "post", "/login/", {"username": email, "password": PASSWORD},
+               expect=302, web=True, event="login.succeeded", actor=email, tenant=tenant_id)
+    return browser
+
