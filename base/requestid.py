@@ -54,10 +54,23 @@ class RequestIdMiddleware:
         context = {"request_id": request_id,
                    "address": request.META.get("REMOTE_ADDR") or None,
                    "face": str(faces.face_of(request))}
-        with bound(**context):
+        structlog.contextvars.bind_contextvars(**context)
+        try:
             response = self.get_response(request)
+        except BaseException:
+            _unbind(request_id)
+            raise
         response[HEADER] = request_id
+        # Unbound when the answer is closed, not here: Django logs a 4xx or 5xx answer
+        # (``django.request``) after the middleware has returned, and that line needs the
+        # id; a streamed answer (a CSV export) is produced after that too.
+        response._resource_closers.append(lambda: _unbind(request_id))
         return response
+
+
+def _unbind(request_id: str) -> None:
+    if current().get("request_id") == request_id:
+        structlog.contextvars.unbind_contextvars("request_id", "address", "face")
 
 
 class RequestIdFilter(logging.Filter):

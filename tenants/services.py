@@ -108,7 +108,7 @@ def sign_up(*, email: str, password: str, tenant_name: str, full_name: str = "")
         raise Conflict("This email was just registered.",
                        errors={"email": ["This email is already registered."]}) from exc
     membership = Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)
-    events.record(Event.TENANT_CREATED, tenant, acting_user=user,
+    events.record(Event.TENANT_CREATED, tenant, acting_user=user, tenant=tenant,
                   after={**events.values(tenant, ["name"]), "owner": user.email})
     return membership
 

@@ -3,6 +3,8 @@ the web pages where the API has none), leaves exactly one audit row under its re
 with the right actor, tenant and object, and a before/after where something changed; no
 secret used on the way is in any row, log line or error answer."""
 
+import csv
+import io
 import json
 import logging
 import uuid
@@ -375,3 +377,166 @@ def web_login_as(audit, email: str, tenant_id):
                expect=302, web=True, event="login.succeeded", actor=email, tenant=tenant_id)
     return browser
 
+
+
+# --- Activity: each tenant sees its own ------------------------------------------------
+
+def test_a_tenant_sees_only_its_own_activity_and_404_for_another_ones(signup, staff, catalog):
+    # given two tenants that each subscribed, and the provider suspending one of them
+    alice, bob = signup(), signup()
+    for tenant in (alice, bob):
+        response = tenant.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"],
+                                                         "name": "prod"}, format="json")
+        assert response.status_code == 201
+        run_job(response.json()["job"])
+    bobs = bob.get("/api/v1/subscriptions/").json()["results"][0]["id"]
+    assert staff.post(f"/api/v1/admin/subscriptions/{bobs}/suspend/").status_code == 200
+    # when each lists its activity
+    mine = alice.get("/api/v1/activity/", {"page_size": 500}).json()["results"]
+    theirs = bob.get("/api/v1/activity/", {"page_size": 500}).json()["results"]
+    # then each sees only its own rows
+    alice_rows = set(AuditEvent.objects.filter(tenant_id=alice.tenant["id"])
+                     .values_list("uid", flat=True))
+    assert {row["id"] for row in mine} == {str(u) for u in alice_rows}
+    assert {"tenant.created", "subscription.created"} <= {row["event"] for row in mine}
+    assert not {row["id"] for row in mine} & {row["id"] for row in theirs}
+    # and the provider's action shows as the provider's, not as one of its staff
+    suspended = next(row for row in theirs if row["event"] == "subscription.suspended")
+    assert suspended["actor"] == "provider" and staff.email not in json.dumps(theirs)
+    assert (suspended["before"], suspended["after"]) == ({"state": "active"},
+                                                         {"state": "suspended"})
+    # and another tenant's row is not found, as if it did not exist
+    assert alice.get(f"/api/v1/activity/{suspended['id']}/").status_code == 404
+    assert bob.get(f"/api/v1/activity/{suspended['id']}/").json()["event"] == (
+        "subscription.suspended")
+    # and the web page too shows only the tenant's own rows, with what changed
+    page = web_login(User.objects.get(email=bob.email)).get("/activity/").content.decode()
+    assert "Subscription suspended" in page and "suspended" in page
+    page = web_login(User.objects.get(email=alice.email)).get("/activity/").content.decode()
+    assert "Subscription suspended" not in page
+
+
+def test_the_provider_filters_the_trail_and_exports_it_as_csv(signup, staff, catalog):
+    # given a tenant's rows and the provider's own
+    owner = signup()
+    response = owner.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"],
+                                                     "name": "prod"}, format="json")
+    sid = response.json()["id"]
+    tid = owner.tenant["id"]
+    # when the provider filters by tenant, by a kind of event, by actor and by object
+    def listed(**filters):
+        response = staff.get("/api/v1/admin/audit/", filters)
+        assert response.status_code == 200, response.content
+        return response.json()["results"]
+
+    rows = listed(tenant=tid)
+    assert {r["event"] for r in rows} == {"tenant.created", "token.created",
+                                          "subscription.created"}
+    assert all(r["tenant"] == tid and r["tenant_name"] for r in rows)
+    assert {r["event"] for r in listed(event="stamp.")} == {"stamp.registered"}
+    assert [r["event"] for r in listed(actor=owner.email.upper(), event="subscription.created")
+            ] == ["subscription.created"]
+    assert [r["object_id"] for r in listed(object_type="plans.subscription",
+                                           object_id=sid)] == [sid]
+    assert listed(**{"from": "2999-01-01T00:00:00Z"}) == []
+    assert len(listed(to="2999-01-01T00:00:00Z", tenant=tid)) == 3
+    assert staff.get("/api/v1/admin/audit/", {"from": "yesterday"}).status_code == 400
+    # and exports the filtered rows as CSV, by Accept or by ?format=
+    for response in (staff.get("/api/v1/admin/audit/", {"tenant": tid},
+                               HTTP_ACCEPT="text/csv"),
+                     staff.get("/api/v1/admin/audit/", {"tenant": tid, "format": "csv"})):
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/csv")
+        assert "attachment" in response["Content-Disposition"]
+        body = b"".join(response.streaming_content).decode()
+        lines = list(csv.DictReader(io.StringIO(body)))
+        assert {line["event"] for line in lines} == {r["event"] for r in rows}
+        assert {line["tenant"] for line in lines} == {tid}
+        created = next(line for line in lines if line["event"] == "subscription.created")
+        assert json.loads(created["after"])["name"] == "prod"
+        assert created["actor"] == owner.email
+    # and a tenant may neither list nor export it: a problem, in JSON
+    for params in ({}, {"format": "csv"}):
+        refused = owner.get("/api/v1/admin/audit/", params)
+        assert refused.status_code == 403
+        assert refused["Content-Type"] == "application/problem+json"
+        assert refused.json()["status"] == 403
+
+
+def test_the_csv_export_is_bounded_and_quotes_formulas(staff, settings):
+    from base.events import Event, record
+
+    settings.BUFFET_AUDIT_CSV_MAX_ROWS = 2
+    for name in ("=HYPERLINK(1)", "b", "c"):
+        record(Event.STAMP_CHECKED, staff.user, acting_user=staff.user, health=name)
+    body = b"".join(staff.get("/api/v1/admin/audit/", {"format": "csv",
+                                                        "event": "stamp.checked"})
+                    .streaming_content).decode()
+    lines = list(csv.DictReader(io.StringIO(body)))
+    assert len(lines) == 2
+    assert all(not line["detail"].startswith("=") for line in lines)
+
+
+# --- Request ids ---------------------------------------------------------------------
+
+def test_a_request_id_goes_back_into_the_answer_the_logs_and_the_audit_row(
+        signup, catalog, caplog):
+    caplog.set_level(logging.INFO)
+    owner = signup()
+    # given a sane request id from a proxy
+    response = owner.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"],
+                                                     "name": "prod"}, format="json",
+                          HTTP_X_REQUEST_ID="edge-42:abc")
+    # then the answer, the audit row and the log lines of the request carry it
+    assert response["X-Request-ID"] == "edge-42:abc"
+    row = AuditEvent.objects.get(request_id="edge-42:abc")
+    assert row.event == "subscription.created" and row.address == "127.0.0.1"
+    assert row.face == "shared"
+    logging.getLogger("buffet.test").info("inside")  # outside the request: no id
+    assert caplog.records[-1].request_id == "-"
+    # and what the job records carries the job's id
+    job = response.json()["job"]
+    run_job(job)
+    assert AuditEvent.objects.get(event="subscription.active",
+                                  object_id=response.json()["id"]).request_id == f"job:{job}"
+    # when the id sent is not sane, one is made instead
+    for bad in ("x" * 65, "two words", "a\u00e9b", "=cmd()"):
+        response = owner.get("/api/v1/tenant/", HTTP_X_REQUEST_ID=bad)
+        assert response["X-Request-ID"] != bad
+        assert len(response["X-Request-ID"]) == 32
+    # and every answer has one, web pages too
+    assert len(owner.get("/healthz")["X-Request-ID"]) == 32
+
+
+def test_request_ids_reach_the_log_lines(client, caplog):
+    from django.test import override_settings
+
+    with override_settings(DEBUG=False):
+        caplog.set_level(logging.WARNING, logger="django.request")
+        response = client.get("/api/v1/no-such-thing/", HTTP_X_REQUEST_ID="trace-7")
+    assert response.status_code == 404
+    assert [r.request_id for r in caplog.records if r.name == "django.request"] == ["trace-7"]
+
+
+# --- Redaction -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["password", "console_password", "credentials", "token",
+                                  "api_key", "bin_key", "digest", "secret", "otp", "hint",
+                                  "privateKey", "Authorization"])
+def test_secret_field_names_are_redacted_however_deep(name):
+    from base.events import REDACTED, changes, redact
+
+    value = {"name": "ok", "nested": [{name: "s3cr3t", "keep": 1}], name: {"a": "s3cr3t"}}
+    assert redact(value) == {"name": "ok", "nested": [{name: REDACTED, "keep": 1}],
+                             name: REDACTED}
+    before, after = changes({name: "old", "size": 1}, {name: "new", "size": 2})
+    assert "s3cr3t" not in json.dumps([before, after])
+    assert (before["size"], after["size"]) == (1, 2)
+
+
+def test_changes_keep_only_what_differs():
+    from base.events import changes
+
+    assert changes({"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 5, "d": 4}) == (
+        {"b": 2, "c": 3}, {"b": 5, "d": 4})
+    assert changes(None, {"a": 1}) == ({}, {"a": 1})

@@ -170,6 +170,11 @@ class ProviderAuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Pro
     lookup_field = "uid"
     renderer_classes = [renderers.JSONRenderer, AuditCsvRenderer]
 
+    def get_renderers(self):
+        if self.action == "list":
+            return super().get_renderers()
+        return [renderers.JSONRenderer()]  # one row is JSON only
+
     def list(self, request, *args, **kwargs):
         if request.accepted_renderer.format != "csv":
             return super().list(request, *args, **kwargs)
