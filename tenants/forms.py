@@ -5,12 +5,13 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 
-from base.web.forms import PortalForm, PortalFormMixin
+from base.events import Event
+from base.web.forms import ListFilterForm, PortalForm, PortalFormMixin
 from tenants import lockout
-from tenants.models import Role
+from tenants.models import Role, Tenant
 
-__all__ = ["CodeForm", "InvitationAcceptForm", "LoginForm", "MemberForm", "PasswordForm",
-           "SignUpForm", "TokenForm"]
+__all__ = ["AuditFilterForm", "CodeForm", "InvitationAcceptForm", "LoginForm", "MemberForm",
+           "PasswordForm", "SignUpForm", "TokenForm"]
 
 
 class SignUpForm(PortalForm):
@@ -77,3 +78,26 @@ class MemberForm(PortalForm):
 class TokenForm(PortalForm):
     name = forms.CharField(max_length=100, initial="api",
                            help_text="What the token is for, e.g. the program that uses it.")
+
+
+class AuditFilterForm(ListFilterForm):
+    """The provider's filters of the audit trail (the API's ``admin/audit/`` takes the
+    same)."""
+
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.order_by("name"), required=False,
+                                    empty_label="All tenants")
+    event = forms.ChoiceField(required=False, choices=[
+        ("", "All events"), *sorted((e.value, e.value) for e in Event)])
+    actor = forms.EmailField(required=False, widget=forms.EmailInput(
+        attrs={"placeholder": "Actor's email"}))
+    object_type = forms.CharField(required=False, max_length=64, widget=forms.TextInput(
+        attrs={"placeholder": "Object type"}))
+    object_id = forms.CharField(required=False, max_length=64, widget=forms.TextInput(
+        attrs={"placeholder": "Object id"}))
+    since = forms.DateTimeField(required=False, label="From", widget=forms.DateTimeInput(
+        attrs={"type": "datetime-local"}))
+    until = forms.DateTimeField(required=False, label="To", widget=forms.DateTimeInput(
+        attrs={"type": "datetime-local"}))
+    lookups = {"tenant": "tenant", "event": "event", "actor": "actor__email__iexact",
+               "object_type": "object_type", "object_id": "object_id", "since": "at__gte",
+               "until": "at__lt"}

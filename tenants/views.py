@@ -3,9 +3,12 @@ rest of an account's safety: ``tenants.account_views``),
 members and their invitations, API tokens and the activity log; on the provider's side,
 the list of tenants."""
 
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.views import View
 from django.views.generic import FormView
 
 from base.errors import Invalid
@@ -13,6 +16,7 @@ from base.models import AuditEvent
 from base.web import ui
 from base.web.views import (
     ListFormMixin,
+    ProviderPortalMixin,
     SearchListMixin,
     ServiceActionView,
     ServiceFormMixin,
@@ -20,7 +24,9 @@ from base.web.views import (
 )
 from tenants import services
 from tenants.account_views import log_in
+from tenants.api.audit import csv_rows
 from tenants.forms import (
+    AuditFilterForm,
     InvitationAcceptForm,
     MemberForm,
     SignUpForm,
@@ -34,6 +40,8 @@ __all__ = [
     "MemberListView",
     "MemberRemoveView",
     "MemberRoleView",
+    "ProviderAuditExportView",
+    "ProviderAuditView",
     "SignUpView",
     "TokenListView",
     "TokenRevokeView",
@@ -239,3 +247,42 @@ class ActivityView(TenantPortalMixin, SearchListMixin):
         context = super().get_context_data(**kwargs)
         context["lines"] = ui.activity(context["page_obj"].object_list)
         return context
+
+
+# --- The provider's audit trail -----------------------------------------------------
+
+class ProviderAuditMixin(ProviderPortalMixin):
+    section = "audit"
+    filter_form_class = AuditFilterForm
+    search_fields = ("event", "actor__email", "object_type", "object_id", "request_id",
+                     "tenant__name")
+
+    def audit_rows(self):
+        events = AuditEvent.objects.select_related("actor", "tenant")
+        return self.search(self.filter(events))
+
+
+class ProviderAuditView(ProviderAuditMixin, SearchListMixin):
+    """Every audit row, with filters, 50 a page; the same rows as CSV (the export)."""
+
+    template_name = "tenants/provider/audit.html"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return self.audit_rows()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["lines"] = ui.activity(context["page_obj"].object_list)
+        return context
+
+
+class ProviderAuditExportView(ProviderAuditMixin, SearchListMixin, View):
+    """The filtered rows of the audit page, streamed as CSV."""
+
+    def get(self, request, *args, **kwargs):
+        response = StreamingHttpResponse(csv_rows(self.audit_rows()),
+                                         content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+        return response

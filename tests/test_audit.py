@@ -540,3 +540,32 @@ def test_changes_keep_only_what_differs():
     assert changes({"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 5, "d": 4}) == (
         {"b": 2, "c": 3}, {"b": 5, "d": 4})
     assert changes(None, {"a": 1}) == ({}, {"a": 1})
+
+
+# --- The provider's audit page -------------------------------------------------------
+
+def test_the_provider_audit_page_filters_and_exports_what_it_shows(signup, staff, catalog):
+    # given two tenants' rows
+    alice, bob = signup(), signup()
+    for tenant in (alice, bob):
+        tenant.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"], "name": "p"},
+                    format="json")
+    browser = web_login(staff.user)
+    alice_tenant = alice.tenant["id"]
+    # when the provider filters its page by one tenant and one event
+    query = {"tenant": alice_tenant, "event": "subscription.created"}
+    page = browser.get("/admin/audit/", query)
+    # then it shows that row with its change, and none of the other tenant's
+    assert page.status_code == 200
+    html = page.content.decode().split('id="results"', 1)[1]
+    assert "Subscription created" in html and alice.tenant["name"] in html
+    assert bob.tenant["name"] not in html and "provisioning" in html
+    # and the export holds the same rows
+    export = browser.get("/admin/audit/export.csv", query)
+    lines = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
+    assert [(line["event"], line["tenant"]) for line in lines] == [
+        ("subscription.created", alice_tenant)]
+    # and a tenant cannot reach it
+    tenant_browser = web_login(User.objects.get(email=alice.email))
+    assert tenant_browser.get("/admin/audit/").status_code in (302, 403, 404)
+    assert tenant_browser.get("/admin/audit/export.csv").status_code in (302, 403, 404)

@@ -5,6 +5,7 @@ Templates stay free of arithmetic; these presenters turn ledger rows into the nu
 units and tones a bar needs.
 """
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -103,9 +104,35 @@ _VM_WORD = re.compile(r"\bvm\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
+class Change:
+    """One field of an audit row: what it was and what it became (either may be "")."""
+
+    field: str
+    before: str
+    after: str
+
+
+_SHOWN = 60  # characters of a value shown on a line; the API and CSV have it whole
+
+
+def _shown(value) -> str:
+    if value is None or value == "":
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= _SHOWN else text[:_SHOWN - 1] + "…"
+
+
+@dataclass(frozen=True)
 class ActivityLine:
     event: AuditEvent
     title: str
+
+    @property
+    def changes(self) -> list[Change]:
+        """What changed, compactly: ``role: operator → reader``."""
+        before, after = self.event.before or {}, self.event.after or {}
+        return [Change(name.replace("_", " "), _shown(before.get(name)), _shown(after.get(name)))
+                for name in dict.fromkeys([*before, *after])]
 
 
 def activity(events: Iterable[AuditEvent]) -> list[ActivityLine]:

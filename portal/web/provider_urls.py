@@ -9,6 +9,7 @@ from provisioning import views as provisioning
 from provisioning.views import subscriptions
 from provisioning.views import tenants as provider_tenants
 from tenants import account_views as account
+from tenants import views as tenancy
 
 app_name = "provider"
 
@@ -48,6 +49,8 @@ urlpatterns = [
          name="subscription_suspend"),
     path("subscriptions/<uuid:pk>/resume/", subscriptions.ProviderSubscriptionResumeView.as_view(),
          name="subscription_resume"),
+    path("audit/", tenancy.ProviderAuditView.as_view(), name="audit"),
+    path("audit/export.csv", tenancy.ProviderAuditExportView.as_view(), name="audit_export"),
     path("jobs/", provisioning.ProviderJobListView.as_view(), name="job_list"),
     path("jobs/<uuid:pk>/", provisioning.ProviderJobDetailView.as_view(), name="job_detail"),
     path("jobs/<uuid:pk>/retry/", provisioning.ProviderJobRetryView.as_view(), name="job_retry"),
