@@ -110,6 +110,7 @@ class Event(enum.StrEnum):
     LOGIN_FAILED = "login.failed"
     LOGIN_LOCKED_OUT = "login.locked_out"
     LOGIN_UNLOCKED = "login.unlocked"
+    PASSWORD_CHANGED = "password.changed"
     TWO_FACTOR_ADDED = "two_factor.added"
     TWO_FACTOR_REMOVED = "two_factor.removed"
     TOKEN_CREATED = "token.created"

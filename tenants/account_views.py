@@ -16,6 +16,7 @@ from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -169,9 +170,10 @@ class PasswordChangeView(AccountPageMixin, auth_views.PasswordChangeView):
         return self.home()
 
     def form_valid(self, form):
-        response = super().form_valid(form)
-        ended = services.end_sessions(self.request.user, acting_user=self.request.user,
-                                      keep=current_session(self.request))
+        with transaction.atomic():  # the new password and its audit row together
+            response = super().form_valid(form)
+            ended = services.password_changed(self.request.user,
+                                              keep=current_session(self.request))
         others = f" {ended} other session{'s' if ended != 1 else ''} ended." if ended else ""
         messages.success(self.request, "Your password was changed." + others)
         return response

@@ -49,6 +49,7 @@ __all__ = [
     "find_invitation",
     "find_token",
     "issue_token",
+    "password_changed",
     "provision_two_factor",
     "record_lockout",
     "record_login_failure",
@@ -325,6 +326,19 @@ def end_sessions(user: User, *, acting_user: User, keep: UserSession | None = No
         if ended:
             events.record(Event.SESSIONS_ENDED, user, acting_user=acting_user,
                           tenant=_tenant_of(user), count=ended)
+    return ended
+
+
+@transaction.atomic
+def password_changed(user: User, *, keep: UserSession | None) -> int:
+    """After the user set a new password: every other session ends (the new password
+    is what a thief would not have). One audit row says both; how many ended."""
+    sessions = UserSession.objects.filter(user=user, ended_at__isnull=True)
+    if keep is not None:
+        sessions = sessions.exclude(pk=keep.pk)
+    ended = sessions.update(ended_at=timezone.now())
+    events.record(Event.PASSWORD_CHANGED, user, acting_user=user, tenant=_tenant_of(user),
+                  sessions_ended=ended)
     return ended
 
 

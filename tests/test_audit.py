@@ -23,6 +23,7 @@ PASSWORD = "correct horse battery"
 STAMP_TOKEN = "stamp-credential-" + uuid.uuid4().hex
 NEW_STAMP_TOKEN = "rotated-stamp-credential-" + uuid.uuid4().hex
 INVITEE_PASSWORD = "invited person password 7"
+NEW_PASSWORD = "a brand new passphrase 9"
 
 
 class Audit:
@@ -111,7 +112,8 @@ def test_every_tenant_and_provider_action_is_audited_once_and_without_secrets(
     caplog.set_level(logging.DEBUG)
     a = audit
     admin = staff.email
-    secrets = {PASSWORD, STAFF_PASSWORD, STAMP_TOKEN, NEW_STAMP_TOKEN, INVITEE_PASSWORD}
+    secrets = {PASSWORD, STAFF_PASSWORD, STAMP_TOKEN, NEW_STAMP_TOKEN, INVITEE_PASSWORD,
+               NEW_PASSWORD}
 
     # --- the provider's catalog ---------------------------------------------------
     stamp = a.call(staff, "post", "/api/v1/admin/stamps/", {
@@ -332,6 +334,10 @@ def test_every_tenant_and_provider_action_is_audited_once_and_without_secrets(
            expect=302, web=True, event="two_factor.added", actor=owner.email, tenant=tid)
     a.call(browser, "post", "/account/two-factor/remove/", expect=302, web=True,
            event="two_factor.removed", actor=owner.email, tenant=tid)
+    a.call(browser, "post", "/password/", {
+        "old_password": PASSWORD, "new_password1": NEW_PASSWORD,
+        "new_password2": NEW_PASSWORD}, expect=302, web=True, event="password.changed",
+        actor=owner.email, tenant=tid)
     locked = f"{unique('victim')}@example.com"
     for _ in range(settings.BUFFET_LOGIN_FAILURE_LIMIT - 1):
         APIClient().post("/api/v1/auth/token/", {"email": locked, "password": "nope"},
