@@ -76,7 +76,7 @@ TENANT_PAGES = ["/", "/plans/", "/subscriptions/", "/members/", "/tokens/", "/ac
 PROVIDER_PAGES = ["/admin/", "/admin/stamps/", "/admin/stamps/new/", "/admin/clouds/",
                   "/admin/clouds/new/", "/admin/templates/", "/admin/templates/new/",
                   "/admin/plans/", "/admin/plans/new/", "/admin/addons/", "/admin/addons/new/",
-                  "/admin/tenants/", "/admin/subscriptions/"]
+                  "/admin/tenants/", "/admin/subscriptions/", "/admin/audit/"]
 
 
 @pytest.mark.parametrize("url", [p for p in TENANT_PAGES + PROVIDER_PAGES])
