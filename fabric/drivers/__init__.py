@@ -36,6 +36,8 @@ from .base import (
     StampHealth,
     StampUnreachable,
     Unauthorized,
+    VmEvent,
+    VmHistory,
     VmInfo,
     VmKind,
 )
@@ -66,6 +68,8 @@ __all__ = [
     "StampHealth",
     "StampUnreachable",
     "Unauthorized",
+    "VmEvent",
+    "VmHistory",
     "VmInfo",
     "VmKind",
     "get_driver",

@@ -46,6 +46,8 @@ __all__ = [
     "StampHealth",
     "StampUnreachable",
     "Unauthorized",
+    "VmEvent",
+    "VmHistory",
     "VmInfo",
     "VmKind",
 ]
@@ -263,6 +265,40 @@ class Inventory:
     replications: tuple[ReplicationInfo, ...]
 
 
+@dataclass(frozen=True)
+class VmEvent:
+    """What was metered of a VM from ``at`` on (``event``: created, started, stopped,
+    resized, deleted, changed, observed)."""
+
+    at: datetime
+    event: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    power_state: PowerState
+    kind: VmKind
+    checkpoints: int
+    protected: bool
+
+
+@dataclass(frozen=True)
+class VmHistory:
+    """A VM's events in a window, from the last one at or before the window's start."""
+
+    vm_id: str
+    container_id: str
+    events: tuple[VmEvent, ...]
+
+    def at(self, moment: datetime) -> VmEvent | None:
+        """The VM as it was at ``moment`` (None: not created yet, or deleted)."""
+        state = None
+        for event in self.events:
+            if event.at > moment:
+                break
+            state = event
+        return None if state is None or state.event == "deleted" else state
+
+
 # -- the interface -------------------------------------------------------------
 @runtime_checkable
 class Driver(Protocol):
@@ -278,6 +314,10 @@ class Driver(Protocol):
     def get_vm(self, vm_id: str) -> VmInfo: ...
     def list_checkpoints(self, vm_id: str) -> list[CheckpointInfo]: ...
     def replication_status(self, vm_id: str) -> ReplicationInfo | None: ...
+    def usage_history(self, since: datetime, until: datetime) -> list[VmHistory]:
+        """Every VM that existed in ``[since, until)`` with its events (metering's backfill
+        after the stamp did not answer)."""
+        ...
 
     # tenant containers and their networking
     def create_container(self, *, key: str, name: str) -> ContainerInfo: ...
