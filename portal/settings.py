@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "plans",
     "provisioning",
     "dr_addon",
+    "billing",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,325 @@
+"""Metering: usage by the minute from each stamp's own inventory.
+
+``collect(stamp)`` does one pass for a stamp, from its cursor up to the last whole
+minute:
+
+* The stamp answers: the minutes behind the last one are rebuilt from the stamp's
+  history (what each VM was at the end of each minute), the last one from its
+  inventory; the rows are upserted, then the cursor moves. A crash between the two
+  leaves the cursor behind, and the rerun writes the same rows again: a minute is never
+  counted twice (unique (subscription, resource, meter, minute)).
+* The stamp does not answer: nothing is written and the cursor stays; the minutes are
+  recorded as ``MissingUsage`` (shown to the provider, logged as an alert), never as
+  zeros (CloudKitty's collector advances its cursor on an empty answer: a silent gap).
+  When the stamp answers again they are backfilled from its history, or marked
+  ``unrecoverable`` if its driver keeps none.
+
+A minute is ``[m, m + 60 s)``; what is metered for it is the allocation at its end.
+Every VM the stamp holds is metered whatever its power state (allocation is what the
+quota reserves); a replica is not (its source is metered as ``dr.protected_vms``).
+``burst.<dimension>`` is the subscription's allocation above its quota limit (the plan's
+quotas raised by its quota add-ons: the ledger's limits), as rows of the subscription.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.models import (
+    BURST_DIMENSIONS,
+    Meter,
+    MeterCursor,
+    MissingState,
+    MissingUsage,
+    ResourceType,
+    UsageRecord,
+    burst_meter,
+)
+from fabric.models import Stamp
+
+__all__ = ["CollectReport", "collect", "collect_all", "floor_minute"]
+
+log = logging.getLogger(__name__)
+
+MINUTE = timedelta(minutes=1)
+# Rows written per batch, and about how many one chunk of minutes may produce.
+BATCH = 5000
+CHUNK_ROWS = 500_000
+
+# One usage row: (subscription_id, resource_type, resource_id, meter, minute, quantity).
+Row = tuple[object, str, str, str, datetime, int]
+
+
+@dataclass
+class CollectReport:
+    stamp: str
+    start: datetime | None = None
+    until: datetime | None = None
+    minutes: int = 0
+    backfilled: int = 0
+    rows: int = 0
+    missing: bool = False
+    unrecoverable: int = 0
+    unmapped: set[str] = field(default_factory=set)
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class _Vm:
+    """What is metered of one VM in one minute."""
+
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    checkpoints: int
+    protected: bool
+
+
+def floor_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+# -- the pass ------------------------------------------------------------------------------
+def collect_all(until: datetime | None = None) -> list[CollectReport]:
+    return [collect(stamp, until) for stamp in Stamp.objects.order_by("name")]
+
+
+def collect(stamp: Stamp, until: datetime | None = None, *, driver=None,
+            after_write=None) -> CollectReport:
+    """Collect the stamp's usage for every minute from its cursor to ``until`` (default:
+    the last whole minute). ``after_write`` runs between writing rows and moving the
+    cursor (a test hook: a crash there must not count anything twice)."""
+    from fabric.drivers import DriverError
+    from fabric.services import driver_for
+
+    until = floor_minute(until or timezone.now())
+    cursor = MeterCursor.objects.filter(stamp=stamp).first()
+    start = cursor.collected_until if cursor else until - MINUTE
+    report = CollectReport(stamp=stamp.name, start=start, until=until)
+    if start >= until:
+        return report
+    driver = driver or driver_for(stamp)
+    try:
+        inventory = driver.inventory()
+    except DriverError as exc:
+        report.missing, report.detail = True, str(exc)
+        _record_missing(stamp, start, until, str(exc))
+        return report
+    owners = _owners(stamp)
+    limits = _limits(owners.values())
+    live = until - MINUTE
+    if start < live:
+        _backfill(stamp, driver, start, live, owners, limits, report, after_write=after_write)
+    rows = list(_rows(stamp, live, _from_inventory(inventory), owners, limits, report))
+    _write(stamp, rows)
+    report.rows += len(rows)
+    report.minutes += 1
+    if after_write is not None:
+        after_write()
+    _advance(stamp, until)
+    _resolve_missing(stamp, live, until, MissingState.BACKFILLED, "read from the inventory")
+    return report
+
+
+def _backfill(stamp, driver, start, end, owners, limits, report, *, after_write) -> None:
+    """Rebuild ``[start, end)`` from the stamp's history, chunk by chunk, moving the cursor
+    after each; without a history those minutes are marked unrecoverable."""
+    from fabric.drivers import DriverError
+
+    try:
+        histories = driver.usage_history(start, end)
+    except (DriverError, AttributeError, NotImplementedError) as exc:
+        report.unrecoverable = int((end - start) / MINUTE)
+        _resolve_missing(stamp, start, end, MissingState.UNRECOVERABLE,
+                         f"the stamp keeps no usage history: {exc}")
+        log.warning("usage of stamp %s from %s to %s is lost: %s", stamp.name, start, end, exc)
+        return
+    per_chunk = max(1, CHUNK_ROWS // max(1, 4 * len(histories)))
+    moment = start
+    while moment < end:
+        chunk_end = min(end, moment + per_chunk * MINUTE)
+        rows: list[Row] = []
+        minute = moment
+        while minute < chunk_end:
+            at = minute + MINUTE - timedelta(microseconds=1)  # the end of the minute
+            vms = {}
+            for history in histories:
+                event = history.at(at)
+                if event is not None and event.kind == "normal":
+                    vms[history.vm_id] = _Vm(event.vcpus, event.memory_mb, event.disk_gb,
+                                             event.checkpoints, event.protected)
+            rows.extend(_rows(stamp, minute, vms, owners, limits, report))
+            minute += MINUTE
+        _write(stamp, rows)
+        report.rows += len(rows)
+        minutes = int((chunk_end - moment) / MINUTE)
+        report.minutes += minutes
+        report.backfilled += minutes
+        if after_write is not None:
+            after_write()
+        _advance(stamp, chunk_end)
+        _resolve_missing(stamp, moment, chunk_end, MissingState.BACKFILLED,
+                         "rebuilt from the stamp's history")
+        moment = chunk_end
+
+
+# -- from the stamp's answer to rows -------------------------------------------------------
+def _from_inventory(inventory) -> dict[str, _Vm]:
+    checkpoints = Counter(c.vm_id for c in inventory.checkpoints)
+    protected = {r.vm_id for r in inventory.replications
+                 if r.role == "source" and r.state == "enabled"}
+    return {vm.id: _Vm(vm.vcpus, vm.memory_mb, vm.disk_gb, checkpoints[vm.id],
+                       vm.id in protected)
+            for vm in inventory.vms if vm.kind == "normal"}
+
+
+def _owners(stamp: Stamp) -> dict[str, tuple[str, object]]:
+    """fabric id -> (portal VM id, subscription id) of every VM the portal knows."""
+    from provisioning.models import VirtualMachine
+
+    return {fabric_id: (str(vm_id), subscription_id)
+            for fabric_id, vm_id, subscription_id in VirtualMachine.objects.exclude(
+                fabric_id="").values_list("fabric_id", "id", "subscription_id").iterator(
+                    chunk_size=10_000)}
+
+
+def _limits(owners: Iterable[tuple[str, object]]) -> dict[object, dict[str, int]]:
+    from plans.models import QuotaLedger
+
+    subscriptions = {subscription_id for _, subscription_id in owners}
+    limits: dict[object, dict[str, int]] = defaultdict(dict)
+    rows = QuotaLedger.objects.filter(subscription_id__in=subscriptions,
+                                      dimension__in=BURST_DIMENSIONS)
+    for subscription_id, dimension, limit in rows.values_list("subscription_id", "dimension",
+                                                              "limit"):
+        limits[subscription_id][dimension] = limit
+    return limits
+
+
+def _rows(stamp, minute, vms: dict[str, _Vm], owners, limits, report) -> Iterator[Row]:
+    allocated: dict[object, Counter] = defaultdict(Counter)
+    for fabric_id, vm in vms.items():
+        owner = owners.get(fabric_id)
+        if owner is None:  # not the portal's (or not recorded yet): reconciliation's business
+            report.unmapped.add(fabric_id)
+            continue
+        vm_id, subscription_id = owner
+        used = allocated[subscription_id]
+        used["vcpus"] += vm.vcpus
+        used["memory_mb"] += vm.memory_mb
+        used["storage_gb"] += vm.disk_gb
+        used["vms"] += 1
+        used["snapshots"] += vm.checkpoints
+        yield (subscription_id, ResourceType.VM, vm_id, Meter.VCPUS, minute, vm.vcpus)
+        yield (subscription_id, ResourceType.VM, vm_id, Meter.MEMORY_MB, minute, vm.memory_mb)
+        yield (subscription_id, ResourceType.VM, vm_id, Meter.STORAGE_GB, minute, vm.disk_gb)
+        yield (subscription_id, ResourceType.VM, vm_id, Meter.VMS, minute, 1)
+        if vm.checkpoints:
+            yield (subscription_id, ResourceType.VM, vm_id, Meter.SNAPSHOTS, minute,
+                   vm.checkpoints)
+        if vm.protected:
+            yield (subscription_id, ResourceType.VM, vm_id, Meter.DR_PROTECTED_VMS, minute, 1)
+    for subscription_id, used in allocated.items():
+        quota = limits.get(subscription_id, {})
+        for dimension in BURST_DIMENSIONS:
+            over = used[dimension] - quota.get(dimension, used[dimension])
+            if over > 0:
+                yield (subscription_id, ResourceType.SUBSCRIPTION, str(subscription_id),
+                       burst_meter(dimension), minute, over)
+
+
+# -- writing -------------------------------------------------------------------------------
+def _write(stamp: Stamp, rows: list[Row]) -> None:
+    """Upsert the rows: a minute written again replaces itself."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        _write_postgres(stamp, rows)
+        return
+    for i in range(0, len(rows), BATCH):
+        with transaction.atomic():
+            UsageRecord.objects.bulk_create(
+                [UsageRecord(subscription_id=s, resource_type=t, resource_id=r, meter=m,
+                             minute=minute, quantity=Decimal(q), stamp=stamp)
+                 for s, t, r, m, minute, q in rows[i:i + BATCH]],
+                update_conflicts=True,
+                unique_fields=["subscription", "resource_id", "meter", "minute"],
+                update_fields=["quantity", "resource_type", "stamp"],
+            )
+
+
+def _write_postgres(stamp: Stamp, rows: list[Row]) -> None:
+    """COPY into a temporary table, then one INSERT ... ON CONFLICT DO UPDATE: the same
+    upsert as ``bulk_create(update_conflicts=True)``, without building a model per row."""
+    import io
+
+    table = UsageRecord._meta.db_table
+    buffer = io.StringIO()
+    stamp_id = stamp.pk
+    for s, t, r, m, minute, q in rows:
+        buffer.write(f"{s}\t{t}\t{r}\t{m}\t{minute.isoformat()}\t{q}\t{stamp_id}\n")
+    buffer.seek(0)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS usage_incoming ("
+            " subscription_id uuid, resource_type varchar(16), resource_id varchar(64),"
+            " meter varchar(32), minute timestamptz, quantity numeric(20, 6), stamp_id uuid"
+            ") ON COMMIT DELETE ROWS")
+        cursor.cursor.copy_from(buffer, "usage_incoming", columns=(
+            "subscription_id", "resource_type", "resource_id", "meter", "minute", "quantity",
+            "stamp_id"))
+        cursor.execute(
+            f"INSERT INTO {table} (subscription_id, resource_type, resource_id, meter,"  # noqa: S608
+            " minute, quantity, stamp_id)"
+            " SELECT subscription_id, resource_type, resource_id, meter, minute, quantity,"
+            " stamp_id FROM usage_incoming"
+            " ON CONFLICT (subscription_id, resource_id, meter, minute) DO UPDATE SET"
+            " quantity = EXCLUDED.quantity, resource_type = EXCLUDED.resource_type,"
+            " stamp_id = EXCLUDED.stamp_id")
+
+
+def _advance(stamp: Stamp, until: datetime) -> None:
+    MeterCursor.objects.update_or_create(stamp=stamp, defaults={"collected_until": until})
+
+
+# -- missing minutes -----------------------------------------------------------------------
+@transaction.atomic
+def _record_missing(stamp: Stamp, start: datetime, end: datetime, detail: str) -> None:
+    """Mark ``[start, end)`` missing, growing the open range that covers its start."""
+    open_range = (MissingUsage.objects.select_for_update()
+                  .filter(stamp=stamp, state=MissingState.MISSING, start__lte=start,
+                          end__gte=start).order_by("-end").first())
+    if open_range is None:
+        MissingUsage.objects.create(stamp=stamp, start=start, end=end, detail=detail)
+        log.warning("usage of stamp %s is missing from %s: %s", stamp.name, start, detail)
+    elif open_range.end < end:
+        open_range.end, open_range.detail = end, detail
+        open_range.save(update_fields=["end", "detail", "updated_at"])
+
+
+@transaction.atomic
+def _resolve_missing(stamp: Stamp, start: datetime, end: datetime, state: str,
+                     detail: str) -> None:
+    """Mark what was missing of ``[start, end)`` as ``state``, splitting a range that
+    reaches past it (the rest stays missing)."""
+    ranges = MissingUsage.objects.select_for_update().filter(
+        stamp=stamp, state=MissingState.MISSING, start__lt=end, end__gt=start)
+    for missing in ranges:
+        if missing.start < start:
+            MissingUsage.objects.create(stamp=stamp, start=missing.start, end=start,
+                                        detail=missing.detail)
+            missing.start = start
+        if missing.end > end:
+            MissingUsage.objects.create(stamp=stamp, start=end, end=missing.end,
+                                        detail=missing.detail)
+            missing.end = end
+        missing.state, missing.detail = state, detail
+        missing.save(update_fields=["start", "end", "state", "detail", "updated_at"])
