@@ -138,6 +138,7 @@ def _backfill(stamp, driver, start, end, owners, limits, report, *, after_write)
         histories = driver.usage_history(start, end)
     except (DriverError, AttributeError, NotImplementedError) as exc:
         report.unrecoverable = int((end - start) / MINUTE)
+        _record_missing(stamp, start, end, str(exc))
         _resolve_missing(stamp, start, end, MissingState.UNRECOVERABLE,
                          f"the stamp keeps no usage history: {exc}")
         log.warning("usage of stamp %s from %s to %s is lost: %s", stamp.name, start, end, exc)
@@ -273,6 +274,7 @@ def _write_postgres(stamp: Stamp, rows: list[Row]) -> None:
             " subscription_id uuid, resource_type varchar(16), resource_id varchar(64),"
             " meter varchar(32), minute timestamptz, quantity numeric(20, 6), stamp_id uuid"
             ") ON COMMIT DELETE ROWS")
+        cursor.execute("TRUNCATE usage_incoming")  # inside an outer transaction too
         cursor.cursor.copy_from(buffer, "usage_incoming", columns=(
             "subscription_id", "resource_type", "resource_id", "meter", "minute", "quantity",
             "stamp_id"))
