@@ -110,7 +110,7 @@ class ProviderUsageViewSet(ProviderViewSet):
                        "stamps that did not answer."),
                    parameters=[*_WINDOW, ProviderUsageFilter],
                    responses={200: ProviderUsageSerializer, **problems(400)})
-    def list(self, request):
+    def report(self, request):
         query = ProviderUsageFilter(data=request.query_params)
         if not query.is_valid():
             raise Invalid("The filters are not valid.", errors=query.errors)

@@ -57,7 +57,7 @@ dr_urls = [
 usage_urls = [
     path("subscriptions/<uuid:subscription_pk>/usage/",
          billing.SubscriptionUsageViewSet.as_view({"get": "retrieve"}), name="usage"),
-    path("admin/usage/", billing.ProviderUsageViewSet.as_view({"get": "list"}),
+    path("admin/usage/", billing.ProviderUsageViewSet.as_view({"get": "report"}),
          name="admin-usage"),
 ]
 
