@@ -5,9 +5,10 @@ minute:
 
 * The stamp answers: the minutes behind the last one are rebuilt from the stamp's
   history (what each VM was at the end of each minute), the last one from its
-  inventory; the rows are upserted, then the cursor moves. A crash between the two
-  leaves the cursor behind, and the rerun writes the same rows again: a minute is never
-  counted twice (unique (subscription, resource, meter, minute)).
+  inventory (``Driver.usage``: what is metered of each VM now); the rows are upserted,
+  then the cursor moves. A crash between the two leaves the cursor behind, and the
+  rerun writes the same rows again: a minute is never counted twice (unique
+  (subscription, resource, meter, minute)).
 * The stamp does not answer: nothing is written and the cursor stays; the minutes are
   recorded as ``MissingUsage`` (shown to the provider, logged as an alert), never as
   zeros (CloudKitty's collector advances its cursor on an empty answer: a silent gap).
@@ -24,13 +25,15 @@ quotas raised by its quota add-ons: the ledger's limits), as rows of the subscri
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from billing.models import (
@@ -54,8 +57,9 @@ MINUTE = timedelta(minutes=1)
 BATCH = 5000
 CHUNK_ROWS = 500_000
 
-# One usage row: (subscription_id, resource_type, resource_id, meter, minute, quantity).
-Row = tuple[object, str, str, str, datetime, int]
+# The usage of one resource in one minute: (subscription_id, resource_type, resource_id,
+# minute, ((meter, quantity), ...)); the writers expand it into one row per meter.
+Usage = tuple[str, str, str, datetime, tuple[tuple[str, int], ...]]
 
 
 @dataclass
@@ -72,9 +76,8 @@ class CollectReport:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class _Vm:
-    """What is metered of one VM in one minute."""
+class _Vm(NamedTuple):
+    """What is metered of one VM in one minute (a ``VmUsage`` without its id)."""
 
     vcpus: int
     memory_mb: int
@@ -108,7 +111,7 @@ def collect(stamp: Stamp, until: datetime | None = None, *, driver=None,
         return report
     driver = driver or driver_for(stamp)
     try:
-        inventory = driver.inventory()
+        current = {vm.id: _Vm(*vm[1:]) for vm in driver.usage()}
     except DriverError as exc:
         report.missing, report.detail = True, str(exc)
         _record_missing(stamp, start, until, str(exc))
@@ -118,9 +121,7 @@ def collect(stamp: Stamp, until: datetime | None = None, *, driver=None,
     live = until - MINUTE
     if start < live:
         _backfill(stamp, driver, start, live, owners, limits, report, after_write=after_write)
-    rows = list(_rows(stamp, live, _from_inventory(inventory), owners, limits, report))
-    _write(stamp, rows)
-    report.rows += len(rows)
+    report.rows += _write(stamp, list(_usage(live, current, owners, limits, report)))
     report.minutes += 1
     if after_write is not None:
         after_write()
@@ -147,7 +148,7 @@ def _backfill(stamp, driver, start, end, owners, limits, report, *, after_write)
     moment = start
     while moment < end:
         chunk_end = min(end, moment + per_chunk * MINUTE)
-        rows: list[Row] = []
+        rows: list[Usage] = []
         minute = moment
         while minute < chunk_end:
             at = minute + MINUTE - timedelta(microseconds=1)  # the end of the minute
@@ -157,10 +158,9 @@ def _backfill(stamp, driver, start, end, owners, limits, report, *, after_write)
                 if event is not None and event.kind == "normal":
                     vms[history.vm_id] = _Vm(event.vcpus, event.memory_mb, event.disk_gb,
                                              event.checkpoints, event.protected)
-            rows.extend(_rows(stamp, minute, vms, owners, limits, report))
+            rows.extend(_usage(minute, vms, owners, limits, report))
             minute += MINUTE
-        _write(stamp, rows)
-        report.rows += len(rows)
+        report.rows += _write(stamp, rows)
         minutes = int((chunk_end - moment) / MINUTE)
         report.minutes += minutes
         report.backfilled += minutes
@@ -173,23 +173,22 @@ def _backfill(stamp, driver, start, end, owners, limits, report, *, after_write)
 
 
 # -- from the stamp's answer to rows -------------------------------------------------------
-def _from_inventory(inventory) -> dict[str, _Vm]:
-    checkpoints = Counter(c.vm_id for c in inventory.checkpoints)
-    protected = {r.vm_id for r in inventory.replications
-                 if r.role == "source" and r.state == "enabled"}
-    return {vm.id: _Vm(vm.vcpus, vm.memory_mb, vm.disk_gb, checkpoints[vm.id],
-                       vm.id in protected)
-            for vm in inventory.vms if vm.kind == "normal"}
-
-
-def _owners(stamp: Stamp) -> dict[str, tuple[str, object]]:
-    """fabric id -> (portal VM id, subscription id) of every VM the portal knows."""
+def _owners(stamp: Stamp) -> dict[str, tuple[str, str]]:
+    """fabric id -> (portal VM id, subscription id) of every VM the portal knows. Read as
+    text in one query: a stamp may hold a hundred thousand."""
     from provisioning.models import VirtualMachine
 
-    return {fabric_id: (str(vm_id), subscription_id)
-            for fabric_id, vm_id, subscription_id in VirtualMachine.objects.exclude(
-                fabric_id="").values_list("fabric_id", "id", "subscription_id").iterator(
-                    chunk_size=10_000)}
+    table = VirtualMachine._meta.db_table
+    cast = "::text" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT fabric_id, id{cast}, subscription_id{cast} FROM {table}"  # noqa: S608
+                       " WHERE fabric_id <> ''")
+        rows = cursor.fetchall()
+    if connection.vendor == "postgresql":
+        return {fabric_id: (vm_id, subscription_id) for fabric_id, vm_id, subscription_id in rows}
+    # SQLite keeps UUIDs as 32 hex digits: the portal's ids are their canonical text.
+    return {fabric_id: (str(uuid.UUID(vm_id)), str(uuid.UUID(subscription_id)))
+            for fabric_id, vm_id, subscription_id in rows}
 
 
 def _limits(owners: Iterable[tuple[str, object]]) -> dict[object, dict[str, int]]:
@@ -201,91 +200,110 @@ def _limits(owners: Iterable[tuple[str, object]]) -> dict[object, dict[str, int]
                                       dimension__in=BURST_DIMENSIONS)
     for subscription_id, dimension, limit in rows.values_list("subscription_id", "dimension",
                                                               "limit"):
-        limits[subscription_id][dimension] = limit
+        limits[str(subscription_id)][dimension] = limit
     return limits
 
 
-def _rows(stamp, minute, vms: dict[str, _Vm], owners, limits, report) -> Iterator[Row]:
-    allocated: dict[object, Counter] = defaultdict(Counter)
+def _usage(minute, vms: dict[str, _Vm], owners, limits, report) -> Iterator[Usage]:
+    allocated: dict[str, list[int]] = {}
     for fabric_id, vm in vms.items():
         owner = owners.get(fabric_id)
         if owner is None:  # not the portal's (or not recorded yet): reconciliation's business
             report.unmapped.add(fabric_id)
             continue
         vm_id, subscription_id = owner
-        used = allocated[subscription_id]
-        used["vcpus"] += vm.vcpus
-        used["memory_mb"] += vm.memory_mb
-        used["storage_gb"] += vm.disk_gb
-        used["vms"] += 1
-        used["snapshots"] += vm.checkpoints
-        yield (subscription_id, ResourceType.VM, vm_id, Meter.VCPUS, minute, vm.vcpus)
-        yield (subscription_id, ResourceType.VM, vm_id, Meter.MEMORY_MB, minute, vm.memory_mb)
-        yield (subscription_id, ResourceType.VM, vm_id, Meter.STORAGE_GB, minute, vm.disk_gb)
-        yield (subscription_id, ResourceType.VM, vm_id, Meter.VMS, minute, 1)
+        used = allocated.get(subscription_id)
+        if used is None:
+            used = allocated[subscription_id] = [0, 0, 0, 0, 0]
+        used[0] += vm.vcpus
+        used[1] += vm.memory_mb
+        used[2] += vm.disk_gb
+        used[3] += 1
+        used[4] += vm.checkpoints
+        meters = ((Meter.VCPUS, vm.vcpus), (Meter.MEMORY_MB, vm.memory_mb),
+                  (Meter.STORAGE_GB, vm.disk_gb), (Meter.VMS, 1))
         if vm.checkpoints:
-            yield (subscription_id, ResourceType.VM, vm_id, Meter.SNAPSHOTS, minute,
-                   vm.checkpoints)
+            meters += ((Meter.SNAPSHOTS, vm.checkpoints),)
         if vm.protected:
-            yield (subscription_id, ResourceType.VM, vm_id, Meter.DR_PROTECTED_VMS, minute, 1)
+            meters += ((Meter.DR_PROTECTED_VMS, 1),)
+        yield (subscription_id, ResourceType.VM, vm_id, minute, meters)
     for subscription_id, used in allocated.items():
         quota = limits.get(subscription_id, {})
-        for dimension in BURST_DIMENSIONS:
-            over = used[dimension] - quota.get(dimension, used[dimension])
-            if over > 0:
-                yield (subscription_id, ResourceType.SUBSCRIPTION, str(subscription_id),
-                       burst_meter(dimension), minute, over)
+        over = tuple((burst_meter(dimension), amount - quota[dimension])
+                     for dimension, amount in zip(BURST_DIMENSIONS, used, strict=True)
+                     if dimension in quota and amount > quota[dimension])
+        if over:
+            yield (subscription_id, ResourceType.SUBSCRIPTION, subscription_id, minute, over)
 
 
 # -- writing -------------------------------------------------------------------------------
-def _write(stamp: Stamp, rows: list[Row]) -> None:
-    """Upsert the rows: a minute written again replaces itself."""
-    if not rows:
-        return
+def _write(stamp: Stamp, usage: list[Usage]) -> int:
+    """Upsert the rows (a minute written again replaces itself); how many were written."""
+    if not usage:
+        return 0
     if connection.vendor == "postgresql":
-        _write_postgres(stamp, rows)
-        return
+        return _write_postgres(stamp, usage)
+    rows = [UsageRecord(subscription_id=s, resource_type=t, resource_id=r, meter=str(m),
+                        minute=minute, quantity=Decimal(q), stamp=stamp)
+            for s, t, r, minute, meters in usage for m, q in meters]
     for i in range(0, len(rows), BATCH):
         with transaction.atomic():
             UsageRecord.objects.bulk_create(
-                [UsageRecord(subscription_id=s, resource_type=t, resource_id=r, meter=m,
-                             minute=minute, quantity=Decimal(q), stamp=stamp)
-                 for s, t, r, m, minute, q in rows[i:i + BATCH]],
-                update_conflicts=True,
+                rows[i:i + BATCH], update_conflicts=True,
                 unique_fields=["subscription", "resource_id", "meter", "minute"],
-                update_fields=["quantity", "resource_type", "stamp"],
-            )
+                update_fields=["quantity", "resource_type", "stamp"])
+    return len(rows)
 
 
-def _write_postgres(stamp: Stamp, rows: list[Row]) -> None:
-    """COPY into a temporary table, then one INSERT ... ON CONFLICT DO UPDATE: the same
-    upsert as ``bulk_create(update_conflicts=True)``, without building a model per row."""
+_COLUMNS = ("subscription_id", "resource_type", "resource_id", "meter", "minute", "quantity",
+            "stamp_id")
+
+
+def _write_postgres(stamp: Stamp, usage: list[Usage]) -> int:
+    """COPY the rows. Minutes the stamp has no row of yet go straight into the table (the
+    unique constraint still guards: a concurrent writer makes it fail, and the upsert
+    runs instead); otherwise through a temporary table and one INSERT ... ON CONFLICT DO
+    UPDATE, the upsert ``bulk_create(update_conflicts=True)`` does.
+
+    ``synchronous_commit`` is off for this transaction only: PostgreSQL writes its log in
+    order, so the cursor's (synchronous) commit that follows makes these rows durable
+    too, and a crash before it loses rows that the rerun writes again."""
     import io
 
-    table = UsageRecord._meta.db_table
     buffer = io.StringIO()
-    stamp_id = stamp.pk
-    for s, t, r, m, minute, q in rows:
-        buffer.write(f"{s}\t{t}\t{r}\t{m}\t{minute.isoformat()}\t{q}\t{stamp_id}\n")
-    buffer.seek(0)
+    stamp_id, count = str(stamp.pk), 0
+    minutes = set()
+    for s, t, r, minute, meters in usage:
+        head, tail = f"{s}\t{t}\t{r}\t", f"\t{minute.isoformat()}\t"
+        buffer.write("".join(f"{head}{m}{tail}{q}\t{stamp_id}\n" for m, q in meters))
+        count += len(meters)
+        minutes.add(minute)
+    table = UsageRecord._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        if not UsageRecord.objects.filter(stamp=stamp, minute__in=minutes).exists():
+            try:
+                with transaction.atomic():
+                    buffer.seek(0)
+                    cursor.cursor.copy_from(buffer, table, columns=_COLUMNS)
+                return count
+            except IntegrityError:
+                pass  # written meanwhile: upsert
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS usage_incoming ("
             " subscription_id uuid, resource_type varchar(16), resource_id varchar(64),"
             " meter varchar(32), minute timestamptz, quantity numeric(20, 6), stamp_id uuid"
             ") ON COMMIT DELETE ROWS")
         cursor.execute("TRUNCATE usage_incoming")  # inside an outer transaction too
-        cursor.cursor.copy_from(buffer, "usage_incoming", columns=(
-            "subscription_id", "resource_type", "resource_id", "meter", "minute", "quantity",
-            "stamp_id"))
+        buffer.seek(0)
+        cursor.cursor.copy_from(buffer, "usage_incoming", columns=_COLUMNS)
         cursor.execute(
-            f"INSERT INTO {table} (subscription_id, resource_type, resource_id, meter,"  # noqa: S608
-            " minute, quantity, stamp_id)"
-            " SELECT subscription_id, resource_type, resource_id, meter, minute, quantity,"
-            " stamp_id FROM usage_incoming"
+            f"INSERT INTO {table} ({', '.join(_COLUMNS)})"  # noqa: S608
+            f" SELECT {', '.join(_COLUMNS)} FROM usage_incoming"
             " ON CONFLICT (subscription_id, resource_id, meter, minute) DO UPDATE SET"
             " quantity = EXCLUDED.quantity, resource_type = EXCLUDED.resource_type,"
             " stamp_id = EXCLUDED.stamp_id")
+    return count
 
 
 def _advance(stamp: Stamp, until: datetime) -> None:

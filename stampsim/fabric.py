@@ -132,6 +132,10 @@ class Fabric:
             self.state.require("vms", vm_id, "VM")
             return public(self.state.replications.get(vm_id))
 
+    def usage(self) -> dict[str, Any]:
+        with self.lock:
+            return {"name": self.name, "at": self._clock(), "vms": self.state.usage()}
+
     def history(self, since: str | None, until: str | None) -> dict[str, Any]:
         """The VM events of ``[since, until)`` (ISO 8601 times; ``until`` defaults to now)."""
         start, end = _moment(since, "since"), _moment(until or self._clock(), "until")

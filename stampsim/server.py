@@ -45,6 +45,9 @@ GET        /v1/health                                 {name, status: "ok", capac
 GET        /v1/inventory                              {name, containers, gateways, networks,
                                                       nat_rules, firewall_rules, vms,
                                                       checkpoints, replications}
+GET        /v1/usage                                  {name, at, vms: [[id, vcpus, memory_mb,
+                                                      disk_gb, checkpoints, protected]]}: what
+                                                      metering reads each minute (no replicas)
 GET        /v1/history?since=&until=                  {name, since, until, vms: [{vm_id,
                                                       container_id, events: [{event, at, vcpus,
                                                       memory_mb, disk_gb, power_state, kind,
@@ -188,6 +191,7 @@ def _admin_reset(
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/health", query=lambda api, p, q, b: (200, api.fabric.health())),
     Route("GET", "/v1/inventory", query=lambda api, p, q, b: (200, api.fabric.inventory())),
+    Route("GET", "/v1/usage", query=lambda api, p, q, b: (200, api.fabric.usage())),
     Route(
         "GET",
         "/v1/history",

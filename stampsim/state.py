@@ -247,6 +247,23 @@ class State:
                 del self.data[table][obj["id"]]
         self.containers.pop(container_id, None)
 
+    def usage(self) -> list[list[Any]]:
+        """What is metered of each VM now, compactly: ``[id, vcpus, memory_mb, disk_gb,
+        checkpoints, protected]`` per VM (replicas left out: their source is metered)."""
+        checkpoints: dict[str, int] = {}
+        for checkpoint in self.checkpoints.values():
+            checkpoints[checkpoint["vm_id"]] = checkpoints.get(checkpoint["vm_id"], 0) + 1
+        protected = {
+            vm_id for vm_id, r in self.replications.items()
+            if r["role"] == ReplicationRole.SOURCE and r["state"] == ReplicationState.ENABLED
+        }
+        return [
+            [vm["id"], vm["vcpus"], vm["memory_mb"], vm["disk_gb"],
+             checkpoints.get(vm["id"], 0), vm["id"] in protected]
+            for vm in self.vms.values()
+            if vm["kind"] == VmKind.NORMAL
+        ]
+
     # -- history -----------------------------------------------------------
     def record_vm(self, vm_id: str, event: str, at: str) -> None:
         """Append what is metered of VM ``vm_id`` now (or its deletion) to its history.

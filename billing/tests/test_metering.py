@@ -151,8 +151,8 @@ class _NoHistory:
     def __init__(self, driver):
         self._driver = driver
 
-    def inventory(self):
-        return self._driver.inventory()
+    def usage(self):
+        return self._driver.usage()
 
 
 def test_without_a_history_the_missing_minutes_stay_marked(world):

@@ -40,6 +40,7 @@ from .base import (
     VmHistory,
     VmInfo,
     VmKind,
+    VmUsage,
 )
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "VmHistory",
     "VmInfo",
     "VmKind",
+    "VmUsage",
     "get_driver",
 ]
 

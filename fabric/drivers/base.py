@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
     "Capacity",
@@ -48,6 +48,7 @@ __all__ = [
     "Unauthorized",
     "VmEvent",
     "VmHistory",
+    "VmUsage",
     "VmInfo",
     "VmKind",
 ]
@@ -265,6 +266,17 @@ class Inventory:
     replications: tuple[ReplicationInfo, ...]
 
 
+class VmUsage(NamedTuple):
+    """What is metered of a VM now (a tuple: a stamp may hold a hundred thousand)."""
+
+    id: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    checkpoints: int
+    protected: bool
+
+
 @dataclass(frozen=True)
 class VmEvent:
     """What was metered of a VM from ``at`` on (``event``: created, started, stopped,
@@ -314,6 +326,9 @@ class Driver(Protocol):
     def get_vm(self, vm_id: str) -> VmInfo: ...
     def list_checkpoints(self, vm_id: str) -> list[CheckpointInfo]: ...
     def replication_status(self, vm_id: str) -> ReplicationInfo | None: ...
+    def usage(self) -> list[VmUsage]:
+        """What is metered of every VM now (replicas left out)."""
+        ...
     def usage_history(self, since: datetime, until: datetime) -> list[VmHistory]:
         """Every VM that existed in ``[since, until)`` with its events (metering's backfill
         after the stamp did not answer)."""

@@ -46,6 +46,7 @@ from .base import (
     VmHistory,
     VmInfo,
     VmKind,
+    VmUsage,
 )
 
 __all__ = ["StampApiDriver", "TransportError"]
@@ -136,6 +137,10 @@ class StampApiDriver:
             checkpoints=tuple(_checkpoint(o) for o in data["checkpoints"]),
             replications=tuple(_replication(o) for o in data["replications"]),
         )
+
+    def usage(self) -> list[VmUsage]:
+        data = self._read("usage", "/v1/usage")
+        return [VmUsage(*vm) for vm in data["vms"]]
 
     def usage_history(self, since: datetime, until: datetime) -> list[VmHistory]:
         params = {"since": since.isoformat(), "until": until.isoformat()}
