@@ -260,10 +260,11 @@ _COLUMNS = ("subscription_id", "resource_type", "resource_id", "meter", "minute"
 
 
 def _write_postgres(stamp: Stamp, usage: list[Usage]) -> int:
-    """COPY the rows. Minutes the stamp has no row of yet go straight into the table (the
-    unique constraint still guards: a concurrent writer makes it fail, and the upsert
-    runs instead); otherwise through a temporary table and one INSERT ... ON CONFLICT DO
-    UPDATE, the upsert ``bulk_create(update_conflicts=True)`` does.
+    """COPY the rows. Minutes after the stamp's ``written_until`` go straight into the
+    table (the unique constraint still guards: a violation runs the upsert instead);
+    others through a temporary table and one INSERT ... ON CONFLICT DO UPDATE, the upsert
+    ``bulk_create(update_conflicts=True)`` does. The cursor row is locked meanwhile, so two
+    passes of one stamp write one after the other.
 
     ``synchronous_commit`` is off for this transaction only: PostgreSQL writes its log in
     order, so the cursor's (synchronous) commit that follows makes these rows durable
@@ -281,14 +282,19 @@ def _write_postgres(stamp: Stamp, usage: list[Usage]) -> int:
     table = UsageRecord._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        if not UsageRecord.objects.filter(stamp=stamp, minute__in=minutes).exists():
+        mark, _ = MeterCursor.objects.select_for_update().get_or_create(
+            stamp=stamp, defaults={"collected_until": min(minutes)})
+        fresh = mark.written_until is None or min(minutes) >= mark.written_until
+        mark.written_until = max(mark.written_until or max(minutes), max(minutes) + MINUTE)
+        mark.save(update_fields=["written_until", "updated_at"])
+        if fresh:
             try:
                 with transaction.atomic():
                     buffer.seek(0)
                     cursor.cursor.copy_from(buffer, table, columns=_COLUMNS)
                 return count
             except IntegrityError:
-                pass  # written meanwhile: upsert
+                pass  # rows of these minutes exist after all: upsert them
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS usage_incoming ("
             " subscription_id uuid, resource_type varchar(16), resource_id varchar(64),"
