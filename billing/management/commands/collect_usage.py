@@ -1,6 +1,7 @@
 """``manage.py collect_usage``: one metering pass now, for every stamp or one."""
 
 import json
+import os
 import resource
 import time
 from datetime import datetime
@@ -20,8 +21,12 @@ class Command(BaseCommand):
                             help="collect up to this minute (ISO 8601, UTC) instead of now")
         parser.add_argument("--json", action="store_true", dest="as_json",
                             help="print each stamp's report, time and peak memory as JSON")
+        parser.add_argument("--crash-after-write", action="store_true",
+                            help="fault injection: exit hard (75) once rows are written, "
+                                 "before the cursor moves")
 
-    def handle(self, *args, stamp, until, as_json, **options):
+    def handle(self, *args, stamp, until, as_json, crash_after_write=False, **options):
+        after_write = (lambda: os._exit(75)) if crash_after_write else None
         stamps = Stamp.objects.order_by("name")
         if stamp:
             stamps = stamps.filter(name=stamp)
@@ -29,7 +34,7 @@ class Command(BaseCommand):
                 raise CommandError(f"no stamp named {stamp!r}")
         for one in stamps:
             started = time.perf_counter()
-            report = metering.collect(one, until)
+            report = metering.collect(one, until, after_write=after_write)
             elapsed = time.perf_counter() - started
             figures = {"stamp": one.name, "minutes": report.minutes,
                        "backfilled": report.backfilled, "rows": report.rows,
