@@ -171,3 +171,14 @@ def test_without_a_history_the_missing_minutes_stay_marked(world):
     states = set(MissingUsage.objects.values_list("state", flat=True))
     assert states == {MissingState.UNRECOVERABLE}
     assert total("vms", minute__gt=T0) == 1
+
+
+def test_missing_minutes_are_an_alert_in_the_metrics(world, client):
+    # given a stamp that has not answered for half an hour
+    run(world, T0 + timedelta(seconds=5))
+    memory.set_reachable(world["stamp"].endpoint, False)
+    run(world, T0 + 30 * MINUTE + timedelta(seconds=5))
+    # then /metrics counts its missing minutes
+    body = client.get("/metrics").content.decode()
+    assert (f'buffet_usage_missing_minutes{{stamp="{world["stamp"].name}",state="missing"}} '
+            "30.0") in body
