@@ -92,7 +92,15 @@ def floor_minute(moment: datetime) -> datetime:
 
 # -- the pass ------------------------------------------------------------------------------
 def collect_all(until: datetime | None = None) -> list[CollectReport]:
-    return [collect(stamp, until) for stamp in Stamp.objects.order_by("name")]
+    """One pass per stamp; a stamp whose pass fails is logged and the others still run."""
+    reports = []
+    for stamp in Stamp.objects.order_by("name"):
+        try:
+            reports.append(collect(stamp, until))
+        except Exception:
+            log.exception("metering of stamp %s failed; its cursor stays", stamp.name)
+            reports.append(CollectReport(stamp=stamp.name, missing=True, detail="failed"))
+    return reports
 
 
 def collect(stamp: Stamp, until: datetime | None = None, *, driver=None,
@@ -109,8 +117,8 @@ def collect(stamp: Stamp, until: datetime | None = None, *, driver=None,
     report = CollectReport(stamp=stamp.name, start=start, until=until)
     if start >= until:
         return report
-    driver = driver or driver_for(stamp)
     try:
+        driver = driver or driver_for(stamp)
         current = {vm.id: _Vm(*vm[1:]) for vm in driver.usage()}
     except DriverError as exc:
         report.missing, report.detail = True, str(exc)
@@ -119,8 +127,10 @@ def collect(stamp: Stamp, until: datetime | None = None, *, driver=None,
     owners = _owners(stamp)
     limits = _limits(owners.values())
     live = until - MINUTE
-    if start < live:
-        _backfill(stamp, driver, start, live, owners, limits, report, after_write=after_write)
+    if start < live and not _backfill(stamp, driver, start, live, owners, limits, report,
+                                      after_write=after_write):
+        _record_missing(stamp, start, until, report.detail)
+        return report
     report.rows += _write(stamp, list(_usage(live, current, owners, limits, report)))
     report.minutes += 1
     if after_write is not None:
@@ -130,20 +140,21 @@ def collect(stamp: Stamp, until: datetime | None = None, *, driver=None,
     return report
 
 
-def _backfill(stamp, driver, start, end, owners, limits, report, *, after_write) -> None:
+def _backfill(stamp, driver, start, end, owners, limits, report, *, after_write) -> bool:
     """Rebuild ``[start, end)`` from the stamp's history, chunk by chunk, moving the cursor
-    after each; without a history those minutes are marked unrecoverable."""
+    after each; without a history those minutes are marked unrecoverable. False if the
+    stamp stopped answering (the minutes stay missing, to be tried again)."""
     from fabric.drivers import DriverError
 
     try:
         histories = driver.usage_history(start, end)
-    except (DriverError, AttributeError, NotImplementedError) as exc:
-        report.unrecoverable = int((end - start) / MINUTE)
-        _record_missing(stamp, start, end, str(exc))
-        _resolve_missing(stamp, start, end, MissingState.UNRECOVERABLE,
-                         f"the stamp keeps no usage history: {exc}")
-        log.warning("usage of stamp %s from %s to %s is lost: %s", stamp.name, start, end, exc)
-        return
+    except DriverError as exc:
+        if exc.transient:
+            report.missing, report.detail = True, str(exc)
+            return False
+        return _unrecoverable(stamp, start, end, report, exc)
+    except (AttributeError, NotImplementedError) as exc:
+        return _unrecoverable(stamp, start, end, report, exc)
     per_chunk = max(1, CHUNK_ROWS // max(1, 4 * len(histories)))
     moment = start
     while moment < end:
@@ -170,6 +181,16 @@ def _backfill(stamp, driver, start, end, owners, limits, report, *, after_write)
         _resolve_missing(stamp, moment, chunk_end, MissingState.BACKFILLED,
                          "rebuilt from the stamp's history")
         moment = chunk_end
+    return True
+
+
+def _unrecoverable(stamp, start, end, report, exc) -> bool:
+    report.unrecoverable = int((end - start) / MINUTE)
+    _record_missing(stamp, start, end, str(exc))
+    _resolve_missing(stamp, start, end, MissingState.UNRECOVERABLE,
+                     f"the stamp keeps no usage history: {exc}")
+    log.warning("usage of stamp %s from %s to %s is lost: %s", stamp.name, start, end, exc)
+    return True
 
 
 # -- from the stamp's answer to rows -------------------------------------------------------

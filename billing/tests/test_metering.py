@@ -182,3 +182,28 @@ def test_missing_minutes_are_an_alert_in_the_metrics(world, client):
     body = client.get("/metrics").content.decode()
     assert (f'buffet_usage_missing_minutes{{stamp="{world["stamp"].name}",state="missing"}} '
             "30.0") in body
+
+
+class _HistoryDown(_NoHistory):
+    """A driver whose history call finds the stamp gone again."""
+
+    def usage_history(self, since, until):
+        from fabric.drivers import StampUnreachable
+
+        raise StampUnreachable("s", "history", "connection refused")
+
+
+def test_a_stamp_gone_again_before_its_history_is_read_stays_missing(world):
+    # given a stamp metered up to 10:00
+    with time_machine.travel(T0 - timedelta(seconds=30), tick=False):
+        world["vm"]("web")
+    run(world, T0 + timedelta(seconds=5))
+    # when, an hour later, it answers the snapshot but not the history
+    with time_machine.travel(T0 + 60 * MINUTE + timedelta(seconds=5), tick=False):
+        report = metering.collect(world["stamp"], driver=_HistoryDown(world["driver"]))
+    # then nothing is written, the cursor stays and the hour is missing
+    assert report.missing and report.rows == 0
+    assert MeterCursor.objects.get(stamp=world["stamp"]).collected_until == T0
+    missing = MissingUsage.objects.get()
+    assert (missing.state, missing.start, missing.end) == (
+        MissingState.MISSING, T0, T0 + 60 * MINUTE)
