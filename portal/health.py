@@ -15,6 +15,9 @@ __all__ = ["collect_gauges", "healthz", "readyz"]
 
 JOBS = Gauge("buffet_jobs", "Jobs by state", ["state"])
 SUBSCRIPTIONS = Gauge("buffet_subscriptions", "Subscriptions by state", ["state"])
+USAGE_MISSING = Gauge("buffet_usage_missing_minutes",
+                      "Minutes of a stamp's usage not read yet (it did not answer), or lost",
+                      ["stamp", "state"])
 STAMP_UP = Gauge("buffet_stamp_healthy", "1 if the stamp answered its last check", ["stamp"])
 STAMP_ENABLED = Gauge("buffet_stamp_enabled", "1 if the stamp takes new work", ["stamp"])
 STAMP_CHECKED = Gauge("buffet_stamp_last_check_timestamp_seconds",
@@ -95,3 +98,17 @@ def collect_gauges() -> None:
         STAMP_ENABLED.labels(name).set(1 if enabled else 0)
         if checked is not None:
             STAMP_CHECKED.labels(name).set(checked.timestamp())
+    _usage_gauges()
+
+
+def _usage_gauges() -> None:
+    """The missing-usage alert: minutes per stamp still ``missing`` or ``unrecoverable``."""
+    from billing.models import MissingState, MissingUsage
+
+    USAGE_MISSING.clear()
+    minutes: dict[tuple[str, str], float] = {}
+    for name, state, start, end in MissingUsage.objects.exclude(
+            state=MissingState.BACKFILLED).values_list("stamp__name", "state", "start", "end"):
+        minutes[name, state] = minutes.get((name, state), 0) + (end - start).total_seconds() / 60
+    for (name, state), count in minutes.items():
+        USAGE_MISSING.labels(name, state).set(count)

@@ -15,6 +15,7 @@ SCHEDULES = {
     "Stamps: health and capacity": ("provisioning.check_stamps", 60),
     "Stamps: reconciliation": ("provisioning.reconcile", 300),
     "DR: replication syncs due by RPO": ("dr_addon.sync_due", 30),
+    "Billing: usage of the last minute": ("billing.collect_usage", 60),
 }
 
 

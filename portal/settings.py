@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "plans",
     "provisioning",
     "dr_addon",
+    "billing",
 ]
 
 MIDDLEWARE = [
@@ -340,6 +341,9 @@ subscriptions, networks, VMs, checkpoints and jobs.
         "ActiveSite": "dr_addon.models.ActiveSite",
         "DrillKind": "dr_addon.models.DrillKind",
         "FailoverMode": "dr_addon.api.views.FAILOVER_MODES",
+        "Meter": "billing.models.Meter",
+        "MissingUsageState": "billing.models.MissingState",
+        "UsageGranularity": "billing.usage.Granularity",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

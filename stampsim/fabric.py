@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ApiError, ErrorCode, bad_request
@@ -130,6 +131,19 @@ class Fabric:
         with self.lock:
             self.state.require("vms", vm_id, "VM")
             return public(self.state.replications.get(vm_id))
+
+    def usage(self) -> dict[str, Any]:
+        with self.lock:
+            return {"name": self.name, "at": self._clock(), "vms": self.state.usage()}
+
+    def history(self, since: str | None, until: str | None) -> dict[str, Any]:
+        """The VM events of ``[since, until)`` (ISO 8601 times; ``until`` defaults to now)."""
+        start, end = _moment(since, "since"), _moment(until or self._clock(), "until")
+        if start is None or end is None or end <= start:
+            raise bad_request("since and until must be ISO 8601 times with since < until")
+        with self.lock:
+            return {"name": self.name, "since": start.isoformat(), "until": end.isoformat(),
+                    "vms": self.state.history_between(start, end)}
 
     def operation(self, op_id: str) -> dict[str, Any]:
         with self.lock:
@@ -285,7 +299,22 @@ class Fabric:
         op["result"] = None if error else result
         op["error"] = error.as_operation_error() if error else None
         op["finished_at"] = self._clock()
+        if not error:
+            self._record_history(op, result)
         self._save(("operations", op["id"]))
+
+    def _record_history(self, op: dict[str, Any], result: Any) -> None:
+        """Note in the VMs' history what a finished operation changed of them."""
+        kind, params = op["kind"], op["params"]
+        vm_ids = {params.get("vm_id")}
+        if isinstance(result, dict) and str(result.get("id", "")).startswith("vm-"):
+            vm_ids.add(result["id"])
+        if kind == OpKind.CONTAINER_DELETE:  # a forced delete removes the VMs it holds
+            vm_ids |= {vm_id for vm_id, entry in self.state.history.items()
+                       if entry["container_id"] == params.get("container_id")}
+        event = _EVENTS.get(kind, "changed")
+        for vm_id in vm_ids - {None}:
+            self.state.record_vm(vm_id, event, op["finished_at"])
 
     def _recover(self) -> None:
         with self.lock:
@@ -307,6 +336,26 @@ class Fabric:
 
     def _save(self, *touched: tuple[str, str]) -> None:
         self.store.save(self.state.data, touched=touched)
+
+
+_EVENTS = {
+    OpKind.VM_CREATE: "created",
+    OpKind.REPLICA_CREATE: "created",
+    OpKind.VM_START: "started",
+    OpKind.VM_STOP: "stopped",
+    OpKind.VM_RESIZE: "resized",
+    OpKind.VM_DELETE: "deleted",
+}
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise bad_request(f"{name} is not an ISO 8601 time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _capacity(values: dict[str, Any]) -> dict[str, int]:

@@ -45,6 +45,15 @@ GET        /v1/health                                 {name, status: "ok", capac
 GET        /v1/inventory                              {name, containers, gateways, networks,
                                                       nat_rules, firewall_rules, vms,
                                                       checkpoints, replications}
+GET        /v1/usage                                  {name, at, vms: [[id, vcpus, memory_mb,
+                                                      disk_gb, checkpoints, protected]]}: what
+                                                      metering reads each minute (no replicas)
+GET        /v1/history?since=&until=                  {name, since, until, vms: [{vm_id,
+                                                      container_id, events: [{event, at, vcpus,
+                                                      memory_mb, disk_gb, power_state, kind,
+                                                      checkpoints, protected}]}]}: every VM that
+                                                      existed in [since, until), its events
+                                                      from the last one at or before since
 GET        /v1/external-addresses                     {addresses: [{address, holder,
                                                       container_id}]}
 GET        /v1/operations/{op}                        {operation}
@@ -182,6 +191,12 @@ def _admin_reset(
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/health", query=lambda api, p, q, b: (200, api.fabric.health())),
     Route("GET", "/v1/inventory", query=lambda api, p, q, b: (200, api.fabric.inventory())),
+    Route("GET", "/v1/usage", query=lambda api, p, q, b: (200, api.fabric.usage())),
+    Route(
+        "GET",
+        "/v1/history",
+        query=lambda api, p, q, b: (200, api.fabric.history(q.get("since"), q.get("until"))),
+    ),
     Route(
         "GET",
         "/v1/external-addresses",

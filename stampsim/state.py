@@ -6,7 +6,15 @@ The whole state is one JSON document::
      "containers": {id: {...}}, "gateways": {...}, "networks": {...},
      "nat_rules": {...}, "firewall_rules": {...}, "vms": {...},
      "checkpoints": {...}, "replications": {vm_id: {...}},
+     "history": {vm_id: {"vm_id", "container_id", "events": [...]}},
      "operations": {id: {...}}, "keys": {idempotency key: {...}}}
+
+``history`` is what metering backfills from when the portal could not read the
+stamp: per VM (deleted ones included), a bounded list of snapshots of what is
+metered (size, power, kind, checkpoints, protection), one per change, each with
+its time.  A VM keeps at most ``HISTORY_EVENTS`` of them (the oldest kept one is
+a whole snapshot, so dropping older ones loses nothing after it) and a deleted
+VM's entry is dropped ``HISTORY_DAYS`` after its deletion.
 
 ``Store`` keeps it in ``<data dir>`` as a snapshot (``state.json``) and a
 journal (``journal.jsonl``): every change appends one line holding the records
@@ -34,7 +42,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +51,8 @@ from .errors import not_found
 __all__ = [
     "CAPACITY_KEYS",
     "DEFAULT_CAPACITY",
+    "HISTORY_DAYS",
+    "HISTORY_EVENTS",
     "RESOURCES",
     "OperationState",
     "PowerState",
@@ -67,6 +77,12 @@ RESOURCES = (
     "checkpoints",
     "replications",
 )
+# Tables journalled by comparison with what was saved last (``history`` is not inventory).
+JOURNALED = (*RESOURCES, "history")
+HISTORY_EVENTS = 64
+HISTORY_DAYS = 35
+# What a history event copies from a VM record.
+_METERED_FIELDS = ("vcpus", "memory_mb", "disk_gb", "power_state", "kind")
 CAPACITY_KEYS = ("vcpus", "memory_mb", "storage_gb", "vms")
 DEFAULT_CAPACITY = {
     "vcpus": 1024,
@@ -113,6 +129,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def _when(value: str) -> datetime:
+    moment = datetime.fromisoformat(value) if value else datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def public(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     """A copy of a stored object without its private fields."""
     if obj is None:
@@ -129,7 +150,7 @@ class State:
     def __init__(self, data: dict[str, Any] | None = None) -> None:
         self.data: dict[str, Any] = data if data is not None else {}
         self.data.setdefault("schema", SCHEMA_VERSION)
-        for table in (*RESOURCES, "operations", "keys"):
+        for table in (*JOURNALED, "operations", "keys"):
             self.data.setdefault(table, {})
 
     # -- tables ----------------------------------------------------------
@@ -168,6 +189,11 @@ class State:
     def replications(self) -> dict[str, dict[str, Any]]:
         """Replication relationships keyed by the local VM's id (one per VM)."""
         return self.data["replications"]
+
+    @property
+    def history(self) -> dict[str, dict[str, Any]]:
+        """Metered snapshots per VM id, deleted VMs included (see the module docstring)."""
+        return self.data["history"]
 
     @property
     def operations(self) -> dict[str, dict[str, Any]]:
@@ -220,6 +246,92 @@ class State:
             for obj in self.in_container(table, container_id):
                 del self.data[table][obj["id"]]
         self.containers.pop(container_id, None)
+
+    def usage(self) -> list[list[Any]]:
+        """What is metered of each VM now, compactly: ``[id, vcpus, memory_mb, disk_gb,
+        checkpoints, protected]`` per VM (replicas left out: their source is metered)."""
+        checkpoints: dict[str, int] = {}
+        for checkpoint in self.checkpoints.values():
+            checkpoints[checkpoint["vm_id"]] = checkpoints.get(checkpoint["vm_id"], 0) + 1
+        protected = {
+            vm_id for vm_id, r in self.replications.items()
+            if r["role"] == ReplicationRole.SOURCE and r["state"] == ReplicationState.ENABLED
+        }
+        return [
+            [vm["id"], vm["vcpus"], vm["memory_mb"], vm["disk_gb"],
+             checkpoints.get(vm["id"], 0), vm["id"] in protected]
+            for vm in self.vms.values()
+            if vm["kind"] == VmKind.NORMAL
+        ]
+
+    # -- history -----------------------------------------------------------
+    def record_vm(self, vm_id: str, event: str, at: str) -> None:
+        """Append what is metered of VM ``vm_id`` now (or its deletion) to its history.
+
+        Nothing is appended when the snapshot equals the last one (a restart, a write)."""
+        vm = self.vms.get(vm_id)
+        entry = self.history.get(vm_id)
+        if vm is None:
+            if entry is None or entry["events"][-1]["event"] == "deleted":
+                return
+            snapshot: dict[str, Any] = {**entry["events"][-1], "event": "deleted"}
+        else:
+            replication = self.replications.get(vm_id)
+            snapshot = {
+                "event": event,
+                **{f: vm[f] for f in _METERED_FIELDS},
+                "checkpoints": sum(1 for c in self.checkpoints.values() if c["vm_id"] == vm_id),
+                "protected": bool(
+                    replication is not None
+                    and replication["role"] == ReplicationRole.SOURCE
+                    and replication["state"] == ReplicationState.ENABLED
+                ),
+            }
+            if entry is None:
+                entry = {"vm_id": vm_id, "container_id": vm["container_id"], "events": []}
+                self.history[vm_id] = entry
+            last = entry["events"][-1] if entry["events"] else None
+            if last is not None and {**last, "event": event, "at": at} == {**snapshot, "at": at}:
+                return
+        entry = {**entry, "events": [*entry["events"], {**snapshot, "at": at}][-HISTORY_EVENTS:]}
+        self.history[vm_id] = entry
+        if snapshot["event"] == "deleted":
+            self._prune_history(at)
+
+    def _prune_history(self, now: str) -> None:
+        horizon = _when(now) - timedelta(days=HISTORY_DAYS)
+        for vm_id in [
+            vm_id
+            for vm_id, entry in self.history.items()
+            if entry["events"][-1]["event"] == "deleted"
+            and _when(entry["events"][-1]["at"]) < horizon
+        ]:
+            del self.history[vm_id]
+
+    def history_between(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Each VM that existed in ``[since, until)``: its events before ``until``, starting
+        with the last one at or before ``since`` (the state the window opens with).
+
+        A VM with no history (created before history was kept) starts with a snapshot of
+        its current record at its creation time."""
+        found = []
+        for vm_id in {*self.history, *self.vms}:
+            entry = self.history.get(vm_id)
+            if entry is None:
+                self.record_vm(vm_id, "observed", self.vms[vm_id].get("created_at") or "")
+                entry = self.history.get(vm_id)
+                if entry is None:
+                    continue
+            events = [e for e in entry["events"] if _when(e["at"]) < until]
+            if not events:
+                continue
+            opening = [i for i, e in enumerate(events) if _when(e["at"]) <= since]
+            events = events[opening[-1]:] if opening else events
+            if events[-1]["event"] == "deleted" and _when(events[-1]["at"]) <= since:
+                continue
+            found.append({"vm_id": vm_id, "container_id": entry["container_id"],
+                          "events": copy.deepcopy(events)})
+        return found
 
     def inventory(self) -> dict[str, list[dict[str, Any]]]:
         return {table: [public(o) for o in self.data[table].values()] for table in RESOURCES}
@@ -307,7 +419,7 @@ class Store:
             self._snapshot(data)
             return
         changes: list[list[Any]] = []
-        for table in RESOURCES:
+        for table in JOURNALED:
             rows, seen = data.get(table, {}), self._seen.setdefault(table, {})
             for obj_id, record in rows.items():
                 if seen.get(obj_id) != record:
@@ -362,4 +474,4 @@ class Store:
         with self.journal_path.open("wb") as fh:  # what it held is in the snapshot now
             if self.durable:
                 os.fsync(fh.fileno())
-        self._seen = {table: copy.deepcopy(data.get(table, {})) for table in RESOURCES}
+        self._seen = {table: copy.deepcopy(data.get(table, {})) for table in JOURNALED}

@@ -237,6 +237,7 @@ STABLE_ENUMS = {
     "JobState", "StepState", "VmState", "NetworkState", "SnapshotState", "SubscriptionState",
     "PlanState", "AddOnKind", "Role", "StampHealth", "StampDriver", "ProtectionState",
     "ProtectedVmState", "ActiveSite", "DrillKind", "FailoverMode", "TokenState",
+    "Meter", "MissingUsageState", "UsageGranularity",
 }
 
 

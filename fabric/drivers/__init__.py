@@ -36,8 +36,11 @@ from .base import (
     StampHealth,
     StampUnreachable,
     Unauthorized,
+    VmEvent,
+    VmHistory,
     VmInfo,
     VmKind,
+    VmUsage,
 )
 
 __all__ = [
@@ -66,8 +69,11 @@ __all__ = [
     "StampHealth",
     "StampUnreachable",
     "Unauthorized",
+    "VmEvent",
+    "VmHistory",
     "VmInfo",
     "VmKind",
+    "VmUsage",
     "get_driver",
 ]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
     "Capacity",
@@ -46,6 +46,9 @@ __all__ = [
     "StampHealth",
     "StampUnreachable",
     "Unauthorized",
+    "VmEvent",
+    "VmHistory",
+    "VmUsage",
     "VmInfo",
     "VmKind",
 ]
@@ -263,6 +266,51 @@ class Inventory:
     replications: tuple[ReplicationInfo, ...]
 
 
+class VmUsage(NamedTuple):
+    """What is metered of a VM now (a tuple: a stamp may hold a hundred thousand)."""
+
+    id: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    checkpoints: int
+    protected: bool
+
+
+@dataclass(frozen=True)
+class VmEvent:
+    """What was metered of a VM from ``at`` on (``event``: created, started, stopped,
+    resized, deleted, changed, observed)."""
+
+    at: datetime
+    event: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    power_state: PowerState
+    kind: VmKind
+    checkpoints: int
+    protected: bool
+
+
+@dataclass(frozen=True)
+class VmHistory:
+    """A VM's events in a window, from the last one at or before the window's start."""
+
+    vm_id: str
+    container_id: str
+    events: tuple[VmEvent, ...]
+
+    def at(self, moment: datetime) -> VmEvent | None:
+        """The VM as it was at ``moment`` (None: not created yet, or deleted)."""
+        state = None
+        for event in self.events:
+            if event.at > moment:
+                break
+            state = event
+        return None if state is None or state.event == "deleted" else state
+
+
 # -- the interface -------------------------------------------------------------
 @runtime_checkable
 class Driver(Protocol):
@@ -278,6 +326,13 @@ class Driver(Protocol):
     def get_vm(self, vm_id: str) -> VmInfo: ...
     def list_checkpoints(self, vm_id: str) -> list[CheckpointInfo]: ...
     def replication_status(self, vm_id: str) -> ReplicationInfo | None: ...
+    def usage(self) -> list[VmUsage]:
+        """What is metered of every VM now (replicas left out)."""
+        ...
+    def usage_history(self, since: datetime, until: datetime) -> list[VmHistory]:
+        """Every VM that existed in ``[since, until)`` with its events (metering's backfill
+        after the stamp did not answer)."""
+        ...
 
     # tenant containers and their networking
     def create_container(self, *, key: str, name: str) -> ContainerInfo: ...

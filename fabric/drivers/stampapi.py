@@ -42,8 +42,11 @@ from .base import (
     StampHealth,
     StampUnreachable,
     Unauthorized,
+    VmEvent,
+    VmHistory,
     VmInfo,
     VmKind,
+    VmUsage,
 )
 
 __all__ = ["StampApiDriver", "TransportError"]
@@ -134,6 +137,27 @@ class StampApiDriver:
             checkpoints=tuple(_checkpoint(o) for o in data["checkpoints"]),
             replications=tuple(_replication(o) for o in data["replications"]),
         )
+
+    def usage(self) -> list[VmUsage]:
+        data = self._read("usage", "/v1/usage")
+        return [VmUsage(*vm) for vm in data["vms"]]
+
+    def usage_history(self, since: datetime, until: datetime) -> list[VmHistory]:
+        params = {"since": since.isoformat(), "until": until.isoformat()}
+        status, data = self._exchange(
+            "history", "GET", "/v1/history", deadline=time.monotonic() + self.timeout,
+            params=params,
+        )
+        if status != 200:
+            raise self._error("history", protocol.refusal(status, data))
+        return [
+            VmHistory(
+                vm_id=o["vm_id"],
+                container_id=o["container_id"],
+                events=tuple(_vm_event(e) for e in o["events"]),
+            )
+            for o in data["vms"]
+        ]
 
     def external_addresses(self) -> set[str]:
         data = self._read("external-addresses", "/v1/external-addresses")
@@ -488,6 +512,20 @@ def _vm(o: Mapping[str, Any]) -> VmInfo:
         power_state=PowerState(o["power_state"]),
         kind=VmKind(o["kind"]),
         data_version=o["data_version"],
+    )
+
+
+def _vm_event(o: Mapping[str, Any]) -> VmEvent:
+    return VmEvent(
+        at=datetime.fromisoformat(o["at"]),
+        event=o["event"],
+        vcpus=o["vcpus"],
+        memory_mb=o["memory_mb"],
+        disk_gb=o["disk_gb"],
+        power_state=PowerState(o["power_state"]),
+        kind=VmKind(o["kind"]),
+        checkpoints=o["checkpoints"],
+        protected=o["protected"],
     )
 
 

@@ -3,6 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from billing.api import views as billing
 from dr_addon.api import views as dr
 from fabric.api import views as fabric
 from plans.api import views as plans
@@ -56,8 +57,16 @@ dr_urls = [
          name="admin-dr-failback"),
 ]
 
+usage_urls = [
+    path("subscriptions/<uuid:subscription_pk>/usage/",
+         billing.SubscriptionUsageViewSet.as_view({"get": "retrieve"}), name="usage"),
+    path("admin/usage/", billing.ProviderUsageViewSet.as_view({"get": "report"}),
+         name="admin-usage"),
+]
+
 urlpatterns = [
     *dr_urls,
+    *usage_urls,
     path("auth/signup/", tenants.SignUpView.as_view(), name="signup"),
     path("auth/token/", tenants.TokenView.as_view(), name="token"),
     path("auth/invitations/accept/", tenants.InvitationAcceptView.as_view(),

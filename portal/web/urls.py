@@ -41,6 +41,7 @@ urlpatterns = [
     path("subscriptions/<uuid:pk>/addons/<uuid:addon_id>/detach/",
          subscriptions.AddOnDetachView.as_view(), name="addon_detach"),
     path("subscriptions/<uuid:pk>/dr/", include("dr_addon.urls")),
+    path("subscriptions/<uuid:pk>/usage/", include("billing.urls")),
     path("subscriptions/<uuid:pk>/vms/new/", provisioning.VmCreateView.as_view(), name="vm_create"),
     path("subscriptions/<uuid:pk>/quota-preview/", provisioning.QuotaPreviewView.as_view(),
          name="quota_preview"),

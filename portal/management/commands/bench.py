@@ -1,4 +1,4 @@
-"""``manage.py bench provisioning|dr``: benchmarks against a stack the command starts.
+"""``manage.py bench provisioning|dr|metering``: benchmarks against a stack the command starts.
 
 It runs on the database and broker of the current settings (set ``DATABASE_URL`` and
 ``CELERY_BROKER_URL`` to measure PostgreSQL and Redis; with neither, the embedded
@@ -13,7 +13,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.bench import dr, provisioning
+from portal.bench import dr, metering, provisioning
 from portal.bench.stack import StackFailed
 
 
@@ -29,9 +29,12 @@ class Command(BaseCommand):
             "insert, on a stack (stampsim, worker, gunicorn) the command starts.")
 
     def add_arguments(self, parser):
-        parser.add_argument("scenario", choices=["provisioning", "dr"])
-        parser.add_argument("--vms", type=_positive, default=200,
-                            help="dr: VMs in the protected subscription; default %(default)s")
+        parser.add_argument("scenario", choices=["provisioning", "dr", "metering"])
+        parser.add_argument("--vms", type=_positive, default=None,
+                            help="dr: VMs in the protected subscription (default 200); "
+                                 "metering: VMs on the stamp (default 100000)")
+        parser.add_argument("--keep", action="store_true",
+                            help="metering: keep what it created in the database")
         parser.add_argument("--latencies", default="0,50",
                             help="dr: stampsim latencies in ms, comma-separated; "
                                  "default %(default)s")
@@ -50,11 +53,13 @@ class Command(BaseCommand):
                             help="also print the figures as one line of JSON")
 
     def handle(self, *args, scenario, clients, duration, requests, worker_concurrency,
-               drain_timeout, as_json, vms, latencies, **options):
+               drain_timeout, as_json, vms, latencies, keep=False, **options):
         # A log line per request would cost the clients more than some requests do.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if scenario == "dr":
-            return self._dr(vms, latencies, as_json)
+            return self._dr(vms or 200, latencies, as_json)
+        if scenario == "metering":
+            return self._metering(vms or 100_000, keep, as_json)
         restore = self._stop_on_sigterm()
         try:
             figures = provisioning.run(clients=clients, duration=duration, requests=requests,
@@ -91,6 +96,23 @@ class Command(BaseCommand):
         self.stdout.write(dr.render(rows))
         if as_json:
             self.stdout.write(json.dumps(rows))
+
+    def _metering(self, vms: int, keep: bool, as_json: bool) -> None:
+        restore = self._stop_on_sigterm()
+        try:
+            figures = metering.run(vms=vms, keep=keep, say=self.stderr.write)
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted; the processes it started are stopped.") from None
+        finally:
+            restore()
+        self.stdout.write(metering.render(figures))
+        if as_json:
+            self.stdout.write(json.dumps(figures))
+        if figures["rows"] != figures["expected_rows"]:
+            raise CommandError(f"{figures['rows']} rows for the minute, expected "
+                               f"{figures['expected_rows']}")
 
     @staticmethod
     def _stop_on_sigterm():

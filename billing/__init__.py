@@ -1,0 +1,1 @@
+"""Billing: metering from the stamps' inventory, prices, burst, rating and invoices."""

@@ -1,0 +1,209 @@
+"""Metering from a memory stamp: minutes counted once, outages missing then backfilled."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.db.models import Sum
+
+from billing import metering
+from billing.models import MeterCursor, MissingState, MissingUsage, UsageRecord
+from fabric.drivers import get_driver, memory
+from fabric.tests.factories import CloudFactory, StampFactory
+from plans.tests.factories import PlanFactory, SubscriptionFactory
+from provisioning.tests.factories import VirtualMachineFactory
+from stampsim.handlers import OpKind
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture
+def world():
+    memory.reset()
+    stamp = StampFactory()
+    plan = PlanFactory(cloud=CloudFactory(stamp=stamp), quota_vcpus=8)
+    subscription = SubscriptionFactory(plan=plan)
+    driver = get_driver("memory", name=stamp.name, endpoint=stamp.endpoint, retries=1,
+                        backoff=0)
+    container = driver.create_container(key="ctr", name="tenant")
+
+    def vm(name, vcpus=2, memory_mb=1024, disk_gb=10):
+        info = driver.create_vm(key=f"vm-{name}", container_id=container.id, name=name,
+                                vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb,
+                                image="img", network_id=None)
+        VirtualMachineFactory(subscription=subscription, fabric_id=info.id, vcpus=vcpus,
+                              memory_mb=memory_mb, disk_gb=disk_gb)
+        return info
+
+    yield {"stamp": stamp, "subscription": subscription, "driver": driver, "vm": vm}
+    memory.reset()
+
+
+def total(meter, **filters) -> Decimal:
+    return UsageRecord.objects.filter(meter=meter, **filters).aggregate(
+        s=Sum("quantity"))["s"] or Decimal(0)
+
+
+def run(world, at, **options):
+    with time_machine.travel(at, tick=False):
+        return metering.collect(world["stamp"], driver=world["driver"], **options)
+
+
+def test_each_minute_is_counted_once_whatever_reruns(world):
+    # given a VM of 2 vCPUs created before 10:00
+    with time_machine.travel(T0 - timedelta(seconds=30), tick=False):
+        world["vm"]("web")
+    # when the collection runs for three minutes, and every pass runs twice
+    for minute in range(1, 4):
+        run(world, T0 + minute * MINUTE + timedelta(seconds=5))
+        run(world, T0 + minute * MINUTE + timedelta(seconds=40))
+    # then the minutes 10:00 (the first pass's) to 10:02 are counted once each
+    assert total("vcpus") == 2 * 3
+    assert total("vms") == 3
+    assert total("memory_mb") == 1024 * 3
+    assert UsageRecord.objects.filter(meter="vcpus").values("minute").distinct().count() == 3
+    assert MeterCursor.objects.get(stamp=world["stamp"]).collected_until == T0 + 3 * MINUTE
+    assert all(r.minute.second == 0 for r in UsageRecord.objects.all())
+
+
+def test_allocation_above_the_quota_is_burst_of_the_subscription(world):
+    # given 10 vCPUs on a plan with 8
+    with time_machine.travel(T0 - timedelta(seconds=30), tick=False):
+        world["vm"]("a", vcpus=6)
+        world["vm"]("b", vcpus=4)
+    # when one minute is collected
+    run(world, T0 + timedelta(seconds=5))
+    # then 2 vCPUs are burst, as one row of the subscription
+    burst = UsageRecord.objects.get(meter="burst.vcpus")
+    assert burst.quantity == 2
+    assert burst.resource_id == str(world["subscription"].pk)
+    assert not UsageRecord.objects.filter(meter="burst.vms").exists()
+
+
+def test_a_crash_between_writing_and_the_cursor_changes_no_total(world):
+    # given a VM metered once
+    with time_machine.travel(T0 - timedelta(seconds=30), tick=False):
+        world["vm"]("web")
+    run(world, T0 + timedelta(seconds=5))
+
+    # when the next pass, five minutes later, dies after writing its rows
+    def crash():
+        raise SystemExit("killed")
+
+    with pytest.raises(SystemExit):
+        run(world, T0 + 5 * MINUTE + timedelta(seconds=5), after_write=crash)
+    written = total("vcpus")
+    # and the pass runs again
+    report = run(world, T0 + 5 * MINUTE + timedelta(seconds=20))
+    # then the totals are those of the minutes 09:59 to 10:04, each once
+    assert written == 2 * 5  # 09:59 and the backfilled 10:00-10:03 were written
+    assert report.minutes == 5  # all from the cursor again
+    assert total("vcpus") == 2 * 6
+    assert MeterCursor.objects.get(stamp=world["stamp"]).collected_until == T0 + 5 * MINUTE
+
+
+def test_a_stamp_down_three_hours_is_missing_then_backfilled_from_its_history(world):
+    # given a VM of 2 vCPUs metered up to 10:00
+    with time_machine.travel(T0 - timedelta(seconds=30), tick=False):
+        vm = world["vm"]("web")
+    run(world, T0 + timedelta(seconds=5))
+    stamp, fabric = world["stamp"], memory.fabric(world["stamp"].endpoint)
+    # when the stamp stops answering for three hours, while the VM is stopped and resized
+    # to 4 vCPUs after one hour and deleted after two
+    memory.set_reachable(stamp.endpoint, False)
+    for minutes in (30, 60, 90, 120, 150, 180):
+        at = T0 + minutes * MINUTE + timedelta(seconds=5)
+        with time_machine.travel(at - timedelta(seconds=30), tick=False):
+            if minutes == 60:
+                fabric.submit(OpKind.VM_STOP, {"vm_id": vm.id}, "stop")
+                fabric.submit(OpKind.VM_RESIZE, {"vm_id": vm.id, "vcpus": 4,
+                                                 "memory_mb": 1024}, "resize")
+            if minutes == 120:
+                fabric.submit(OpKind.VM_DELETE, {"vm_id": vm.id}, "delete")
+        report = run(world, at)
+        assert report.missing
+    # then those minutes are missing, not zero
+    missing = MissingUsage.objects.get(stamp=stamp)
+    assert (missing.state, missing.start, missing.end) == (
+        MissingState.MISSING, T0, T0 + 180 * MINUTE)
+    assert not UsageRecord.objects.filter(minute__gt=T0).exists()
+    # when it answers again
+    memory.set_reachable(stamp.endpoint, True)
+    report = run(world, T0 + 181 * MINUTE + timedelta(seconds=5))
+    # then the three hours are rebuilt from the stamp's history
+    missing.refresh_from_db()
+    assert missing.state == MissingState.BACKFILLED
+    assert report.backfilled == 180
+    window = {"minute__gte": T0, "minute__lt": T0 + 181 * MINUTE}
+    # 10:00-10:59 at 2 vCPUs (resized at 10:59:35: that minute ends at 4), 11:00-11:58 at 4
+    assert total("vcpus", **window) == 59 * 2 + 60 * 4
+    assert total("vms", **window) == 119
+    assert MeterCursor.objects.get(stamp=stamp).collected_until == T0 + 181 * MINUTE
+
+
+class _NoHistory:
+    """A driver that answers its inventory but keeps no history."""
+
+    def __init__(self, driver):
+        self._driver = driver
+
+    def usage(self):
+        return self._driver.usage()
+
+
+def test_without_a_history_the_missing_minutes_stay_marked(world):
+    # given a stamp metered up to 10:00, then down for an hour
+    with time_machine.travel(T0 - timedelta(seconds=30), tick=False):
+        world["vm"]("web")
+    run(world, T0 + timedelta(seconds=5))
+    memory.set_reachable(world["stamp"].endpoint, False)
+    run(world, T0 + 30 * MINUTE)
+    memory.set_reachable(world["stamp"].endpoint, True)
+    # when it answers again through a driver with no history
+    with time_machine.travel(T0 + 60 * MINUTE + timedelta(seconds=5), tick=False):
+        report = metering.collect(world["stamp"], driver=_NoHistory(world["driver"]))
+    # then the minutes it missed are marked unrecoverable and only the last one is counted
+    assert report.unrecoverable == 59
+    states = set(MissingUsage.objects.values_list("state", flat=True))
+    assert states == {MissingState.UNRECOVERABLE}
+    assert total("vms", minute__gt=T0) == 1
+
+
+def test_missing_minutes_are_an_alert_in_the_metrics(world, client):
+    # given a stamp that has not answered for half an hour
+    run(world, T0 + timedelta(seconds=5))
+    memory.set_reachable(world["stamp"].endpoint, False)
+    run(world, T0 + 30 * MINUTE + timedelta(seconds=5))
+    # then /metrics counts its missing minutes
+    body = client.get("/metrics").content.decode()
+    assert (f'buffet_usage_missing_minutes{{stamp="{world["stamp"].name}",state="missing"}} '
+            "30.0") in body
+
+
+class _HistoryDown(_NoHistory):
+    """A driver whose history call finds the stamp gone again."""
+
+    def usage_history(self, since, until):
+        from fabric.drivers import StampUnreachable
+
+        raise StampUnreachable("s", "history", "connection refused")
+
+
+def test_a_stamp_gone_again_before_its_history_is_read_stays_missing(world):
+    # given a stamp metered up to 10:00
+    with time_machine.travel(T0 - timedelta(seconds=30), tick=False):
+        world["vm"]("web")
+    run(world, T0 + timedelta(seconds=5))
+    # when, an hour later, it answers the snapshot but not the history
+    with time_machine.travel(T0 + 60 * MINUTE + timedelta(seconds=5), tick=False):
+        report = metering.collect(world["stamp"], driver=_HistoryDown(world["driver"]))
+    # then nothing is written, the cursor stays and the hour is missing
+    assert report.missing and report.rows == 0
+    assert MeterCursor.objects.get(stamp=world["stamp"]).collected_until == T0
+    missing = MissingUsage.objects.get()
+    assert (missing.state, missing.start, missing.end) == (
+        MissingState.MISSING, T0, T0 + 60 * MINUTE)
