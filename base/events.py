@@ -145,6 +145,9 @@ class Event(enum.StrEnum):
     SUBSCRIPTION_DELETED = "subscription.deleted"
     ADDON_ATTACHED = "addon.attached"
     ADDON_DETACHED = "addon.detached"
+    # The month's burst spending reached the subscription's cap: its burst room is closed
+    # to new reservations until next month (``plans.services.record_burst_spending``).
+    BURST_CAPPED = "burst.capped"
     NETWORK_REQUESTED = "network.requested"
     NETWORK_DELETING = "network.deleting"
     VM_REQUESTED = "vm.requested"

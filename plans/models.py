@@ -12,8 +12,9 @@ from fabric.models import Cloud
 from fabric.validators import validate_printable
 from tenants.models import Tenant
 
-__all__ = ["AddOn", "AddOnKind", "Plan", "PlanState", "QuotaDimension", "QuotaLedger",
-           "Subscription", "SubscriptionAddOn", "SubscriptionState"]
+__all__ = ["BURST_DIMENSIONS", "AddOn", "AddOnKind", "Plan", "PlanState", "QuotaDimension",
+           "QuotaLedger", "Subscription", "SubscriptionAddOn", "SubscriptionPlanPeriod",
+           "SubscriptionState"]
 
 
 class QuotaDimension(models.TextChoices):
@@ -40,6 +41,64 @@ class QuotaFields(models.Model):
 
     def quotas(self) -> dict[str, int]:
         return {d: getattr(self, f"quota_{d}") for d in QuotaDimension.values}
+
+
+# The dimensions a plan may offer burst room in: those metered by the minute (a network
+# is not).
+BURST_DIMENSIONS = (QuotaDimension.VCPUS, QuotaDimension.MEMORY_MB, QuotaDimension.STORAGE_GB,
+                    QuotaDimension.VMS, QuotaDimension.SNAPSHOTS)
+
+
+class BurstFields(models.Model):
+    """Burst room above the quota per dimension (``burst_<dimension>``) and what a unit of
+    it costs per started minute (``burst_price_<dimension>``)."""
+
+    burst_vcpus = models.PositiveIntegerField(default=0)
+    burst_memory_mb = models.PositiveIntegerField(default=0)
+    burst_storage_gb = models.PositiveIntegerField(default=0)
+    burst_vms = models.PositiveIntegerField(default=0)
+    burst_snapshots = models.PositiveIntegerField(default=0)
+    burst_price_vcpus = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal("0"),
+                                            validators=[MinValueValidator(Decimal("0"))])
+    burst_price_memory_mb = models.DecimalField(max_digits=14, decimal_places=6,
+                                                default=Decimal("0"),
+                                                validators=[MinValueValidator(Decimal("0"))])
+    burst_price_storage_gb = models.DecimalField(max_digits=14, decimal_places=6,
+                                                 default=Decimal("0"),
+                                                 validators=[MinValueValidator(Decimal("0"))])
+    burst_price_vms = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal("0"),
+                                          validators=[MinValueValidator(Decimal("0"))])
+    burst_price_snapshots = models.DecimalField(max_digits=14, decimal_places=6,
+                                                default=Decimal("0"),
+                                                validators=[MinValueValidator(Decimal("0"))])
+
+    class Meta:
+        abstract = True
+
+    def burst_limits(self) -> dict[str, int]:
+        return {d: getattr(self, f"burst_{d}") for d in BURST_DIMENSIONS}
+
+    def burst_prices(self) -> dict[str, Decimal]:
+        return {d: getattr(self, f"burst_price_{d}") for d in BURST_DIMENSIONS}
+
+    @property
+    def offers_burst(self) -> bool:
+        return any(self.burst_limits().values())
+
+    @property
+    def burst(self) -> dict | None:
+        """The API's ``burst``: ``{limits, price_per_minute}``, or None without any room."""
+        if not self.offers_burst:
+            return None
+        return {"limits": self.burst_limits(), "price_per_minute": self.burst_prices()}
+
+    @burst.setter
+    def burst(self, value: dict | None) -> None:
+        value = value or {}
+        limits, prices = value.get("limits") or {}, value.get("price_per_minute") or {}
+        for dimension in BURST_DIMENSIONS:
+            setattr(self, f"burst_{dimension}", limits.get(dimension, 0))
+            setattr(self, f"burst_price_{dimension}", prices.get(dimension, Decimal("0")))
 
 
 class PlanState(models.TextChoices):
@@ -85,7 +144,7 @@ class AddOn(QuotaFields):
         return self.name
 
 
-class Plan(QuotaFields):
+class Plan(QuotaFields, BurstFields):
     """What a tenant subscribes to, bound to one cloud."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -142,6 +201,16 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
                      protected=True)
     error = models.TextField(blank=True, help_text="Why its commission failed.")
     addons = models.ManyToManyField(AddOn, through="SubscriptionAddOn", blank=True)
+    # Burst (API.md "Usage, burst and invoices"): the owner opts in with a monthly cap; the
+    # rating pass keeps this month's burst spending here and sets ``burst_capped`` once it
+    # reaches the cap, which closes the burst room to new reservations (``plans.quota``).
+    burst_enabled = models.BooleanField(default=False)
+    burst_monthly_cap = models.DecimalField(max_digits=10, decimal_places=2, null=True,
+                                            blank=True,
+                                            validators=[MinValueValidator(Decimal("0"))])
+    burst_spent = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"),
+                                      help_text="Burst spending of the running month.")
+    burst_capped = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     state_changed_at = models.DateTimeField(auto_now=True)
 
@@ -155,6 +224,10 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
             models.CheckConstraint(condition=models.Q(state__in=SubscriptionState.values),
                                    name="subscription_state_valid",
                                    violation_error_message="Not a state of a subscription."),
+            models.CheckConstraint(
+                condition=models.Q(burst_enabled=False) | models.Q(burst_monthly_cap__gte=0),
+                name="subscription_burst_needs_cap",
+                violation_error_message="Burst needs a monthly cap that is not negative."),
         ]
 
     def __str__(self):
@@ -196,6 +269,39 @@ class Subscription(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=SubscriptionState.DELETING, target=SubscriptionState.DELETED)
     def mark_deleted(self):
         pass
+
+
+class SubscriptionPlanPeriod(models.Model):
+    """Which plan a subscription had from ``start`` until ``end`` (open: still has it).
+
+    Written on subscribe and on a change of plan; proration of the monthly price reads it.
+    A subscription's periods do not overlap: a change ends one at the minute the next
+    starts, so the day of a switch is billed once.
+    """
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE,
+                                     related_name="plan_periods")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscription_periods")
+    start = models.DateTimeField()
+    end = models.DateTimeField(null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    tenant_path = "subscription__tenant"
+
+    class Meta:
+        ordering = ["subscription", "start"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(end__isnull=True)
+                                   | models.Q(end__gt=models.F("start")),
+                                   name="plan_period_ends_after_start",
+                                   violation_error_message="A period ends after it starts."),
+            models.UniqueConstraint(fields=["subscription"], condition=models.Q(end__isnull=True),
+                                    name="plan_period_one_open",
+                                    violation_error_message="A subscription has one plan now."),
+        ]
+
+    def __str__(self):
+        return f"{self.subscription_id}: {self.plan_id} from {self.start} to {self.end}"
 
 
 class SubscriptionAddOn(models.Model):

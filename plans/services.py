@@ -1,10 +1,13 @@
 """Use cases of the catalog and of subscriptions. The only place that changes them."""
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from base import events
@@ -19,13 +22,17 @@ from plans.models import (
     PlanState,
     Subscription,
     SubscriptionAddOn,
+    SubscriptionPlanPeriod,
     SubscriptionState,
 )
 from tenants.models import Tenant, User
 
 __all__ = [
     "attach_addon",
+    "change_plan",
+    "configure_burst",
     "detach_addon",
+    "record_burst_spending",
     "limits_of",
     "resume_subscription",
     "save_addon",
@@ -181,6 +188,8 @@ def subscribe(tenant: Tenant, *, plan_id, name: str, acting_user: User) -> Subsc
             raise Conflict("This plan has no free subscriptions left.", code=ErrorCode.PLAN_FULL)
     name = (name or "").strip() or plan.name
     subscription = Subscription.objects.create(tenant=tenant, plan=plan, name=name)
+    SubscriptionPlanPeriod.objects.create(subscription=subscription, plan=plan,
+                                          start=subscription.created_at)
     quota.set_limits(subscription, plan.quotas())
     events.record(Event.SUBSCRIPTION_CREATED, subscription, acting_user=acting_user,
                   after=events.values(subscription, ["plan", "name", "state"]))
@@ -273,3 +282,83 @@ def resume_subscription(subscription: Subscription, *, acting_user: User) -> Sub
     return _transition(subscription, "resumed", Subscription.resume,
                        event=Event.SUBSCRIPTION_RESUMED, acting_user=acting_user)
 
+
+
+# --- Plan changes and burst -----------------------------------------------------------
+
+@transaction.atomic
+def change_plan(subscription: Subscription, *, plan_id, acting_user: User | None,
+                at: datetime | None = None) -> Subscription:
+    """Move a subscription to another plan of the same cloud (its resources stay where they
+    are). The old plan's period ends at the minute the new one starts, so proration bills
+    each plan exactly its share and the day of the switch once."""
+    at = at or timezone.now()
+    subscription = _lock(subscription)
+    plan = visible_plans(subscription.tenant).filter(pk=plan_id).first()
+    if plan is None:
+        raise NotFound("No such plan.")
+    if plan.pk == subscription.plan_id:
+        return subscription
+    if plan.cloud_id != subscription.plan.cloud_id:
+        raise Conflict("A subscription changes only to a plan of the same cloud.",
+                       errors={"plan": ["The plan runs on another cloud."]})
+    if subscription.state not in (SubscriptionState.ACTIVE, SubscriptionState.PROVISIONING):
+        raise Conflict(f"The subscription is {subscription.state}.",
+                       code=ErrorCode.SUBSCRIPTION_STATE)
+    open_period = subscription.plan_periods.filter(end__isnull=True).first()
+    if open_period is not None:
+        open_period.end = at
+        open_period.save(update_fields=["end"])
+    SubscriptionPlanPeriod.objects.create(subscription=subscription, plan=plan, start=at)
+    subscription.plan = plan
+    if not plan.offers_burst:
+        subscription.burst_enabled = False
+    subscription.save(update_fields=["plan", "burst_enabled", "state_changed_at"])
+    quota.set_limits(subscription, limits_of(subscription))
+    return subscription
+
+
+@transaction.atomic
+def configure_burst(subscription: Subscription, *, enabled: bool,
+                    monthly_cap: Decimal | None, acting_user: User) -> Subscription:
+    """Opt a subscription in to its plan's burst room with a monthly cap, or out.
+
+    Opting out closes the room to new reservations; what already runs above the quota
+    keeps running (and is billed while it does)."""
+    subscription = _lock(subscription)
+    if enabled and not subscription.plan.offers_burst:
+        raise Invalid("The subscription's plan offers no burst.",
+                      errors={"burst.enabled": ["The plan offers no burst."]})
+    if enabled and monthly_cap is None:
+        raise Invalid("Burst needs a monthly cap.",
+                      errors={"burst.monthly_cap": ["Required to opt in."]})
+    subscription.burst_enabled = enabled
+    if monthly_cap is not None:
+        subscription.burst_monthly_cap = monthly_cap
+    subscription.burst_capped = _is_capped(subscription)
+    subscription.save(update_fields=["burst_enabled", "burst_monthly_cap", "burst_capped",
+                                     "state_changed_at"])
+    return subscription
+
+
+def _is_capped(subscription: Subscription) -> bool:
+    cap = subscription.burst_monthly_cap
+    return cap is not None and subscription.burst_spent >= cap
+
+
+@transaction.atomic
+def record_burst_spending(subscription_id, spent: Decimal) -> bool:
+    """Keep the running month's burst spending (from the rating pass) and close the burst
+    room once it reaches the cap; a new month (spending back to 0) opens it again.
+    Running VMs are not touched. Returns True when this call capped the subscription."""
+    subscription = Subscription.objects.select_for_update().get(pk=subscription_id)
+    was_capped = subscription.burst_capped
+    subscription.burst_spent = spent
+    subscription.burst_capped = _is_capped(subscription)
+    subscription.save(update_fields=["burst_spent", "burst_capped"])
+    capped_now = subscription.burst_capped and not was_capped
+    if capped_now:
+        # The tenant is told (its activity); running VMs are not touched.
+        events.record(Event.BURST_CAPPED, subscription, acting_user=None,
+                      spent=spent, cap=subscription.burst_monthly_cap)
+    return capped_now

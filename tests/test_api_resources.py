@@ -55,7 +55,7 @@ def test_vm_lifecycle_with_quota_coming_back(tenant_world):
     assert response.status_code == 202
     vm = response.json()
     assert vm["state"] == "provisioning" and vm["ip_address"] == "10.2.0.2" and vm["job"]
-    assert quota(owner, sid)["vcpus"] == {"limit": 8, "used": 2}
+    assert quota(owner, sid)["vcpus"] == {"limit": 8, "used": 2, "burst": 0}
     settled(owner, response, worker)
     url = f"/api/v1/vms/{vm['id']}/"
     assert owner.get(url).json()["state"] == "running"

@@ -51,7 +51,7 @@ def test_subscribe_and_see_the_quota(signup, catalog, commission):
     commission(subscription["id"])
     assert owner.get(f"/api/v1/subscriptions/{subscription['id']}/").json()["state"] == "active"
     quota = owner.get(f"/api/v1/subscriptions/{subscription['id']}/quota/").json()
-    assert quota == {d: {"limit": n, "used": 0} for d, n in catalog["quotas"].items()}
+    assert quota == {d: {"limit": n, "used": 0, "burst": 0} for d, n in catalog["quotas"].items()}
 
 
 def test_subscribing_to_an_unknown_private_or_bad_plan(signup, catalog):
@@ -124,7 +124,7 @@ def test_plan_quota_change_reaches_subscriptions_and_may_go_below_use(signup, st
                            {"quotas": {"vms": 1}}, format="json")
     assert response.status_code == 200
     quota = owner.get(f"/api/v1/subscriptions/{sid}/quota/").json()
-    assert quota["vms"] == {"limit": 1, "used": 3}
+    assert quota["vms"] == {"limit": 1, "used": 3, "burst": 0}
     assert quota["vcpus"]["limit"] == catalog["quotas"]["vcpus"]
 
 

@@ -1,5 +1,7 @@
 """Shapes of plans, add-ons, subscriptions and quota in the API (provider and tenant)."""
 
+from decimal import Decimal
+
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
@@ -8,8 +10,42 @@ from fabric.models import Template
 from plans.models import AddOn, Plan, Subscription
 from tenants.models import Tenant
 
-__all__ = ["AddOnSerializer", "PlanSerializer", "ProviderSubscriptionSerializer",
-           "PublicPlanSerializer", "SubscriptionSerializer"]
+__all__ = ["AddOnSerializer", "PlanBurstSerializer", "PlanSerializer",
+           "ProviderSubscriptionSerializer", "PublicPlanSerializer", "SubscriptionBurstSerializer",
+           "SubscriptionSerializer", "SubscriptionUpdateSerializer"]
+
+
+def _room():
+    return serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+
+
+def _price():
+    return serializers.DecimalField(max_digits=14, decimal_places=6, min_value=Decimal("0"),
+                                    default=Decimal("0"))
+
+
+class BurstLimitsSerializer(serializers.Serializer):
+    vcpus = _room()
+    memory_mb = _room()
+    storage_gb = _room()
+    vms = _room()
+    snapshots = _room()
+
+
+class BurstPricesSerializer(serializers.Serializer):
+    vcpus = _price()
+    memory_mb = _price()
+    storage_gb = _price()
+    vms = _price()
+    snapshots = _price()
+
+
+@extend_schema_serializer(description=(
+    "Room above the plan's quotas a subscription may opt into (`limits`, per dimension), "
+    "and what one unit above the quota costs per started minute (`price_per_minute`)."))
+class PlanBurstSerializer(serializers.Serializer):
+    limits = BurstLimitsSerializer()
+    price_per_minute = BurstPricesSerializer()
 
 
 class AddOnSerializer(serializers.ModelSerializer):
@@ -32,13 +68,15 @@ class PlanSerializer(serializers.ModelSerializer):
         help_text="Tenants that see the plan while it is private.")
     subscription_count = serializers.IntegerField(
         read_only=True, help_text="Subscriptions of the plan that are not deleted.")
+    burst = PlanBurstSerializer(required=False, allow_null=True,
+                                help_text="Burst offered above the quotas; null: none.")
 
     class Meta:
         model = Plan
         fields = ["id", "name", "description", "state", "cloud", "quotas", "templates",
                   "addons", "offered_to", "max_subscriptions", "max_vm_vcpus",
-                  "max_vm_memory_mb", "max_vm_disk_gb", "price_monthly", "subscription_count",
-                  "created_at"]
+                  "max_vm_memory_mb", "max_vm_disk_gb", "price_monthly", "burst",
+                  "subscription_count", "created_at"]
 
 
 class OfferedAddOnSerializer(serializers.ModelSerializer):
@@ -62,31 +100,59 @@ class PublicPlanSerializer(serializers.ModelSerializer):
     quotas = QuotasSerializer(source="*", read_only=True)
     templates = OfferedTemplateSerializer(many=True, read_only=True)
     addons = OfferedAddOnSerializer(many=True, read_only=True)
+    burst = PlanBurstSerializer(read_only=True, allow_null=True,
+                                help_text="Burst offered above the quotas; null: none.")
 
     class Meta:
         model = Plan
         fields = ["id", "name", "description", "state", "quotas", "templates", "addons",
-                  "max_vm_vcpus", "max_vm_memory_mb", "max_vm_disk_gb", "price_monthly"]
+                  "max_vm_vcpus", "max_vm_memory_mb", "max_vm_disk_gb", "price_monthly",
+                  "burst"]
+
+
+@extend_schema_serializer(description=(
+    "The subscription's burst: opted in (`enabled`) with a `monthly_cap` in the provider's "
+    "currency; `spent` this month so far, and `capped` once it reached the cap (no new "
+    "burst reservations until next month; running VMs are not touched)."))
+class SubscriptionBurstSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(source="burst_enabled")
+    monthly_cap = serializers.DecimalField(source="burst_monthly_cap", max_digits=10,
+                                           decimal_places=2, allow_null=True)
+    spent = serializers.DecimalField(source="burst_spent", max_digits=12, decimal_places=2)
+    capped = serializers.BooleanField(source="burst_capped")
+
+
+class BurstChangeSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    monthly_cap = serializers.DecimalField(max_digits=10, decimal_places=2,
+                                           min_value=Decimal("0"), required=False,
+                                           allow_null=True)
+
+
+class SubscriptionUpdateSerializer(serializers.Serializer):
+    burst = BurstChangeSerializer()
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
     plan = StrictUUIDField(source="plan_id")
     addons = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    burst = SubscriptionBurstSerializer(source="*", read_only=True)
 
     class Meta:
         model = Subscription
-        fields = ["id", "name", "plan", "state", "error", "addons", "created_at"]
+        fields = ["id", "name", "plan", "state", "error", "addons", "burst", "created_at"]
         read_only_fields = ["state", "error"]
 
 
 class ProviderSubscriptionSerializer(serializers.ModelSerializer):
     addons = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    burst = SubscriptionBurstSerializer(source="*", read_only=True)
 
     class Meta:
         model = Subscription
-        fields = ["id", "name", "tenant", "plan", "state", "error", "addons", "created_at",
-                  "state_changed_at"]
+        fields = ["id", "name", "tenant", "plan", "state", "error", "addons", "burst",
+                  "created_at", "state_changed_at"]
         read_only_fields = fields
 
 
@@ -97,6 +163,9 @@ class AttachAddOnSerializer(serializers.Serializer):
 class QuotaUsageSerializer(serializers.Serializer):
     limit = serializers.IntegerField()
     used = serializers.IntegerField()
+    burst = serializers.IntegerField(help_text="Room above `limit` open now: the plan's burst "
+                                               "room while the subscription is opted in and "
+                                               "under its monthly cap, else 0.")
 
 
 class QuotaSerializer(serializers.Serializer):

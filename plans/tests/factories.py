@@ -19,7 +19,15 @@ from factory.django import DjangoModelFactory
 
 from fabric.tests.factories import CloudFactory
 from plans import quota, services
-from plans.models import AddOn, AddOnKind, Plan, PlanState, Subscription, SubscriptionState
+from plans.models import (
+    AddOn,
+    AddOnKind,
+    Plan,
+    PlanState,
+    Subscription,
+    SubscriptionPlanPeriod,
+    SubscriptionState,
+)
 from tenants.tests.factories import TenantFactory
 
 __all__ = ["AddOnFactory", "PlanFactory", "SubscriptionFactory"]
@@ -82,5 +90,7 @@ class SubscriptionFactory(DjangoModelFactory):
     @classmethod
     def _create(cls, model_class, *args, **fields):
         subscription = super()._create(model_class, *args, **fields)
+        SubscriptionPlanPeriod.objects.create(subscription=subscription, plan=subscription.plan,
+                                              start=subscription.created_at)
         quota.set_limits(subscription, services.limits_of(subscription))
         return subscription

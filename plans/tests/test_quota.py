@@ -66,11 +66,11 @@ def test_limits_follow_the_attached_quota_addons_and_may_fall_below_use():
     SubscriptionAddOn.objects.create(subscription=subscription, addon=addon)
     quota.set_limits(subscription, limits_of(subscription))
     quota.reserve(subscription, {"vms": 5})
-    assert quota.summary(subscription)["vms"] == {"limit": 6, "used": 5}
+    assert quota.summary(subscription)["vms"] == {"limit": 6, "used": 5, "burst": 0}
     # when the add-on is taken away
     subscription.addon_links.all().delete()
     quota.set_limits(subscription, limits_of(subscription))
     # then the limit is below what is used: allowed, it only blocks new reservations
-    assert quota.summary(subscription)["vms"] == {"limit": 4, "used": 5}
+    assert quota.summary(subscription)["vms"] == {"limit": 4, "used": 5, "burst": 0}
     with pytest.raises(QuotaExceeded):
         quota.reserve(subscription, {"vms": 1})

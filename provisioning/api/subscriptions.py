@@ -12,7 +12,12 @@ from base.api.responses import accepted
 from base.api.schema import problems
 from base.api.viewsets import ProviderViewSet, TenantViewSet
 from plans import quota
-from plans.api.serializers import AttachAddOnSerializer, QuotaSerializer
+from plans import services as plan_services
+from plans.api.serializers import (
+    AttachAddOnSerializer,
+    QuotaSerializer,
+    SubscriptionUpdateSerializer,
+)
 from plans.api.serializers import ProviderSubscriptionSerializer as PlanProviderSubscription
 from plans.api.serializers import SubscriptionSerializer as PlanSubscription
 from plans.models import Subscription
@@ -110,6 +115,22 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     write_permission = "plans.manage_subscriptions"
     filterset_fields = ["state", "plan"]
 
+    @extend_schema(summary="Change a subscription's burst", request=SubscriptionUpdateSerializer,
+                   responses={200: SubscriptionSerializer},
+                   description="Opt in to the plan's burst room with a `monthly_cap` (needed "
+                               "to opt in; 400 when the plan offers no burst), or out. Owner "
+                               "or admin only.")
+    def partial_update(self, request, pk=None):
+        subscription = self.get_object()
+        serializer = SubscriptionUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        burst = serializer.validated_data["burst"]
+        plan_services.configure_burst(subscription, enabled=burst["enabled"],
+                                      monthly_cap=burst.get("monthly_cap"),
+                                      acting_user=request.user)
+        subscription = self.get_queryset().get(pk=subscription.pk)
+        return Response(self.get_serializer(subscription).data)
+
     def perform_create(self, serializer):
         data = serializer.validated_data
         subscription, job = lifecycle.subscribe(
@@ -131,7 +152,8 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return accepted(self.get_serializer(subscription).data, job.pk)
 
     @extend_schema(summary="A subscription's quota", responses=QuotaSerializer,
-                   description="Every dimension with its `limit` and what is `used`.")
+                   description="Every dimension with its `limit`, what is `used`, and the "
+                               "`burst` room above the limit open to it now.")
     @action(detail=True, methods=["get"])
     def quota(self, request, pk=None):
         return Response(quota.summary(self.get_object()))

@@ -42,7 +42,7 @@ def test_a_new_vm_holds_quota_cloud_capacity_and_an_address_until_given_back(sub
     # when a VM is asked for
     vm, job = resources.create_vm(subscription, spec(subscription), acting_user=None)
     # then its size is held in both ledgers, it has the first free address, and a job
-    assert quota.summary(subscription)["vcpus"] == {"limit": 8, "used": 2}
+    assert quota.summary(subscription)["vcpus"] == {"limit": 8, "used": 2, "burst": 0}
     assert cloud_used(subscription, "vcpus") == 2
     assert vm.ip_address == "10.0.0.2"  # .1 is the gateway
     assert (job.runbook, job.state, job.resource_id) == ("vm.create", JobState.QUEUED,
@@ -51,7 +51,7 @@ def test_a_new_vm_holds_quota_cloud_capacity_and_an_address_until_given_back(sub
     holdings.give_back(vm)
     holdings.give_back(vm)
     # then it is given back once
-    assert quota.summary(subscription)["vcpus"] == {"limit": 8, "used": 0}
+    assert quota.summary(subscription)["vcpus"] == {"limit": 8, "used": 0, "burst": 0}
     assert cloud_used(subscription, "vcpus") == 0
     assert not NetworkAddress.objects.filter(vm=vm).exists()
 
