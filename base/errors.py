@@ -54,6 +54,8 @@ class ErrorCode(enum.StrEnum):
     SUBSCRIPTION_STATE = "subscription-state"
     SUBSCRIPTION_NOT_READY = "subscription-not-ready"  # not yet commissioned on its stamp
     POOL_EXHAUSTED = "pool-exhausted"  # no external address left for a new subscription
+    # Billing: a month still running cannot be issued.
+    INVOICE_PERIOD_OPEN = "invoice-period-open"
     # Resources and their jobs.
     VM_STATE = "vm-state"
     NETWORK_DEFAULT = "network-default"

@@ -117,3 +117,6 @@ class MissingUsage(models.Model):
 
     def __str__(self):
         return f"{self.stamp_id} {self.start:%Y-%m-%d %H:%M}-{self.end:%H:%M} {self.state}"
+
+
+from billing.rating_models import *  # noqa: E402,F403 - the prices, plan periods and invoices

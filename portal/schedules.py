@@ -16,6 +16,7 @@ SCHEDULES = {
     "Stamps: reconciliation": ("provisioning.reconcile", 300),
     "DR: replication syncs due by RPO": ("dr_addon.sync_due", 30),
     "Billing: usage of the last minute": ("billing.collect_usage", 60),
+    "Billing: refresh invoice drafts and burst caps": ("billing.refresh_invoices", 300),
 }
 
 

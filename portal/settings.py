@@ -175,6 +175,9 @@ SILENCED_SYSTEM_CHECKS = ["axes.W002"]
 # Two-factor (django-otp, TOTP): staff must have a confirmed device; anyone else may.
 OTP_TOTP_ISSUER = os.environ.get("BUFFET_TOTP_ISSUER", "Buffet")
 # Staff tokens live hours, tenants' tokens days; both can be revoked before.
+# The one currency of every price and invoice (billing).
+BUFFET_CURRENCY = os.environ.get("BUFFET_CURRENCY", "USD")
+
 BUFFET_TOKEN_TTL_DAYS = int(os.environ.get("BUFFET_TOKEN_TTL_DAYS", "90"))
 BUFFET_STAFF_TOKEN_TTL_HOURS = int(os.environ.get("BUFFET_STAFF_TOKEN_TTL_HOURS", "12"))
 

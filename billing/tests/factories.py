@@ -1,0 +1,25 @@
+"""Factories of billing: usage records as the meters write them, one per minute.
+
+    usage(subscription, "burst.vcpus", 1, start=at(10, 0), minutes=3)
+"""
+
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from billing.models import UsageRecord
+
+__all__ = ["usage"]
+
+
+def usage(subscription, meter: str, quantity, *, start: datetime, minutes: int = 1,
+          resource_id=None) -> list[UsageRecord]:
+    """``minutes`` records of ``meter`` from ``start`` (a whole minute) on; a burst meter's
+    resource is the subscription itself."""
+    resource_id = resource_id or (subscription.pk if meter.startswith("burst.")
+                                  else uuid.uuid4())
+    return UsageRecord.objects.bulk_create(
+        UsageRecord(subscription=subscription, resource_type="vm" if not meter.startswith(
+            "burst.") else "subscription", resource_id=resource_id, meter=meter,
+            minute=start + timedelta(minutes=n), quantity=Decimal(quantity))
+        for n in range(minutes))
