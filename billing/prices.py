@@ -33,6 +33,7 @@ USAGE_METERS = {
     "snapshots": "snapshot-minute",
     "dr.protected_vms": "VM-minute",
 }
+USAGE_METER_CHOICES = sorted(USAGE_METERS)
 BURST_PREFIX = "burst."
 
 

@@ -347,6 +347,8 @@ subscriptions, networks, VMs, checkpoints and jobs.
         "Meter": "billing.models.Meter",
         "MissingUsageState": "billing.models.MissingState",
         "UsageGranularity": "billing.usage.Granularity",
+        "InvoiceState": "billing.rating_models.InvoiceState",
+        "UsageMeter": "billing.prices.USAGE_METER_CHOICES",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -238,6 +238,7 @@ STABLE_ENUMS = {
     "PlanState", "AddOnKind", "Role", "StampHealth", "StampDriver", "ProtectionState",
     "ProtectedVmState", "ActiveSite", "DrillKind", "FailoverMode", "TokenState",
     "Meter", "MissingUsageState", "UsageGranularity",
+    "InvoiceState", "UsageMeter",
 }
 
 
@@ -290,7 +291,7 @@ def api_views():
 
     return {view for view in walk(get_resolver().url_patterns)
             if view.__module__.split(".")[0] in {"tenants", "fabric", "plans", "provisioning",
-                                                  "dr_addon"}}
+                                                  "dr_addon", "billing"}}
 
 
 def docstrings():

@@ -4,6 +4,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from billing.api import views as billing
+from billing.api import invoices, rating
 from dr_addon.api import views as dr
 from fabric.api import views as fabric
 from plans.api import views as plans
@@ -16,8 +17,9 @@ admin_router = DefaultRouter()
 admin_router.register("stamps", fabric.StampViewSet, basename="admin-stamp")
 admin_router.register("clouds", fabric.CloudViewSet, basename="admin-cloud")
 admin_router.register("templates", fabric.TemplateViewSet, basename="admin-template")
-admin_router.register("plans", plans.PlanViewSet, basename="admin-plan")
-admin_router.register("addons", plans.AddOnViewSet, basename="admin-addon")
+# Plans and add-ons with their prices' history (billing sits above plans).
+admin_router.register("plans", rating.PricedPlanViewSet, basename="admin-plan")
+admin_router.register("addons", rating.PricedAddOnViewSet, basename="admin-addon")
 admin_router.register("tenants", plans.ProviderTenantViewSet, basename="admin-tenant")
 admin_router.register("subscriptions", subscriptions.ProviderSubscriptionViewSet,
                       basename="admin-subscription")
@@ -25,6 +27,7 @@ admin_router.register("jobs", provisioning.ProviderJobViewSet, basename="admin-j
 admin_router.register("network-mappings", dr.NetworkMappingViewSet,
                       basename="admin-network-mapping")
 admin_router.register("audit", audit.ProviderAuditViewSet, basename="admin-audit")
+admin_router.register("invoices", invoices.ProviderInvoiceViewSet, basename="admin-invoice")
 
 tenant_dr = dr.DrViewSet.as_view({"get": "retrieve"})
 tenant_drill = dr.DrViewSet.as_view({"post": "test_failover"})
@@ -43,6 +46,7 @@ router.register("networks", resources.NetworkViewSet, basename="network")
 router.register("vms", resources.VmViewSet, basename="vm")
 router.register("templates", resources.TemplateViewSet, basename="template")
 router.register("activity", audit.ActivityViewSet, basename="activity")
+router.register("invoices", invoices.InvoiceViewSet, basename="invoice")
 
 dr_urls = [
     path("subscriptions/<uuid:subscription_pk>/dr/", tenant_dr, name="dr"),
@@ -64,9 +68,15 @@ usage_urls = [
          name="admin-usage"),
 ]
 
+billing_urls = [
+    path("admin/rating/reprocess/", rating.ReprocessViewSet.as_view({"post": "create"}),
+         name="admin-rating-reprocess"),
+]
+
 urlpatterns = [
     *dr_urls,
     *usage_urls,
+    *billing_urls,
     path("auth/signup/", tenants.SignUpView.as_view(), name="signup"),
     path("auth/token/", tenants.TokenView.as_view(), name="token"),
     path("auth/invitations/accept/", tenants.InvitationAcceptView.as_view(),
