@@ -1,12 +1,13 @@
-"""Tenant usage pages, mounted under ``subscriptions/<uuid:pk>/usage/`` (namespace
-``usage``)."""
+"""Tenant billing pages: invoices (namespace-less, like the portal's own pages)."""
 
 from django.urls import path
 
 from billing import views
 
-app_name = "usage"
-
 urlpatterns = [
-    path("", views.UsageView.as_view(), name="subscription"),
+    path("invoices/", views.InvoiceListView.as_view(), name="invoice_list"),
+    path("invoices/<uuid:pk>/", views.InvoiceDetailView.as_view(), name="invoice_detail"),
+    path("invoices/<uuid:pk>/csv/", views.InvoiceCsvView.as_view(), name="invoice_csv"),
+    path("subscriptions/<uuid:pk>/burst/", views.BurstView.as_view(),
+         name="subscription_burst"),
 ]

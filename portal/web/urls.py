@@ -41,10 +41,12 @@ urlpatterns = [
     path("subscriptions/<uuid:pk>/addons/<uuid:addon_id>/detach/",
          subscriptions.AddOnDetachView.as_view(), name="addon_detach"),
     path("subscriptions/<uuid:pk>/dr/", include("dr_addon.urls")),
-    path("subscriptions/<uuid:pk>/usage/", include("billing.urls")),
+    path("subscriptions/<uuid:pk>/usage/", include("billing.usage_urls")),
     path("subscriptions/<uuid:pk>/vms/new/", provisioning.VmCreateView.as_view(), name="vm_create"),
     path("subscriptions/<uuid:pk>/quota-preview/", provisioning.QuotaPreviewView.as_view(),
          name="quota_preview"),
+    # Billing: invoices and a subscription's burst
+    path("", include("billing.urls")),
     # Resources
     path("vms/", provisioning.VmListView.as_view(), name="vm_list"),
     path("vms/new/", provisioning.VmNewView.as_view(), name="vm_new"),
@@ -80,5 +82,6 @@ urlpatterns = [
     path("activity/", tenants.ActivityView.as_view(), name="activity"),
     # Provider portal
     path("admin/dr/", include("dr_addon.provider_urls")),
+    path("admin/billing/", include("billing.provider_urls")),
     path("admin/", include("portal.web.provider_urls")),
 ]
