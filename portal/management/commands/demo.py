@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from billing import prices
 from dr_addon.models import NetworkMapping
 from fabric import services as fabric
 from fabric.models import Cloud, DriverKind, Stamp, Template
@@ -35,6 +36,17 @@ PLANS = [
      dict(vcpus=64, memory_mb=262144, storage_gb=4000, vms=50, networks=20, snapshots=100), 32,
      131072),
 ]
+
+# The seed's offer: "your monthly subscription only covers 1 GB and 0.5 core; $0.021/minute
+# if you'd like to burst" (quotas are whole units: 1 vCPU, burst 1 more, and 1 GB more).
+BURSTABLE = ("Burstable", "1 vCPU and 1 GB, with burst: 0.021 a minute for the second core.",
+             "4.00", dict(vcpus=1, memory_mb=1024, storage_gb=20, vms=1, networks=1,
+                          snapshots=2), 2, 2048)
+BURST = {"limits": {"vcpus": 1, "memory_mb": 1024},
+         "price_per_minute": {"vcpus": Decimal("0.021"), "memory_mb": Decimal("0.00002")}}
+# Usage billed on top of the monthly prices (per unit-minute).
+USAGE_PRICES = [{"meter": "dr.protected_vms", "unit_price": "0.0003"},
+                {"meter": "snapshots", "unit_price": "0.00002"}]
 
 
 class Command(BaseCommand):
@@ -71,6 +83,12 @@ class Command(BaseCommand):
             addons = [quota_addon] + ([dr_addon] if name != "Starter" else [])
             plans.append(self._plan(name, description, price, quotas, max_vcpus, max_memory,
                                     clouds[0], templates[clouds[0].name], addons, admin))
+        burstable = self._plan(*BURSTABLE, clouds[0], templates[clouds[0].name],
+                               [quota_addon], admin, burst=BURST)
+        for plan in [*plans, burstable]:
+            if not plan.prices.exists():
+                prices.record_plan_prices(plan, before=None, usage=USAGE_PRICES)
+        plans.append(burstable)
         self._tenant(plans[1])
         self.stdout.write(self.style.SUCCESS(
             f"Demo data ready: {len(stamps)} stamps, {len(clouds)} clouds, {len(plans)} plans."))
@@ -119,13 +137,13 @@ class Command(BaseCommand):
         return plan_services.save_addon(None, fields=fields, acting_user=admin)
 
     def _plan(self, name, description, price, quotas, max_vcpus, max_memory, cloud, templates,
-              addons, admin) -> Plan:
+              addons, admin, burst=None) -> Plan:
         plan = Plan.objects.filter(name=name).first()
         if plan:
             return plan
         fields = {"name": name, "description": description, "state": PlanState.PUBLIC,
                   "cloud": cloud, "price_monthly": Decimal(price), "max_vm_vcpus": max_vcpus,
-                  "max_vm_memory_mb": max_memory}
+                  "max_vm_memory_mb": max_memory, "burst": burst}
         fields.update({f"quota_{k}": v for k, v in quotas.items()})
         return plan_services.save_plan(None, fields=fields, templates=templates, addons=addons,
                                        acting_user=admin)
