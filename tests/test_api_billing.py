@@ -215,3 +215,21 @@ def test_the_provider_sets_usage_prices_and_reprocesses_a_window(world, staff):
             "from": "2026-11-01T00:00:00Z", "to": "2026-11-10T00:00:00Z"}, format="json")
     assert done.status_code == 200, done.content
     assert [line.amount for line in draft.lines.filter(meter="vcpus")] == [Decimal("1.00")]
+
+
+def test_the_provider_publishes_a_plan_with_burst_and_prices(catalog, staff):
+    created = catalog["post"]("plans", {
+        "name": "Burst S", "state": "public", "cloud": catalog["cloud_a"]["id"],
+        "quotas": {"vcpus": 1, "memory_mb": 1024}, "price_monthly": "4.00", "burst": BURST,
+        "prices": [{"meter": "dr.protected_vms", "unit_price": "0.0003"}]})
+    assert created["burst"]["limits"] == {"vcpus": 1, "memory_mb": 1024, "storage_gb": 0,
+                                          "vms": 0, "snapshots": 0}
+    assert created["prices"] == [{"meter": "dr.protected_vms", "unit_price": "0.000300"}]
+    bad = staff.post("/api/v1/admin/plans/", {
+        "name": "Bad", "cloud": catalog["cloud_a"]["id"],
+        "prices": [{"meter": "bogus", "unit_price": "-1"}]}, format="json")
+    assert bad.status_code == 400 and {"prices.0.meter", "prices.0.unit_price"} <= set(
+        bad.json()["errors"])
+    # burst off again: null
+    off = staff.patch(f"/api/v1/admin/plans/{created['id']}/", {"burst": None}, format="json")
+    assert off.status_code == 200 and off.json()["burst"] is None

@@ -10,7 +10,8 @@ import time_machine
 
 from base.errors import Conflict, Invalid, QuotaExceeded
 from base.models import AuditEvent
-from billing import invoices, prices
+from billing import invoices, prices, rating
+from billing.models import UsageRecord
 from billing.rating_models import InvoiceState
 from billing.tests.factories import usage
 from plans import quota, services
@@ -246,3 +247,26 @@ def test_a_plan_price_change_keeps_the_old_price_for_the_minutes_before_it():
     invoice = invoices.refresh_invoice(subscription.tenant, utc(2026, 11, 1),
                                        now=utc(2026, 12, 1))
     assert invoice.total == Decimal("45.00")  # 15 days at 30, 15 days at 60
+
+
+def test_price_usage_names_each_meters_quantity_included_billable_and_amount():
+    # given a plan that prices vCPU-minutes, not memory, and burst at its burst price
+    subscription = burst_subscription()
+    prices.record_plan_prices(subscription.plan, before=None,
+                              usage=[{"meter": "vcpus", "unit_price": "0.001"}],
+                              at=utc(2026, 11, 1))
+    usage(subscription, "vcpus", 2, start=utc(2026, 11, 3), minutes=5)
+    usage(subscription, "memory_mb", 512, start=utc(2026, 11, 3), minutes=5)
+    usage(subscription, "burst.vcpus", 1, start=utc(2026, 11, 3), minutes=2)
+    rows = UsageRecord.objects.filter(subscription=subscription)
+    # when the usage endpoint prices a window's rows (a queryset, or any rows)
+    for given in (rows, list(rows)):
+        meters = {m["meter"]: m for m in rating.price_usage(subscription, given)}
+        # then each meter says what the monthly price covers and what it costs
+        assert meters["vcpus"] == {"meter": "vcpus", "unit": "vCPU-minute",
+                                   "quantity": Decimal("10"), "included": Decimal("0"),
+                                   "billable": Decimal("10"), "amount": Decimal("0.01")}
+        assert (meters["memory_mb"]["included"], meters["memory_mb"]["amount"]) == (
+            Decimal("2560"), Decimal("0.00"))
+        assert meters["burst.vcpus"]["amount"] == Decimal("0.04")  # 2 x 0.021 = 0.042
+    assert rating.price_usage(subscription, UsageRecord.objects.none()) == []
