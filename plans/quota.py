@@ -22,10 +22,17 @@ from plans.models import BURST_DIMENSIONS, QuotaDimension, QuotaLedger, Subscrip
 __all__ = ["burst_room", "release", "reserve", "set_limits", "summary"]
 
 
-def burst_room(subscription: Subscription) -> dict[str, int]:
+def burst_room(subscription: Subscription, *, fresh: bool = True) -> dict[str, int]:
     """The room above the quota open to new reservations now, per dimension: the plan's
-    burst room for an opted-in subscription under its cap, else nothing. Read from the
-    database, since the rating pass may have capped the subscription since it was loaded."""
+    burst room for an opted-in subscription under its cap, else nothing.
+
+    ``fresh`` reads the flags from the database (a reservation must: the rating pass may
+    have capped the subscription since it was loaded); a page showing many subscriptions
+    reads the instance it has, without a query each."""
+    if not fresh:
+        if not subscription.burst_enabled or subscription.burst_capped:
+            return {}
+        return {d: n for d, n in subscription.plan.burst_limits().items() if n}
     fields = [f"plan__burst_{d}" for d in BURST_DIMENSIONS]
     row = Subscription.objects.filter(pk=subscription.pk).values(
         "burst_enabled", "burst_capped", *fields).first()
@@ -103,7 +110,7 @@ def summary(subscription: Subscription) -> dict[str, dict[str, int]]:
     """Each dimension's ``limit``, ``used`` and ``burst`` (the room above the limit open
     to it now)."""
     rows = {r.dimension: r for r in subscription.quota_rows.all()}
-    room = burst_room(subscription)
+    room = burst_room(subscription, fresh=False)
     return {d: {"limit": rows[d].limit if d in rows else 0,
                 "used": rows[d].used if d in rows else 0,
                 "burst": room.get(d, 0)}

@@ -38,8 +38,8 @@ def burst_subscription(*, cap="10.00"):
                            burst=BURST)
         subscription = SubscriptionFactory(plan=plan)
         if cap is not None:
-            services.configure_burst(subscription, enabled=True, monthly_cap=Decimal(cap),
-                                     acting_user=None)
+            subscription = services.configure_burst(
+                subscription, enabled=True, monthly_cap=Decimal(cap), acting_user=None)
     return subscription
 
 
