@@ -179,23 +179,27 @@ def rate(subscription: Subscription, start: datetime, end: datetime, *,
             add(Charge(subscription, MONTHLY, str(segment.plan.pk),
                        f"Plan {segment.plan.name}", price, segment.start, segment.end),
                 minutes=minutes, exact=price * minutes / month_minutes)
-    for link in subscription.addon_links.select_related("addon"):
-        book.add(link.addon)
-        a, b = max(_minute(link.attached_at), start), min(end, now)
-        if periods.spans and periods.spans[-1][1] is not None:
-            b = min(b, periods.spans[-1][1])
+    addon_spans = [(p.addon, p.start, p.end) for p in
+                   subscription.addon_periods.select_related("addon").order_by("start")]
+    if not addon_spans:  # add-ons attached before their periods were kept
+        addon_spans = [(link.addon, link.attached_at, None) for link in
+                       subscription.addon_links.select_related("addon")]
+    ends_at = periods.spans[-1][1] if periods.spans else None
+    for addon, attached, detached in addon_spans:
+        book.add(addon)
+        a = max(_minute(attached), start)
+        b = min(end, now, *(m for m in (_minute(detached) if detached else None, ends_at) if m))
         if a >= b:
             continue
-        cuts = sorted({a, b, *book.changes(link.addon, a, b),
+        cuts = sorted({a, b, *book.changes(addon, a, b),
                        *(m for r in reprocesses for m in (r.start, r.end) if a < m < b)})
         for s, e in zip(cuts, cuts[1:], strict=False):
             covering = [r for r in reprocesses if r.start <= s and r.end >= e]
-            price = book.price(link.addon, MONTHLY, covering[-1].created_at if covering else s)
+            price = book.price(addon, MONTHLY, covering[-1].created_at if covering else s)
             minutes = _minutes(s, e)
             if price and minutes:
-                add(Charge(subscription, MONTHLY, str(link.addon.pk),
-                           f"Add-on {link.addon.name}", price, s, e),
-                    minutes=minutes, exact=price * minutes / month_minutes)
+                add(Charge(subscription, MONTHLY, str(addon.pk), f"Add-on {addon.name}", price,
+                           s, e), minutes=minutes, exact=price * minutes / month_minutes)
     # Usage, at the prices of each segment.
     for segment in _segments(periods, start, end, book, reprocesses):
         for meter, quantity in _usage_sums(subscription, segment, None).items():

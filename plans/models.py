@@ -13,8 +13,8 @@ from fabric.validators import validate_printable
 from tenants.models import Tenant
 
 __all__ = ["BURST_DIMENSIONS", "AddOn", "AddOnKind", "Plan", "PlanState", "QuotaDimension",
-           "QuotaLedger", "Subscription", "SubscriptionAddOn", "SubscriptionPlanPeriod",
-           "SubscriptionState"]
+           "QuotaLedger", "Subscription", "SubscriptionAddOn", "SubscriptionAddOnPeriod",
+           "SubscriptionPlanPeriod", "SubscriptionState"]
 
 
 class QuotaDimension(models.TextChoices):
@@ -323,6 +323,38 @@ class SubscriptionAddOn(models.Model):
 
     def __str__(self):
         return f"{self.addon_id} on {self.subscription_id}"
+
+
+class SubscriptionAddOnPeriod(models.Model):
+    """An add-on attached to a subscription from ``start`` until ``end`` (open: still is).
+
+    The link itself goes on detach; this stays, so a month bills the add-on's share of
+    the minutes it was attached."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE,
+                                     related_name="addon_periods")
+    addon = models.ForeignKey(AddOn, on_delete=models.PROTECT, related_name="subscription_periods")
+    start = models.DateTimeField()
+    end = models.DateTimeField(null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    tenant_path = "subscription__tenant"
+
+    class Meta:
+        ordering = ["subscription", "start"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(end__isnull=True)
+                                   | models.Q(end__gte=models.F("start")),
+                                   name="addon_period_ends_after_start",
+                                   violation_error_message="A period ends after it starts."),
+            models.UniqueConstraint(fields=["subscription", "addon"],
+                                    condition=models.Q(end__isnull=True),
+                                    name="addon_period_one_open",
+                                    violation_error_message="This add-on is attached once."),
+        ]
+
+    def __str__(self):
+        return f"{self.addon_id} on {self.subscription_id} from {self.start} to {self.end}"
 
 
 class QuotaLedger(models.Model):

@@ -22,6 +22,7 @@ from plans.models import (
     PlanState,
     Subscription,
     SubscriptionAddOn,
+    SubscriptionAddOnPeriod,
     SubscriptionPlanPeriod,
     SubscriptionState,
 )
@@ -231,6 +232,8 @@ def attach_addon(subscription: Subscription, *, addon_id, acting_user: User,
     if precondition is not None:
         precondition(subscription, addon)
     link = SubscriptionAddOn.objects.create(subscription=subscription, addon=addon)
+    SubscriptionAddOnPeriod.objects.create(subscription=subscription, addon=addon,
+                                           start=link.attached_at)
     quota.set_limits(subscription, limits_of(subscription))
     events.record(Event.ADDON_ATTACHED, link, acting_user=acting_user,
                   after={"addon": str(addon.pk), "name": addon.name})
@@ -249,6 +252,8 @@ def detach_addon(subscription: Subscription, *, addon_id, acting_user: User,
     if precondition is not None:
         precondition(link)
     link.delete()
+    subscription.addon_periods.filter(addon_id=addon_id, end__isnull=True).update(
+        end=timezone.now())
     # Limits may now be below use: allowed, it only blocks new reservations.
     quota.set_limits(subscription, limits_of(subscription))
     events.record(Event.ADDON_DETACHED, link, acting_user=acting_user,

@@ -16,7 +16,7 @@ from billing.rating_models import InvoiceState
 from billing.tests.factories import usage
 from plans import quota, services
 from plans.models import Plan
-from plans.tests.factories import PlanFactory, SubscriptionFactory
+from plans.tests.factories import AddOnFactory, PlanFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -270,3 +270,20 @@ def test_price_usage_names_each_meters_quantity_included_billable_and_amount():
             Decimal("2560"), Decimal("0.00"))
         assert meters["burst.vcpus"]["amount"] == Decimal("0.04")  # 2 x 0.021 = 0.042
     assert rating.price_usage(subscription, UsageRecord.objects.none()) == []
+
+
+def test_an_addon_detached_mid_month_is_billed_the_minutes_it_was_attached():
+    # given a 30.00 add-on attached on the 1st of a 30-day month and detached on the 11th
+    with time_machine.travel(utc(2026, 11, 1), tick=False):
+        addon = AddOnFactory(price_monthly=Decimal("30.00"))
+        subscription = SubscriptionFactory(plan=PlanFactory(price_monthly=Decimal("0"),
+                                                            addons=[addon]))
+        services.attach_addon(subscription, addon_id=addon.pk, acting_user=None)
+    with time_machine.travel(utc(2026, 11, 11), tick=False):
+        services.detach_addon(subscription, addon_id=addon.pk, acting_user=None)
+    # when the month is rated
+    invoice = invoices.refresh_invoice(subscription.tenant, utc(2026, 11, 1),
+                                       now=utc(2026, 12, 1))
+    # then the add-on is billed its ten days
+    [line] = invoice.lines.all()
+    assert (line.item, line.amount) == (str(addon.pk), Decimal("10.00"))
