@@ -98,7 +98,9 @@ def summary(window: Window, *, subscription=None, **filters) -> dict:
     series = (records.annotate(start=Trunc("minute", window.granularity, tzinfo=UTC))
               .values("start", "meter").annotate(quantity=Sum("quantity"))
               .order_by("start", "meter"))
-    priced = rating.price_usage(subscription, totals) if subscription is not None else {}
+    priced = ({m["meter"]: m for m in rating.price_usage(
+        subscription, records, start=window.start, end=window.end)}
+        if subscription is not None else {})
     labels = dict(Meter.choices)
     meters = []
     for row in totals:

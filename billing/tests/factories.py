@@ -18,8 +18,10 @@ def usage(subscription, meter: str, quantity, *, start: datetime, minutes: int =
     resource is the subscription itself."""
     resource_id = resource_id or (subscription.pk if meter.startswith("burst.")
                                   else uuid.uuid4())
+    stamp = subscription.plan.cloud.stamp
+    kind = "subscription" if meter.startswith("burst.") else "vm"
     return UsageRecord.objects.bulk_create(
-        UsageRecord(subscription=subscription, resource_type="vm" if not meter.startswith(
-            "burst.") else "subscription", resource_id=resource_id, meter=meter,
-            minute=start + timedelta(minutes=n), quantity=Decimal(quantity))
+        UsageRecord(subscription=subscription, stamp=stamp, resource_type=kind,
+                    resource_id=resource_id, meter=meter,
+                    minute=start + timedelta(minutes=n), quantity=Decimal(quantity))
         for n in range(minutes))

@@ -3,8 +3,8 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from billing.api import views as billing
 from billing.api import invoices, rating
+from billing.api import views as billing
 from dr_addon.api import views as dr
 from fabric.api import views as fabric
 from plans.api import views as plans
