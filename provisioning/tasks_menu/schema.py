@@ -81,11 +81,6 @@ def check_schema(schema: Any) -> None:
             message = error.message
         errors.setdefault(_where(error), []).append(message)
     if not errors:
-        try:
-            Draft202012Validator.check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            errors["input_schema"] = [exc.message]
-    if not errors:
         properties = schema["properties"]
         for name in schema.get("required", []):
             if name not in properties:
@@ -108,6 +103,11 @@ def check_schema(schema: Any) -> None:
             if "default" in prop and not Draft202012Validator(
                     prop, format_checker=FormatChecker()).is_valid(prop["default"]):
                 errors.setdefault(where, []).append("The default does not fit the property.")
+    if not errors:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            errors["input_schema"] = [exc.message]
     if errors:
         raise Invalid("The input schema is not valid.", errors=errors)
 
