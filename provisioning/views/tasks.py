@@ -11,16 +11,19 @@ import json
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse_lazy
 from django.views.generic import DetailView, ListView, TemplateView, View
 
 from base.errors import ServiceError
-from base.web.views import ProviderPortalMixin, TenantPortalMixin
+from base.web.views import ProviderPortalMixin, ServiceObjectFormView, TenantPortalMixin
 from plans.models import Subscription, SubscriptionState
-from provisioning.models import TaskRun, TaskRunState
+from provisioning.models import Task, TaskRun, TaskRunState
 from provisioning.tasks_menu import choices, services
+from provisioning.tasks_menu.forms import TaskForm
 
-__all__ = ["ProviderTaskRunDetailView", "ProviderTaskRunListView", "TaskMenuView",
-           "TaskRunApproveView", "TaskRunDetailView", "TaskRunFormView", "TaskRunListView"]
+__all__ = ["ProviderTaskFormView", "ProviderTaskListView", "ProviderTaskRunDetailView",
+           "ProviderTaskRunListView", "TaskMenuView", "TaskRunApproveView", "TaskRunDetailView",
+           "TaskRunFormView", "TaskRunListView"]
 
 
 class _SubscriptionMixin:
@@ -262,3 +265,31 @@ class ProviderTaskRunDetailView(ProviderPortalMixin, _RunPresenter, DetailView):
         context.update(view=self.present(run), can_decide=False, steps=steps,
                        diagnostics=json.dumps(run.diagnostics, indent=2, default=str))
         return context
+
+
+class ProviderTaskListView(ProviderPortalMixin, ListView):
+    section = "tasks"
+    template_name = "provisioning/provider_task_list.html"
+    queryset = Task.objects.prefetch_related("plans").order_by("title")
+
+
+class ProviderTaskFormView(ProviderPortalMixin, ServiceObjectFormView):
+    """Publish a runbook as a task, or change one: through ``services.save_task``."""
+
+    section = "tasks"
+    queryset = Task.objects.all()
+    form_class = TaskForm
+    title = "Task"
+    success_url = reverse_lazy("provider:task_list")
+    success_message = "The task “{object.title}” was saved."
+
+    def save(self, task, form):
+        fields = form.changed_fields()
+        if fields.get("input_schema") in (None, ""):
+            fields.pop("input_schema", None)
+            if task is not None and form.cleaned_data.get("runbook") == task.runbook:
+                fields["input_schema"] = task.input_schema
+            else:
+                fields["input_schema"] = {}
+        return services.save_task(task, fields=fields, plans=form.cleaned_data["plans"],
+                                  acting_user=self.request.user)
