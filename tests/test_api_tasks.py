@@ -248,6 +248,13 @@ def test_approval_holds_the_run_approve_twice_is_409_reject_ends_it(world):
     rejected = world["owner"].post(f"/api/v1/task-runs/{second['id']}/reject/")
     assert rejected.json()["state"] == "rejected" and rejected.json()["job"] is None
     assert world["owner"].post(f"/api/v1/task-runs/{second['id']}/reject/").status_code == 409
+    # each decision is audited once, with who made it
+    from base.models import AuditEvent
+
+    decisions = AuditEvent.objects.filter(event__in=["task_run.approved", "task_run.rejected"])
+    assert sorted(e.event for e in decisions) == ["task_run.approved", "task_run.rejected"]
+    assert {e.actor.email for e in decisions} == {world["owner"].email}
+    assert AuditEvent.objects.filter(event="task_run.requested").count() == 2
 
 
 def test_rotate_console_password_shows_it_once_and_stores_it_hashed(world, staff):

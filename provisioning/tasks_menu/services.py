@@ -8,7 +8,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from base import events
 from base.errors import Conflict, ErrorCode, Forbidden, Invalid, NotFound, ServiceError
+from base.events import Event
 from plans.models import Subscription, SubscriptionState
 from provisioning.models import (
     ACTIVE_RUN_STATES,
@@ -57,6 +59,12 @@ def save_task(task: Task | None, *, fields: dict[str, Any], plans=None, acting_u
     task.save()
     if plans is not None:
         task.plans.set(plans)
+    # Secret parameters are named, never written: the audit row says which were set.
+    events.record(Event.TASK_SAVED, task, acting_user=acting_user,
+                  after={"slug": task.slug, "runbook": task.runbook,
+                         "requires_approval": task.requires_approval,
+                         "roles": task.roles, "enabled": task.enabled},
+                  secret_parameters=sorted(task.secret_parameters))
     return task
 
 
@@ -123,6 +131,8 @@ def hide_task(tenant, task: Task, *, roles: list[str], acting_user) -> TaskHidin
                       errors={"hidden_from": ["Roles among admin, operator, reader."]})
     hiding, _ = TaskHiding.objects.update_or_create(tenant=tenant, task=task,
                                                     defaults={"roles": sorted(set(roles))})
+    events.record(Event.TASK_HIDDEN, task, acting_user=acting_user, tenant=tenant,
+                  after={"hidden_from": hiding.roles})
     return hiding
 
 
@@ -190,6 +200,8 @@ def run_task(slug: str, *, subscription: Subscription, inputs: Any, acting_user)
         diagnostics={"inputs": values, "schema": task.input_schema})
     if not task.requires_approval:
         _launch(run, chosen, acting_user=acting_user)
+    events.record(Event.TASK_RUN_REQUESTED, run, acting_user=acting_user,
+                  task=task.slug, state=run.state)
     return run
 
 
@@ -220,6 +232,8 @@ def approve_run(run: TaskRun, *, acting_user) -> TaskRun:
         run.result = {"message": f"Not run: {exc.detail}", "outputs": {}}
         run.finished_at = timezone.now()
     run.save()
+    events.record(Event.TASK_RUN_APPROVED, run, acting_user=acting_user, task=run.task.slug,
+                  state=run.state)
     return run
 
 
@@ -230,6 +244,7 @@ def reject_run(run: TaskRun, *, acting_user) -> TaskRun:
     run.result = {"message": "Rejected: not run.", "outputs": {}}
     run.finished_at = timezone.now()
     run.save()
+    events.record(Event.TASK_RUN_REJECTED, run, acting_user=acting_user, task=run.task.slug)
     return run
 
 
