@@ -290,6 +290,10 @@ def test_reset_network_and_collect_diagnostics_succeed(world):
         got = world["owner"].get(f"/api/v1/task-runs/{response.json()['id']}/").json()
         assert got["state"] == "succeeded", got
     assert got["result"]["outputs"]["power_state"] == "running"
+    # the list filters on the state as answered (the run follows its job)
+    listed = world["owner"].get("/api/v1/task-runs/", {"state": "succeeded"}).json()
+    assert listed["count"] == 2
+    assert world["owner"].get("/api/v1/task-runs/", {"state": "queued"}).json()["count"] == 0
 
 
 def test_choices_that_cannot_be_computed_refuse_the_run(world, monkeypatch):

@@ -1,6 +1,7 @@
 """Self-service tasks over the API (API.md, "Self-service tasks"): the tenant's menu, runs
 and approvals; the provider's tasks and every run with its diagnostics."""
 
+import django_filters
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.urls import reverse
@@ -215,6 +216,24 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSe
         return Response({"hidden_from": hiding.roles})
 
 
+class TaskRunFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=TaskRunState.choices, method="in_state",
+                                        help_text="The run's state as answered.")
+
+    class Meta:
+        model = TaskRun
+        fields = ["subscription", "state"]
+
+    def in_state(self, queryset, name, value):
+        return queryset.filter(services.state_filter(value))
+
+
+class ProviderTaskRunFilter(TaskRunFilter):
+    class Meta:
+        model = TaskRun
+        fields = ["tenant", "subscription", "state", "task"]
+
+
 _RUNS = TaskRun.objects.select_related("task", "job", "requested_by", "approved_by")
 
 
@@ -225,7 +244,7 @@ _RUNS = TaskRun.objects.select_related("task", "job", "requested_by", "approved_
 class TaskRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     queryset = _RUNS
     serializer_class = TaskRunSerializer
-    filterset_fields = ["subscription", "state"]
+    filterset_class = TaskRunFilter
     write_permission = "provisioning.approve_task_runs"
 
     def get_serializer_context(self):
@@ -293,4 +312,4 @@ class ProviderTaskRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                              ProviderViewSet):
     queryset = _RUNS.select_related("tenant", "job__stamp")
     serializer_class = ProviderTaskRunSerializer
-    filterset_fields = ["tenant", "subscription", "state", "task"]
+    filterset_class = ProviderTaskRunFilter

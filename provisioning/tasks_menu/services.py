@@ -26,7 +26,8 @@ from provisioning.tasks_menu.runbooks import BUILTINS, TASK_RUNBOOKS
 from tenants.models import Role
 
 __all__ = ["approve_run", "effective_state", "hide_task", "menu", "publish_builtins",
-           "reject_run", "result_of", "reveal_sealed", "run_task", "save_task"]
+           "reject_run", "result_of", "reveal_sealed", "run_task", "save_task", "state_filter",
+           "subscription_of"]
 
 
 # --- the provider's side --------------------------------------------------------------
@@ -259,6 +260,14 @@ _FROM_JOB = {
     JobState.ROLLED_BACK: TaskRunState.FAILED,
     JobState.CANCELLED: TaskRunState.CANCELLED,
 }
+
+
+def state_filter(state: str) -> Q:
+    """The runs whose ``effective_state`` is ``state``, as a query."""
+    following = [TaskRunState.QUEUED, TaskRunState.RUNNING, TaskRunState.PENDING_APPROVAL]
+    jobs = [job for job, run in _FROM_JOB.items() if run == state]
+    held = Q(state=state) & (Q(job__isnull=True) | ~Q(state__in=following))
+    return held | Q(state__in=following, job__state__in=jobs)
 
 
 def effective_state(run: TaskRun) -> str:
