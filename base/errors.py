@@ -64,6 +64,10 @@ class ErrorCode(enum.StrEnum):
     NETWORK_FULL = "network-full"
     SNAPSHOT_STATE = "snapshot-state"
     JOB_STATE = "job-state"
+    # Self-service tasks.
+    TASK_BUSY = "task-busy"  # another run is unfinished on the same object
+    TASK_RUN_STATE = "task-run-state"  # approve or reject a run that is not waiting
+    TASK_CHOICES_UNAVAILABLE = "task-choices-unavailable"  # refused: fail closed
     # Disaster recovery.
     DR_STATE = "dr-state"
     DR_BUSY = "dr-busy"
@@ -76,7 +80,7 @@ RETRY_AFTER_SECONDS = 5
 
 # Conflicts that always end by themselves: the commission job finishes, the first request
 # with the same Idempotency-Key is answered, the DR job in flight ends.
-_TRANSIENT_CODES = frozenset({ErrorCode.SUBSCRIPTION_NOT_READY,
+_TRANSIENT_CODES = frozenset({ErrorCode.SUBSCRIPTION_NOT_READY, ErrorCode.TASK_BUSY,
                               ErrorCode.IDEMPOTENCY_KEY_IN_PROGRESS, ErrorCode.DR_BUSY})
 
 

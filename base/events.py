@@ -165,6 +165,11 @@ class Event(enum.StrEnum):
     DR_PLANNED = "dr.planned"
     DR_UNPLANNED = "dr.unplanned"
     DR_FAILBACK = "dr.failback"
+    TASK_SAVED = "task.saved"
+    TASK_HIDDEN = "task.hidden"
+    TASK_RUN_REQUESTED = "task_run.requested"
+    TASK_RUN_APPROVED = "task_run.approved"
+    TASK_RUN_REJECTED = "task_run.rejected"
     JOB_RETRIED = "job.retried"
     JOB_CANCELLED = "job.cancelled"
     # A resource found in a transitional state past its deadline with no job acting on it,

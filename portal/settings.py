@@ -332,6 +332,8 @@ subscriptions, networks, VMs, checkpoints and jobs.
         "VmState": "provisioning.models.VmState",
         "NetworkState": "provisioning.models.NetworkState",
         "SnapshotState": "provisioning.models.SnapshotState",
+        "TaskRunState": "provisioning.models.TaskRunState",
+        "HideableRole": "provisioning.api.tasks.HIDEABLE_ROLES",
         "SubscriptionState": "plans.models.SubscriptionState",
         "PlanState": "plans.models.PlanState",
         "AddOnKind": "plans.models.AddOnKind",

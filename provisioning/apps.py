@@ -7,3 +7,4 @@ class ProvisioningConfig(AppConfig):
 
     def ready(self):
         from provisioning import runbooks  # noqa: F401  (registers the runbooks Buffet ships)
+        from provisioning.tasks_menu import runbooks as task_runbooks  # noqa: F401

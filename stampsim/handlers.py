@@ -77,6 +77,8 @@ class OpKind(enum.StrEnum):
     CHECKPOINT_CREATE = "checkpoint.create"
     CHECKPOINT_RESTORE = "checkpoint.restore"
     CHECKPOINT_DELETE = "checkpoint.delete"
+    FILE_WRITE = "file.write"
+    FILE_RESTORE = "file.restore"
     REPLICATION_ENABLE = "replication.enable"
     REPLICATION_SYNC = "replication.sync"
     REPLICATION_FAILOVER = "replication.failover"
@@ -510,3 +512,71 @@ def checkpoint_delete(ctx: Context, state: State, p: Params, apply: bool) -> Any
         return None
     del state.checkpoints[checkpoint["id"]]
     return {"id": checkpoint["id"], "deleted": True}
+
+
+# -- guest files -----------------------------------------------------------------
+# A VM keeps a small file tree, versioned with its ``data_version``: every write makes a
+# new version, so a checkpoint (which records the version) captures the tree as it was,
+# and one file can be restored from it. The versions are private (``files``): never
+# shown in a VM's answer. A version is never reused: a write after a whole-VM restore
+# takes the next free one, so older checkpoints keep their trees.
+MAX_FILE_BYTES = 64 * 1024
+MAX_PATH = 1024
+
+
+def tree_at(vm: dict[str, Any], version: int) -> dict[str, str]:
+    """The VM's file tree at ``version`` (the last write at or before it)."""
+    versions = vm.get("files", {})
+    known = [int(k) for k in versions if int(k) <= version]
+    return dict(versions[str(max(known))]) if known else {}
+
+
+def guest_path(p: Params) -> str:
+    path = p.get("path")
+    if not isinstance(path, str) or not path.startswith("/") or len(path) > MAX_PATH:
+        raise bad_request(f"path must be an absolute path of at most {MAX_PATH} characters")
+    if "\x00" in path or ".." in path.split("/"):
+        raise bad_request("path must not contain '..' or NUL")
+    return path
+
+
+def _put_file(vm: dict[str, Any], path: str, content: str) -> None:
+    versions = vm.setdefault("files", {})
+    tree = tree_at(vm, vm["data_version"])
+    tree[path] = content
+    version = max([vm["data_version"], *map(int, versions)]) + 1
+    versions[str(version)] = tree
+    vm["data_version"] = version
+
+
+def _file(path: str, content: str, vm: dict[str, Any]) -> dict[str, Any]:
+    return {"path": path, "size": len(content.encode()), "data_version": vm["data_version"]}
+
+
+@handles(OpKind.FILE_WRITE)
+def file_write(ctx: Context, state: State, p: Params, apply: bool) -> Any:
+    """Test hook and guest agent: write one file inside the guest."""
+    vm = require_normal_vm(state, p, "write to")
+    path = guest_path(p)
+    content = p.get("content")
+    if not isinstance(content, str) or len(content.encode()) > MAX_FILE_BYTES:
+        raise bad_request(f"content must be a string of at most {MAX_FILE_BYTES} bytes")
+    if not apply:
+        return None
+    _put_file(vm, path, content)
+    return _file(path, content, vm)
+
+
+@handles(OpKind.FILE_RESTORE)
+def file_restore(ctx: Context, state: State, p: Params, apply: bool) -> Any:
+    """Put one file back as a checkpoint holds it; the rest of the VM is left alone."""
+    vm = require_normal_vm(state, p, "restore a file of")
+    checkpoint = _require_checkpoint(state, vm, p)
+    path = guest_path(p)
+    saved = tree_at(vm, checkpoint["data_version"])
+    if path not in saved:
+        raise not_found("file in the checkpoint", path)
+    if not apply:
+        return None
+    _put_file(vm, path, saved[path])
+    return _file(path, saved[path], vm)

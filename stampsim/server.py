@@ -86,6 +86,11 @@ GET        /v1/vms/{v}/checkpoints                    {checkpoints: [...]}
 POST       /v1/vms/{v}/checkpoints                    op [checkpoint.create] {name}
 POST       /v1/vms/{v}/checkpoints/{k}/restore        op [checkpoint.restore]
 DELETE     /v1/vms/{v}/checkpoints/{k}                op [checkpoint.delete]
+GET        /v1/vms/{v}/files[?path=]                  {files: [{path, size}]} | {file: {path,
+                                                      size, content}} (the guest's files)
+POST       /v1/vms/{v}/files                          op [file.write] {path, content}
+GET        /v1/vms/{v}/checkpoints/{k}/files          {files: [{path, size}]} in the checkpoint
+POST       /v1/vms/{v}/checkpoints/{k}/files/restore  op [file.restore] {path}
 GET        /v1/vms/{v}/replication                    {replication: {...} | null}
 POST       /v1/vms/{v}/replication                    op [replication.enable] {target_endpoint,
                                                       target_container_id, target_token?}
@@ -141,7 +146,7 @@ from . import protocol
 from .errors import ApiError, ErrorCode, bad_request
 from .fabric import Fabric
 from .faults import Faults
-from .handlers import OpKind
+from .handlers import OpKind, guest_path, tree_at
 
 __all__ = ["CRASH_EXIT_CODE", "Api", "StampServer", "make_server", "serve"]
 
@@ -186,6 +191,34 @@ def _admin_reset(
 ) -> tuple[int, Any]:
     api.fabric.reset()
     return 200, {"reset": True}
+
+
+def _listing(tree: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"path": path, "size": len(tree[path].encode())} for path in sorted(tree)]
+
+
+def _guest_files(api: Api, path: dict[str, str], query: dict[str, str]) -> tuple[int, Any]:
+    with api.fabric.lock:
+        vm = api.fabric.state.require("vms", path["vm_id"], "VM")
+        tree = tree_at(vm, vm["data_version"])
+        if "path" not in query:
+            return 200, {"files": _listing(tree)}
+        wanted = guest_path(query)
+        if wanted not in tree:
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"no file {wanted!r} on VM {vm['id']!r}")
+        content = tree[wanted]
+        return 200, {"file": {"path": wanted, "size": len(content.encode()), "content": content}}
+
+
+def _checkpoint_files(api: Api, path: dict[str, str]) -> tuple[int, Any]:
+    with api.fabric.lock:
+        state = api.fabric.state
+        vm = state.require("vms", path["vm_id"], "VM")
+        checkpoint = state.checkpoints.get(path["checkpoint_id"])
+        if checkpoint is None or checkpoint["vm_id"] != vm["id"]:
+            raise ApiError(404, ErrorCode.NOT_FOUND,
+                           f"no checkpoint {path['checkpoint_id']!r} of VM {vm['id']!r}")
+        return 200, {"files": _listing(tree_at(vm, checkpoint["data_version"]))}
 
 
 ROUTES: tuple[Route, ...] = (
@@ -269,6 +302,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/vms/{vm_id}/checkpoints", OpKind.CHECKPOINT_CREATE),
     Route("POST", "/v1/vms/{vm_id}/checkpoints/{checkpoint_id}/restore", OpKind.CHECKPOINT_RESTORE),
     Route("DELETE", "/v1/vms/{vm_id}/checkpoints/{checkpoint_id}", OpKind.CHECKPOINT_DELETE),
+    Route("GET", "/v1/vms/{vm_id}/files", query=lambda api, p, q, b: _guest_files(api, p, q)),
+    Route("POST", "/v1/vms/{vm_id}/files", OpKind.FILE_WRITE),
+    Route(
+        "GET",
+        "/v1/vms/{vm_id}/checkpoints/{checkpoint_id}/files",
+        query=lambda api, p, q, b: _checkpoint_files(api, p),
+    ),
+    Route(
+        "POST", "/v1/vms/{vm_id}/checkpoints/{checkpoint_id}/files/restore", OpKind.FILE_RESTORE
+    ),
     Route(
         "GET",
         "/v1/vms/{vm_id}/replication",

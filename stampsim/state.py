@@ -92,7 +92,7 @@ DEFAULT_CAPACITY = {
 }
 
 # Fields kept on disk but never shown to clients.
-_PRIVATE_FIELDS = {"target_token", "params", "key", "fingerprint"}
+_PRIVATE_FIELDS = {"target_token", "params", "key", "fingerprint", "files"}
 
 
 class PowerState(enum.StrEnum):

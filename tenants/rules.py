@@ -38,5 +38,7 @@ rules.add_perm("tenants.manage_members", is_admin)
 rules.add_perm("plans.manage_subscriptions", is_admin)
 # VMs, networks, snapshots, tasks: day-to-day operation.
 rules.add_perm("provisioning.operate", is_operator)
+# Runs of self-service tasks that need approval: owners and admins decide.
+rules.add_perm("provisioning.approve_task_runs", is_admin)
 # The provider's side.
 rules.add_perm("portal.provider", is_staff)

@@ -92,6 +92,22 @@ def network_created(w: World) -> bool:
     return Network.objects.filter(subscription=w.subscription, name="app").exists()
 
 
+def reject_a_task_run(client, w: World):
+    from provisioning.models import Task, TaskRun, TaskRunState
+
+    task = Task.objects.create(slug="held", title="Held", runbook="task.collect-diagnostics",
+                               requires_approval=True)
+    run = TaskRun.objects.create(task=task, tenant=w.tenant, subscription=w.subscription,
+                                 state=TaskRunState.PENDING_APPROVAL)
+    return client.post(f"/api/v1/task-runs/{run.pk}/reject/")
+
+
+def task_run_rejected(w: World) -> bool:
+    from provisioning.models import TaskRun
+
+    return TaskRun.objects.filter(subscription=w.subscription, state="rejected").exists()
+
+
 def register_a_stamp(client, w: World):
     return client.post("/api/v1/admin/stamps/", {
         "name": "stamp-new", "region": "east", "driver": "memory", "endpoint": "mem://new"},
@@ -116,6 +132,9 @@ ENDPOINTS = {
     "provisioning.operate": (create_a_network, network_created, {
         "owner": 202, "admin": 202, "operator": 202, "reader": 403,
         "another tenant's owner": 400, "staff": 403, "anonymous": 401}),
+    "provisioning.approve_task_runs": (reject_a_task_run, task_run_rejected, {
+        "owner": 200, "admin": 200, "operator": 403, "reader": 403,
+        "another tenant's owner": 404, "staff": 403, "anonymous": 401}),
     "portal.provider": (register_a_stamp, stamp_registered, {
         "owner": 403, "admin": 403, "operator": 403, "reader": 403,
         "another tenant's owner": 403, "staff": 201, "anonymous": 401}),

@@ -239,6 +239,7 @@ STABLE_ENUMS = {
     "ProtectedVmState", "ActiveSite", "DrillKind", "FailoverMode", "TokenState",
     "Meter", "MissingUsageState", "UsageGranularity",
     "InvoiceState", "UsageMeter",
+    "TaskRunState", "HideableRole",
 }
 
 

@@ -27,7 +27,8 @@ PUBLISHED = {
     "drill-check", "invitation-invalid", "invitation-expired", "invitation-used",
     "invitation-replaced", "stamp-disabled", "stamp-in-use",
     "login-locked", "otp-required", "otp-invalid", "otp-enrolment-required",
-    "otp-staff-device", "token-expired",
+    "otp-staff-device", "token-expired", "invoice-period-open", "task-busy", "task-run-state",
+    "task-choices-unavailable",
 }
 
 

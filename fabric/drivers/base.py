@@ -32,6 +32,7 @@ __all__ = [
     "DriverNotAvailable",
     "FirewallRuleInfo",
     "GatewayInfo",
+    "GuestFile",
     "InvalidRequest",
     "Inventory",
     "NatRuleInfo",
@@ -239,6 +240,15 @@ class CheckpointInfo:
 
 
 @dataclass(frozen=True)
+class GuestFile:
+    """A file inside a VM's guest (``content`` only when one file was read)."""
+
+    path: str
+    size: int
+    content: str | None = None
+
+
+@dataclass(frozen=True)
 class ReplicationInfo:
     id: str
     vm_id: str  # the VM on the stamp that answered
@@ -387,6 +397,14 @@ class Driver(Protocol):
     def create_checkpoint(self, *, key: str, vm_id: str, name: str) -> CheckpointInfo: ...
     def restore_checkpoint(self, *, key: str, vm_id: str, checkpoint_id: str) -> VmInfo: ...
     def delete_checkpoint(self, *, key: str, vm_id: str, checkpoint_id: str) -> None: ...
+
+    # guest files (what a self-service file restore reads and puts back)
+    def list_files(self, vm_id: str, checkpoint_id: str | None = None) -> list[GuestFile]: ...
+    def read_file(self, vm_id: str, path: str) -> GuestFile: ...
+    def write_file(self, *, key: str, vm_id: str, path: str, content: str) -> GuestFile: ...
+    def restore_file(
+        self, *, key: str, vm_id: str, checkpoint_id: str, path: str
+    ) -> GuestFile: ...
 
     # replication
     def enable_replication(

@@ -28,6 +28,7 @@ from .base import (
     DriverError,
     FirewallRuleInfo,
     GatewayInfo,
+    GuestFile,
     InvalidRequest,
     Inventory,
     NatRuleInfo,
@@ -303,6 +304,30 @@ class StampApiDriver:
     def delete_checkpoint(self, *, key: str, vm_id: str, checkpoint_id: str) -> None:
         self._delete("checkpoint.delete", f"/v1/vms/{vm_id}/checkpoints/{checkpoint_id}", key)
 
+    # -- guest files -----------------------------------------------------------------------
+    def list_files(self, vm_id: str, checkpoint_id: str | None = None) -> list[GuestFile]:
+        path = (f"/v1/vms/{vm_id}/checkpoints/{checkpoint_id}/files" if checkpoint_id
+                else f"/v1/vms/{vm_id}/files")
+        return [_guest_file(o) for o in self._read("file.list", path)["files"]]
+
+    def read_file(self, vm_id: str, path: str) -> GuestFile:
+        operation = "file.read"
+        deadline = time.monotonic() + self.timeout
+        status, payload = self._exchange(
+            operation, "GET", f"/v1/vms/{vm_id}/files", deadline=deadline, params={"path": path}
+        )
+        if status != 200:
+            raise self._error(operation, protocol.refusal(status, payload))
+        return _guest_file(payload["file"])
+
+    def write_file(self, *, key: str, vm_id: str, path: str, content: str) -> GuestFile:
+        body = {"path": path, "content": content}
+        return _guest_file(self._mutate("file.write", "POST", f"/v1/vms/{vm_id}/files", key, body))
+
+    def restore_file(self, *, key: str, vm_id: str, checkpoint_id: str, path: str) -> GuestFile:
+        url = f"/v1/vms/{vm_id}/checkpoints/{checkpoint_id}/files/restore"
+        return _guest_file(self._mutate("file.restore", "POST", url, key, {"path": path}))
+
     # -- replication -----------------------------------------------------------------------
     def enable_replication(
         self,
@@ -537,6 +562,10 @@ def _checkpoint(o: Mapping[str, Any]) -> CheckpointInfo:
         data_version=o["data_version"],
         created_at=datetime.fromisoformat(o["created_at"]),
     )
+
+
+def _guest_file(o: Mapping[str, Any]) -> GuestFile:
+    return GuestFile(path=o["path"], size=o["size"], content=o.get("content"))
 
 
 def _replication(o: Mapping[str, Any]) -> ReplicationInfo:

@@ -9,6 +9,7 @@ from dr_addon.api import views as dr
 from fabric.api import views as fabric
 from plans.api import views as plans
 from provisioning.api import resources, subscriptions
+from provisioning.api import tasks as task_menu
 from provisioning.api import views as provisioning
 from tenants.api import audit
 from tenants.api import views as tenants
@@ -24,6 +25,8 @@ admin_router.register("tenants", plans.ProviderTenantViewSet, basename="admin-te
 admin_router.register("subscriptions", subscriptions.ProviderSubscriptionViewSet,
                       basename="admin-subscription")
 admin_router.register("jobs", provisioning.ProviderJobViewSet, basename="admin-job")
+admin_router.register("tasks", task_menu.ProviderTaskViewSet, basename="admin-task")
+admin_router.register("task-runs", task_menu.ProviderTaskRunViewSet, basename="admin-task-run")
 admin_router.register("network-mappings", dr.NetworkMappingViewSet,
                       basename="admin-network-mapping")
 admin_router.register("audit", audit.ProviderAuditViewSet, basename="admin-audit")
@@ -47,6 +50,8 @@ router.register("vms", resources.VmViewSet, basename="vm")
 router.register("templates", resources.TemplateViewSet, basename="template")
 router.register("activity", audit.ActivityViewSet, basename="activity")
 router.register("invoices", invoices.InvoiceViewSet, basename="invoice")
+router.register("tasks", task_menu.TaskViewSet, basename="task")
+router.register("task-runs", task_menu.TaskRunViewSet, basename="task-run")
 
 dr_urls = [
     path("subscriptions/<uuid:subscription_pk>/dr/", tenant_dr, name="dr"),

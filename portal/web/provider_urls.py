@@ -7,6 +7,7 @@ from plans import views as plans
 from portal.web import views as web
 from provisioning import views as provisioning
 from provisioning.views import subscriptions
+from provisioning.views import tasks as task_views
 from provisioning.views import tenants as provider_tenants
 from tenants import account_views as account
 from tenants import views as tenancy
@@ -55,4 +56,10 @@ urlpatterns = [
     path("jobs/<uuid:pk>/", provisioning.ProviderJobDetailView.as_view(), name="job_detail"),
     path("jobs/<uuid:pk>/retry/", provisioning.ProviderJobRetryView.as_view(), name="job_retry"),
     path("jobs/<uuid:pk>/cancel/", provisioning.ProviderJobCancelView.as_view(), name="job_cancel"),
+    path("tasks/", task_views.ProviderTaskListView.as_view(), name="task_list"),
+    path("tasks/new/", task_views.ProviderTaskFormView.as_view(), name="task_create"),
+    path("tasks/<uuid:pk>/", task_views.ProviderTaskFormView.as_view(), name="task_edit"),
+    path("task-runs/", task_views.ProviderTaskRunListView.as_view(), name="task_run_list"),
+    path("task-runs/<uuid:pk>/", task_views.ProviderTaskRunDetailView.as_view(),
+         name="task_run_detail"),
 ]

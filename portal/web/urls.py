@@ -7,6 +7,7 @@ from plans import views as plans
 from portal.web import views as web
 from provisioning import views as provisioning
 from provisioning.views import subscriptions
+from provisioning.views import tasks as task_views
 from tenants import account_views as account
 from tenants import views as tenants
 
@@ -71,6 +72,14 @@ urlpatterns = [
     path("networks/", provisioning.NetworkListView.as_view(), name="network_list"),
     path("networks/<uuid:pk>/delete/", provisioning.NetworkDeleteView.as_view(),
          name="network_delete"),
+    path("tasks/", task_views.TaskMenuView.as_view(), name="task_menu"),
+    path("tasks/<slug:slug>/", task_views.TaskRunFormView.as_view(), name="task_run_form"),
+    path("task-runs/", task_views.TaskRunListView.as_view(), name="task_run_list"),
+    path("task-runs/<uuid:pk>/", task_views.TaskRunDetailView.as_view(), name="task_run_detail"),
+    path("task-runs/<uuid:pk>/approve/", task_views.TaskRunApproveView.as_view(),
+         name="task_run_approve"),
+    path("task-runs/<uuid:pk>/reject/", task_views.TaskRunApproveView.as_view(approve=False),
+         name="task_run_reject"),
     path("jobs/", provisioning.JobListView.as_view(), name="job_list"),
     path("jobs/<uuid:pk>/", provisioning.JobDetailView.as_view(), name="job_detail"),
     # Organisation

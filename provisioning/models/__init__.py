@@ -11,6 +11,12 @@ given up on a resource whose job a provider then retries, and the job knows the 
 
 
 __all__ = [
+    "ACTIVE_RUN_STATES",
+    "ConsolePassword",
+    "Task",
+    "TaskHiding",
+    "TaskRun",
+    "TaskRunState",
     "AddressState",
     "ExternalAddress",
     "JOB_TERMINAL_STATES",
@@ -43,3 +49,11 @@ from provisioning.models.resources import (
     VmState,
 )
 from provisioning.models.sites import AddressState, ExternalAddress, Site, SiteRole, SiteState
+from provisioning.models.tasks import (
+    ACTIVE_RUN_STATES,
+    ConsolePassword,
+    Task,
+    TaskHiding,
+    TaskRun,
+    TaskRunState,
+)

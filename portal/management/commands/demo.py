@@ -13,6 +13,7 @@ from fabric.models import Cloud, DriverKind, Stamp, Template
 from plans import services as plan_services
 from plans.models import AddOn, AddOnKind, Plan, PlanState
 from provisioning import lifecycle
+from provisioning.tasks_menu import services as task_services
 from tenants import services as tenant_services
 from tenants.models import User
 
@@ -89,9 +90,12 @@ class Command(BaseCommand):
             if not plan.prices.exists():
                 prices.record_plan_prices(plan, before=None, usage=USAGE_PRICES)
         plans.append(burstable)
+        # The menu of self-service tasks, on every demo plan.
+        tasks = task_services.publish_builtins(plans, acting_user=admin)
         self._tenant(plans[1])
         self.stdout.write(self.style.SUCCESS(
-            f"Demo data ready: {len(stamps)} stamps, {len(clouds)} clouds, {len(plans)} plans."))
+            f"Demo data ready: {len(stamps)} stamps, {len(clouds)} clouds, {len(plans)} plans, "
+            f"{len(tasks)} tasks."))
 
     def _admin(self) -> User:
         email = os.environ.get("BUFFET_ADMIN_EMAIL", ADMIN_EMAIL)
