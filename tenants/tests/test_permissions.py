@@ -30,6 +30,9 @@ ALLOWED = {
     "provisioning.operate": {
         "owner": True, "admin": True, "operator": True, "reader": False,
         "another tenant's owner": False, "staff": False, "anonymous": False},
+    "provisioning.approve_task_runs": {
+        "owner": True, "admin": True, "operator": False, "reader": False,
+        "another tenant's owner": False, "staff": False, "anonymous": False},
     "portal.provider": {
         "owner": False, "admin": False, "operator": False, "reader": False,
         "another tenant's owner": False, "staff": True, "anonymous": False},
