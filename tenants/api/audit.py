@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, renderers, serializers
 
+from base.api.filters import UtcDateTimeFilter
 from base.api.viewsets import ProviderViewSet, TenantViewSet
 from base.models import AuditEvent
 
@@ -32,10 +33,9 @@ class ActivityFilter(django_filters.FilterSet):
     object_type = django_filters.CharFilter(label="e.g. `provisioning.virtualmachine`.")
     object_id = django_filters.CharFilter()
     request_id = django_filters.CharFilter()
-    from_ = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte",
-                                             label="From this time (UTC) on, inclusive.")
-    to = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt",
-                                          label="Before this time (UTC).")
+    from_ = UtcDateTimeFilter(field_name="at", lookup_expr="gte",
+                              label="From this time (UTC) on, inclusive.")
+    to = UtcDateTimeFilter(field_name="at", lookup_expr="lt", label="Before this time (UTC).")
 
     class Meta:
         model = AuditEvent
