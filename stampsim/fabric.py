@@ -81,12 +81,13 @@ class Fabric:
         self._initial_faults = self.faults.to_dict()
         self.peers = peers or HttpPeers()
         self._clock = clock
+        self._frozen_at: str | None = None  # set by the admin API: tests bill by the minute
         self._crash_due = threading.Event()
         self._recover()
 
     @property
     def context(self) -> Context:
-        return Context(name=self.name, capacity=self.capacity, now=self._clock)
+        return Context(name=self.name, capacity=self.capacity, now=self.now)
 
     # -- queries -------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -134,11 +135,11 @@ class Fabric:
 
     def usage(self) -> dict[str, Any]:
         with self.lock:
-            return {"name": self.name, "at": self._clock(), "vms": self.state.usage()}
+            return {"name": self.name, "at": self.now(), "vms": self.state.usage()}
 
     def history(self, since: str | None, until: str | None) -> dict[str, Any]:
         """The VM events of ``[since, until)`` (ISO 8601 times; ``until`` defaults to now)."""
-        start, end = _moment(since, "since"), _moment(until or self._clock(), "until")
+        start, end = _moment(since, "since"), _moment(until or self.now(), "until")
         if start is None or end is None or end <= start:
             raise bad_request("since and until must be ISO 8601 times with since < until")
         with self.lock:
@@ -182,7 +183,7 @@ class Fabric:
                 "state": OperationState.RUNNING,
                 "result": None,
                 "error": None,
-                "created_at": self._clock(),
+                "created_at": self.now(),
                 "finished_at": None,
                 "key": key,
                 "params": copy.deepcopy(params),
@@ -222,6 +223,29 @@ class Fabric:
         return self._crash_due.is_set()
 
     # -- admin -----------------------------------------------------------------
+    def now(self) -> str:
+        """The stamp's time: the wall clock, unless the admin API froze it."""
+        return self._frozen_at or self._clock()
+
+    def set_clock(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{"now": ISO 8601 with an offset}`` freezes the stamp's clock there (every
+        operation, event and answer reads it) until set again; ``{"now": null}`` goes back
+        to the wall clock."""
+        if set(payload) != {"now"}:
+            raise bad_request('expected {"now": an ISO 8601 time or null}')
+        now = payload["now"]
+        if now is not None and not isinstance(now, str):
+            raise bad_request(f"now is not an ISO 8601 time: {now!r}")
+        if now is not None:
+            now = _moment(now, "now").astimezone(UTC).isoformat(timespec="milliseconds")
+        with self.lock:
+            self._frozen_at = now
+        return {"now": self.now(), "frozen": self.frozen}
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
     def set_faults(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.faults.update(payload)
         return self.faults.to_dict()
@@ -237,6 +261,7 @@ class Fabric:
             self.state = State()
             self.capacity = dict(self._initial_capacity)
             self.faults.update(self._initial_faults)
+            self._frozen_at = None
             self.store.save(self.state.data, full=True)
 
     # -- internals -------------------------------------------------------------
@@ -298,7 +323,7 @@ class Fabric:
         op["state"] = OperationState.FAILED if error else OperationState.SUCCEEDED
         op["result"] = None if error else result
         op["error"] = error.as_operation_error() if error else None
-        op["finished_at"] = self._clock()
+        op["finished_at"] = self.now()
         if not error:
             self._record_history(op, result)
         self._save(("operations", op["id"]))

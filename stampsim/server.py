@@ -111,6 +111,9 @@ GET|POST   /v1/admin/faults                           {latency_ms, fail_rate, fa
 GET        /v1/admin/operations                       {operations: [{id, kind, state, key,
                                                       created_at, finished_at}]}
 POST       /v1/admin/capacity                         {vcpus?, memory_mb?, storage_gb?, vms?}
+GET|POST   /v1/admin/clock                            {now: ISO 8601 | null} freezes the
+                                                      stamp's clock there (null: the wall
+                                                      clock again); answers {now, frozen}
 POST       /v1/admin/reset                            wipe all state, knobs back to start values
 ========== ========================================== ============================================
 
@@ -178,6 +181,12 @@ def _admin_faults(
     api: Api, path: dict[str, str], query: dict[str, str], body: dict[str, Any]
 ) -> tuple[int, Any]:
     return 200, api.fabric.set_faults(body)
+
+
+def _admin_clock(
+    api: Api, path: dict[str, str], query: dict[str, str], body: dict[str, Any]
+) -> tuple[int, Any]:
+    return 200, api.fabric.set_clock(body)
 
 
 def _admin_capacity(
@@ -332,6 +341,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/admin/operations",
           query=lambda api, p, q, b: (200, {"operations": api.fabric.operations()})),
     Route("POST", "/v1/admin/capacity", query=_admin_capacity),
+    Route("GET", "/v1/admin/clock",
+          query=lambda api, p, q, b: (200, {"now": api.fabric.now(),
+                                            "frozen": api.fabric.frozen})),
+    Route("POST", "/v1/admin/clock", query=_admin_clock),
     Route("POST", "/v1/admin/reset", query=_admin_reset),
 )
 

@@ -514,3 +514,28 @@ def test_make_server_serves_in_a_thread_and_reports_crash(tmp_path: Path) -> Non
         assert (tmp_path / "state.json").exists()
     finally:
         server.stop()
+
+
+def test_the_admin_api_freezes_the_clock_that_history_and_usage_read(api: Client) -> None:
+    # given a clock frozen at 10:00:30 UTC (given with another offset)
+    frozen = api.http.post("/v1/admin/clock", json={"now": "2030-01-07T11:00:30+01:00"})
+    assert frozen.json() == {"now": "2030-01-07T10:00:30.000+00:00", "frozen": True}
+    # when a VM is created, and deleted at 10:03:10
+    vm = api.ok("POST", f"/v1/containers/{make_container(api)}/vms", VM)
+    api.http.post("/v1/admin/clock", json={"now": "2030-01-07T10:03:10Z"})
+    assert api.get("/v1/usage")["at"] == "2030-01-07T10:03:10.000+00:00"
+    api.ok("DELETE", f"/v1/vms/{vm['id']}")
+    # then its history tells those two moments
+    history = api.get("/v1/history?since=2030-01-07T10:00:00Z&until=2030-01-07T10:05:00Z")
+    (entry,) = [e for e in history["vms"] if e["vm_id"] == vm["id"]]
+    assert [(e["event"], e["at"]) for e in entry["events"]] == [
+        ("created", "2030-01-07T10:00:30.000+00:00"),
+        ("deleted", "2030-01-07T10:03:10.000+00:00"),
+    ]
+    # and null gives the wall clock back; a clock that is not a time is refused
+    assert api.http.post("/v1/admin/clock", json={"now": None}).json()["frozen"] is False
+    assert api.get("/v1/usage")["at"].startswith(str(time.gmtime().tm_year))
+    for bad in ({"now": "noon"}, {"now": 5}, {"later": None}):
+        answer = api.http.post("/v1/admin/clock", json=bad)
+        assert answer.status_code == 400, bad
+        assert api.get("/v1/admin/clock")["frozen"] is False
