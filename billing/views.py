@@ -23,6 +23,7 @@ from base.errors import ServiceError
 from base.web.forms import add_service_errors
 from base.web.views import ProviderPortalMixin, ServiceFormMixin, TenantPortalMixin
 from billing import invoices
+from billing.collection import WINDOW, collection_status
 from billing.forms import BurstForm, PeriodForm, ReprocessForm
 from billing.prices import currency
 from billing.rating import month_of
@@ -158,7 +159,9 @@ class ProviderInvoiceListView(ProviderPortalMixin, ListView):
                        reprocess_form=ReprocessForm(initial={"start": self.period}),
                        total=sum((i.total for i in self.get_queryset()), Decimal("0")),
                        closed=self.period < month_of(timezone.now()),
-                       drafts=self.get_queryset().filter(state=InvoiceState.DRAFT).count())
+                       drafts=self.get_queryset().filter(state=InvoiceState.DRAFT).count(),
+                       collection=collection_status(), window_hours=int(WINDOW.total_seconds()
+                                                                        // 3600))
         return context
 
     def render_to_response(self, context, **kwargs):

@@ -90,3 +90,32 @@ def test_the_provider_sees_revenue_issues_the_month_and_reprocesses(world, staff
         csv_download = provider.get("/admin/billing/?period=2026-11&format=csv")
         assert csv_download["Content-Type"] == "text/csv"
     assert world["owner"].get("/admin/billing/").status_code in (302, 403, 404)
+
+
+def test_the_provider_sees_each_stamps_missing_minutes_as_an_alert_and_on_a_timeline(staff):
+    from billing.models import MeterCursor, MissingState, MissingUsage
+    from fabric.tests.factories import StampFactory
+
+    down, fine = StampFactory(name="stamp-down"), StampFactory(name="stamp-fine")
+    now = utc(2026, 11, 20, 12)
+    MeterCursor.objects.create(stamp=down, collected_until=utc(2026, 11, 20, 9))
+    MeterCursor.objects.create(stamp=fine, collected_until=utc(2026, 11, 20, 12))
+    MissingUsage.objects.create(stamp=down, start=utc(2026, 11, 20, 9),
+                                end=utc(2026, 11, 20, 12), detail="stamp unreachable")
+    MissingUsage.objects.create(stamp=fine, start=utc(2026, 11, 20, 0),
+                                end=utc(2026, 11, 20, 6), state=MissingState.BACKFILLED)
+    MissingUsage.objects.create(stamp=fine, start=utc(2026, 11, 1), end=utc(2026, 11, 2),
+                                state=MissingState.UNRECOVERABLE)  # outside the day: not drawn
+    provider = web_login(staff.user)
+    with time_machine.travel(now, tick=False):
+        page = provider.get("/admin/billing/").content.decode()
+    rows = page.split('data-stamp="')[1:]
+    # the stamp with missing minutes comes first, as an alert, with its range and lag
+    assert rows[0].startswith("stamp-down") and 'class="table-danger"' in page
+    assert "180 minutes missing" in rows[0] and "(180 min behind)" in rows[0]
+    assert "stamp unreachable" in rows[0]
+    assert 'class="seg-missing" style="left: 87.50%; width: 12.50%"' in rows[0]
+    # the other has nothing missing; its backfilled night is drawn, last month is not
+    assert "none" in rows[1] and "min behind" not in rows[1]
+    assert 'class="seg-backfilled" style="left: 50.00%; width: 25.00%"' in rows[1]
+    assert "seg-unrecoverable\" style" not in rows[1]
