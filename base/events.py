@@ -143,6 +143,10 @@ class Event(enum.StrEnum):
     SUBSCRIPTION_RESUMED = "subscription.resumed"
     SUBSCRIPTION_DELETING = "subscription.deleting"
     SUBSCRIPTION_DELETED = "subscription.deleted"
+    # A subscription moved to another plan of its cloud; its burst switch or cap changed
+    # (``plans.services.change_plan``, ``configure_burst``).
+    SUBSCRIPTION_PLAN_CHANGED = "subscription.plan_changed"
+    SUBSCRIPTION_BURST_CHANGED = "subscription.burst_changed"
     ADDON_ATTACHED = "addon.attached"
     ADDON_DETACHED = "addon.detached"
     # The month's burst spending reached the subscription's cap: its burst room is closed

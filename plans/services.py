@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from base import events
-from base.errors import Conflict, ErrorCode, Invalid, NotFound
+from base.errors import Conflict, ErrorCode, Invalid, NotFound, QuotaExceeded
 from base.events import Event
 from fabric.models import Cloud, Template
 from plans import quota
@@ -310,6 +310,20 @@ def change_plan(subscription: Subscription, *, plan_id, acting_user: User | None
     if subscription.state not in (SubscriptionState.ACTIVE, SubscriptionState.PROVISIONING):
         raise Conflict(f"The subscription is {subscription.state}.",
                        code=ErrorCode.SUBSCRIPTION_STATE)
+    before = {"plan": str(subscription.plan_id), "burst_enabled": subscription.burst_enabled}
+    old_plan = subscription.plan
+    subscription.plan = plan
+    limits = limits_of(subscription)
+    room = (plan.burst_limits() if subscription.burst_enabled and plan.offers_burst
+            and not subscription.burst_capped else {})
+    over = {row.dimension: {"used": row.used, "limit": limits.get(row.dimension, 0)
+                            + room.get(row.dimension, 0)}
+            for row in subscription.quota_rows.select_for_update()
+            if row.used > limits.get(row.dimension, 0) + room.get(row.dimension, 0)}
+    if over:
+        subscription.plan = old_plan
+        raise QuotaExceeded("The new plan's quota would not hold what the subscription "
+                            f"uses: {', '.join(sorted(over))}.", errors=over)
     open_period = subscription.plan_periods.filter(end__isnull=True).first()
     if open_period is not None:
         open_period.end = at
@@ -319,7 +333,10 @@ def change_plan(subscription: Subscription, *, plan_id, acting_user: User | None
     if not plan.offers_burst:
         subscription.burst_enabled = False
     subscription.save(update_fields=["plan", "burst_enabled", "state_changed_at"])
-    quota.set_limits(subscription, limits_of(subscription))
+    quota.set_limits(subscription, limits)
+    events.record(Event.SUBSCRIPTION_PLAN_CHANGED, subscription, acting_user=acting_user,
+                  before=before, after={"plan": str(plan.pk),
+                                        "burst_enabled": subscription.burst_enabled})
     return subscription
 
 
@@ -331,6 +348,8 @@ def configure_burst(subscription: Subscription, *, enabled: bool,
     Opting out closes the room to new reservations; what already runs above the quota
     keeps running (and is billed while it does)."""
     subscription = _lock(subscription)
+    before = {"burst_enabled": subscription.burst_enabled,
+              "burst_monthly_cap": _text(subscription.burst_monthly_cap)}
     if enabled and not subscription.plan.offers_burst:
         raise Invalid("The subscription's plan offers no burst.",
                       errors={"burst.enabled": ["The plan offers no burst."]})
@@ -343,7 +362,14 @@ def configure_burst(subscription: Subscription, *, enabled: bool,
     subscription.burst_capped = _is_capped(subscription)
     subscription.save(update_fields=["burst_enabled", "burst_monthly_cap", "burst_capped",
                                      "state_changed_at"])
+    events.record(Event.SUBSCRIPTION_BURST_CHANGED, subscription, acting_user=acting_user,
+                  before=before, after={"burst_enabled": subscription.burst_enabled,
+                                        "burst_monthly_cap": _text(subscription.burst_monthly_cap)})
     return subscription
+
+
+def _text(amount: Decimal | None) -> str | None:
+    return None if amount is None else str(amount)
 
 
 def _is_capped(subscription: Subscription) -> bool:

@@ -233,3 +233,54 @@ def test_the_provider_publishes_a_plan_with_burst_and_prices(catalog, staff):
     # burst off again: null
     off = staff.patch(f"/api/v1/admin/plans/{created['id']}/", {"burst": None}, format="json")
     assert off.status_code == 200 and off.json()["burst"] is None
+
+
+def test_the_owner_changes_plan_and_each_plan_is_billed_its_share(world):
+    w, sid = world, world["subscription"].pk
+    larger = PlanFactory(cloud=w["plan"].cloud, templates=[w["template"]], quota_vcpus=4,
+                         quota_memory_mb=4096, price_monthly=Decimal("60.00"))
+    assert vm(w["operator"], w, vcpus=1, memory_mb=1024).status_code == 202
+    # an operator may not change plan; another tenant does not see the subscription
+    assert w["operator"].patch(f"/api/v1/subscriptions/{sid}/", {"plan": str(larger.pk)},
+                               format="json").status_code == 403
+    assert w["other"].patch(f"/api/v1/subscriptions/{sid}/", {"plan": str(larger.pk)},
+                            format="json").status_code == 404
+    # the owner moves to the larger plan on the 16th of November (30 days) at 00:00 UTC
+    with time_machine.travel(utc(2026, 11, 16), tick=False):
+        moved = w["owner"].patch(f"/api/v1/subscriptions/{sid}/", {"plan": str(larger.pk)},
+                                 format="json")
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["plan"] == str(larger.pk)
+    quota = w["owner"].get(f"/api/v1/subscriptions/{sid}/quota/").json()
+    assert quota["vcpus"] == {"limit": 4, "used": 1, "burst": 0}
+    # then November bills 15 days of each plan: 15.00 + 30.00, the 16th once
+    with time_machine.travel(utc(2026, 12, 1, 1), tick=False):
+        invoice = invoices.refresh_invoice(w["tenant"], utc(2026, 11, 1))
+    monthly = sorted(line.amount for line in invoice.lines.filter(meter="monthly"))
+    assert monthly == [Decimal("15.00"), Decimal("30.00")]
+    activity = w["owner"].get("/api/v1/activity/").json()["results"]
+    assert "subscription.plan_changed" in {e["event"] for e in activity}
+
+
+def test_a_plan_change_that_would_not_hold_the_usage_or_leaves_the_cloud_is_409(world):
+    w, sid = world, world["subscription"].pk
+    assert burst_on(w["owner"], sid).status_code == 200
+    assert vm(w["operator"], w, vcpus=2, memory_mb=1024).status_code == 202  # 1 in burst
+    tiny = PlanFactory(cloud=w["plan"].cloud, quota_vcpus=1, quota_memory_mb=1024)
+    refused = w["owner"].patch(f"/api/v1/subscriptions/{sid}/",
+                               {"plan": str(tiny.pk), "burst": {"enabled": False}},
+                               format="json")
+    assert refused.status_code == 409 and refused.json()["type"].endswith("/quota-exceeded")
+    assert refused.json()["errors"]["vcpus"] == {"used": 2, "limit": 1}
+    elsewhere = PlanFactory(quota_vcpus=8)
+    assert w["owner"].patch(f"/api/v1/subscriptions/{sid}/", {"plan": str(elsewhere.pk)},
+                            format="json").status_code == 409
+    hidden = PlanFactory(cloud=w["plan"].cloud, quota_vcpus=8, state="private")
+    assert w["owner"].patch(f"/api/v1/subscriptions/{sid}/", {"plan": str(hidden.pk)},
+                            format="json").status_code == 404
+    assert w["owner"].patch(f"/api/v1/subscriptions/{sid}/", {}, format="json").status_code \
+        == 400
+    # nothing changed: the plan, the burst switch and the limits are as they were
+    after = w["owner"].get(f"/api/v1/subscriptions/{sid}/").json()
+    assert after["plan"] == str(w["plan"].pk) and after["burst"]["enabled"] is True
+    assert w["owner"].get(f"/api/v1/subscriptions/{sid}/quota/").json()["vcpus"]["limit"] == 1

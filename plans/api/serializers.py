@@ -130,7 +130,18 @@ class BurstChangeSerializer(serializers.Serializer):
 
 
 class SubscriptionUpdateSerializer(serializers.Serializer):
-    burst = BurstChangeSerializer()
+    plan = serializers.UUIDField(
+        required=False, help_text=(
+            "Move to another plan of the same cloud, from this minute: each plan is billed "
+            "its share of the month. 404 for a plan the organisation cannot see; 409 for a "
+            "plan of another cloud, or whose quota would not hold what the subscription "
+            "uses (`/quota-exceeded`)."))
+    burst = BurstChangeSerializer(required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Give `plan`, `burst` or both.")
+        return attrs
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):

@@ -1,6 +1,7 @@
 """Subscriptions through the API: the tenant's own and the provider's view of all of them.
 Every change goes through ``provisioning.lifecycle``."""
 
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -115,19 +116,28 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     write_permission = "plans.manage_subscriptions"
     filterset_fields = ["state", "plan"]
 
-    @extend_schema(summary="Change a subscription's burst", request=SubscriptionUpdateSerializer,
-                   responses={200: SubscriptionSerializer},
-                   description="Opt in to the plan's burst room with a `monthly_cap` (needed "
-                               "to opt in; 400 when the plan offers no burst), or out. Owner "
-                               "or admin only.")
+    @extend_schema(summary="Change a subscription's plan or burst",
+                   request=SubscriptionUpdateSerializer,
+                   responses={200: SubscriptionSerializer, **problems(404, 409)},
+                   description="`plan`: move to another plan of the same cloud (its quota "
+                               "must hold what the subscription uses). `burst`: opt in to "
+                               "the plan's burst room with a `monthly_cap` (needed to opt "
+                               "in; 400 when the plan offers no burst), or out. Both in one "
+                               "call: the plan changes first, all or nothing. Owner or admin "
+                               "only.")
+    @transaction.atomic
     def partial_update(self, request, pk=None):
         subscription = self.get_object()
         serializer = SubscriptionUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        burst = serializer.validated_data["burst"]
-        plan_services.configure_burst(subscription, enabled=burst["enabled"],
-                                      monthly_cap=burst.get("monthly_cap"),
-                                      acting_user=request.user)
+        data = serializer.validated_data
+        if "plan" in data:
+            subscription = plan_services.change_plan(subscription, plan_id=data["plan"],
+                                                     acting_user=request.user)
+        if "burst" in data:
+            plan_services.configure_burst(subscription, enabled=data["burst"]["enabled"],
+                                          monthly_cap=data["burst"].get("monthly_cap"),
+                                          acting_user=request.user)
         subscription = self.get_queryset().get(pk=subscription.pk)
         return Response(self.get_serializer(subscription).data)
 
