@@ -15,7 +15,8 @@ from fabric.models import Stamp
 
 __all__ = ["StampCollection", "collection_status"]
 
-WINDOW = timedelta(hours=24)
+WINDOW_HOURS = 24
+WINDOW = timedelta(hours=WINDOW_HOURS)
 MINUTE = timedelta(minutes=1)
 
 
@@ -28,7 +29,6 @@ class Segment:
     end: datetime
     left: float
     width: float
-    detail: str
 
 
 @dataclass
@@ -72,8 +72,7 @@ def collection_status(now: datetime | None = None) -> list[StampCollection]:
                 continue
             segments.append(Segment(r.state, r.start, r.end,
                                     left=round(100 * (start - since) / WINDOW, 2),
-                                    width=max(0.3, round(100 * (end - start) / WINDOW, 2)),
-                                    detail=r.detail))
+                                    width=max(0.3, round(100 * (end - start) / WINDOW, 2))))
         status.append(StampCollection(
             stamp=stamp, collected_until=until,
             lag_minutes=None if until is None else max(0, _minutes(now - until)),

@@ -23,7 +23,7 @@ from base.errors import ServiceError
 from base.web.forms import add_service_errors
 from base.web.views import ProviderPortalMixin, ServiceFormMixin, TenantPortalMixin
 from billing import invoices
-from billing.collection import WINDOW, collection_status
+from billing.collection import WINDOW_HOURS, collection_status
 from billing.forms import BurstForm, PeriodForm, ReprocessForm
 from billing.prices import currency
 from billing.rating import month_of
@@ -160,8 +160,7 @@ class ProviderInvoiceListView(ProviderPortalMixin, ListView):
                        total=sum((i.total for i in self.get_queryset()), Decimal("0")),
                        closed=self.period < month_of(timezone.now()),
                        drafts=self.get_queryset().filter(state=InvoiceState.DRAFT).count(),
-                       collection=collection_status(), window_hours=int(WINDOW.total_seconds()
-                                                                        // 3600))
+                       collection=collection_status(), window_hours=WINDOW_HOURS)
         return context
 
     def render_to_response(self, context, **kwargs):

@@ -20,6 +20,7 @@ from plans.models import (
     AddOnKind,
     Plan,
     PlanState,
+    QuotaDimension,
     Subscription,
     SubscriptionAddOn,
     SubscriptionAddOnPeriod,
@@ -314,12 +315,11 @@ def change_plan(subscription: Subscription, *, plan_id, acting_user: User | None
     old_plan = subscription.plan
     subscription.plan = plan
     limits = limits_of(subscription)
-    room = (plan.burst_limits() if subscription.burst_enabled and plan.offers_burst
-            and not subscription.burst_capped else {})
-    over = {row.dimension: {"used": row.used, "limit": limits.get(row.dimension, 0)
-                            + room.get(row.dimension, 0)}
+    room = quota.burst_room(subscription, fresh=False)  # the new plan's, as it stands now
+    ceiling = {d: limits.get(d, 0) + room.get(d, 0) for d in QuotaDimension.values}
+    over = {row.dimension: {"used": row.used, "limit": ceiling[row.dimension]}
             for row in subscription.quota_rows.select_for_update()
-            if row.used > limits.get(row.dimension, 0) + room.get(row.dimension, 0)}
+            if row.used > ceiling[row.dimension]}
     if over:
         subscription.plan = old_plan
         raise QuotaExceeded("The new plan's quota would not hold what the subscription "
