@@ -36,6 +36,7 @@ from typing import NamedTuple
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from billing import rollup
 from billing.models import (
     BURST_DIMENSIONS,
     Meter,
@@ -259,7 +260,8 @@ def _usage(minute, vms: dict[str, _Vm], owners, limits, report) -> Iterator[Usag
 
 # -- writing -------------------------------------------------------------------------------
 def _write(stamp: Stamp, usage: list[Usage]) -> int:
-    """Upsert the rows (a minute written again replaces itself); how many were written."""
+    """Upsert the rows (a minute written again replaces itself) and add what they change
+    to their hours (``rollup``), in one transaction; how many rows were written."""
     if not usage:
         return 0
     if connection.vendor == "postgresql":
@@ -267,13 +269,33 @@ def _write(stamp: Stamp, usage: list[Usage]) -> int:
     rows = [UsageRecord(subscription_id=s, resource_type=t, resource_id=r, meter=str(m),
                         minute=minute, quantity=Decimal(q), stamp=stamp)
             for s, t, r, minute, meters in usage for m, q in meters]
-    for i in range(0, len(rows), BATCH):
-        with transaction.atomic():
+    deltas = _hour_sums(usage)
+    with transaction.atomic():
+        replaced = UsageRecord.objects.filter(
+            stamp=stamp, minute__in={u[3] for u in usage}).values_list(
+            "subscription_id", "minute", "resource_id", "meter", "quantity")
+        old = {(str(s), minute, r, m): q for s, minute, r, m, q in replaced}
+        for row in rows:
+            quantity = old.get((row.subscription_id, row.minute, row.resource_id, row.meter))
+            if quantity is not None:
+                deltas[(row.subscription_id, row.meter, rollup.floor_hour(row.minute))] -= \
+                    quantity
+        for i in range(0, len(rows), BATCH):
             UsageRecord.objects.bulk_create(
                 rows[i:i + BATCH], update_conflicts=True,
-                unique_fields=["subscription", "resource_id", "meter", "minute"],
+                unique_fields=["subscription", "minute", "resource_id", "meter"],
                 update_fields=["quantity", "resource_type", "stamp"])
+        rollup.add(stamp, deltas)
     return len(rows)
+
+
+def _hour_sums(usage: list[Usage]) -> rollup.Deltas:
+    sums: rollup.Deltas = defaultdict(Decimal)
+    for s, _, _, minute, meters in usage:
+        hour = minute.replace(minute=0)
+        for m, q in meters:
+            sums[(s, str(m), hour)] += q
+    return sums
 
 
 _COLUMNS = ("subscription_id", "resource_type", "resource_id", "meter", "minute", "quantity",
@@ -284,8 +306,9 @@ def _write_postgres(stamp: Stamp, usage: list[Usage]) -> int:
     """COPY the rows. Minutes after the stamp's ``written_until`` go straight into the
     table (the unique constraint still guards: a violation runs the upsert instead);
     others through a temporary table and one INSERT ... ON CONFLICT DO UPDATE, the upsert
-    ``bulk_create(update_conflicts=True)`` does. The cursor row is locked meanwhile, so two
-    passes of one stamp write one after the other.
+    ``bulk_create(update_conflicts=True)`` does, after subtracting the rows it replaces
+    from the hours. The cursor row is locked meanwhile, so two passes of one stamp write
+    one after the other.
 
     ``synchronous_commit`` is off for this transaction only: PostgreSQL writes its log in
     order, so the cursor's (synchronous) commit that follows makes these rows durable
@@ -295,11 +318,15 @@ def _write_postgres(stamp: Stamp, usage: list[Usage]) -> int:
     buffer = io.StringIO()
     stamp_id, count = str(stamp.pk), 0
     minutes = set()
+    deltas: rollup.Deltas = defaultdict(Decimal)
     for s, t, r, minute, meters in usage:
         head, tail = f"{s}\t{t}\t{r}\t", f"\t{minute.isoformat()}\t"
         buffer.write("".join(f"{head}{m}{tail}{q}\t{stamp_id}\n" for m, q in meters))
         count += len(meters)
         minutes.add(minute)
+        hour = minute.replace(minute=0)
+        for m, q in meters:
+            deltas[(s, m, hour)] += q
     table = UsageRecord._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
@@ -313,6 +340,7 @@ def _write_postgres(stamp: Stamp, usage: list[Usage]) -> int:
                 with transaction.atomic():
                     buffer.seek(0)
                     cursor.cursor.copy_from(buffer, table, columns=_COLUMNS)
+                rollup.add(stamp, deltas)
                 return count
             except IntegrityError:
                 pass  # rows of these minutes exist after all: upsert them
@@ -325,11 +353,18 @@ def _write_postgres(stamp: Stamp, usage: list[Usage]) -> int:
         buffer.seek(0)
         cursor.cursor.copy_from(buffer, "usage_incoming", columns=_COLUMNS)
         cursor.execute(
+            "SELECT u.subscription_id::text, u.meter, date_trunc('hour', u.minute, 'UTC'),"  # noqa: S608
+            f" SUM(u.quantity) FROM usage_incoming i JOIN {table} u"
+            " USING (subscription_id, minute, resource_id, meter) GROUP BY 1, 2, 3")
+        for s, m, hour, quantity in cursor.fetchall():
+            deltas[(s, m, hour)] -= quantity
+        cursor.execute(
             f"INSERT INTO {table} ({', '.join(_COLUMNS)})"  # noqa: S608
             f" SELECT {', '.join(_COLUMNS)} FROM usage_incoming"
-            " ON CONFLICT (subscription_id, resource_id, meter, minute) DO UPDATE SET"
+            " ON CONFLICT (subscription_id, minute, resource_id, meter) DO UPDATE SET"
             " quantity = EXCLUDED.quantity, resource_type = EXCLUDED.resource_type,"
             " stamp_id = EXCLUDED.stamp_id")
+        rollup.add(stamp, deltas)
     return count
 
 

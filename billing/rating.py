@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Max, Min, QuerySet, Sum
+from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 
+from billing import rollup
 from billing.models import UsageRecord
 from billing.prices import BURST_PREFIX, MONTHLY, USAGE_METERS, PriceBook, unit_of
 from billing.rating_models import RatingReprocess
@@ -132,12 +133,8 @@ def _segments(periods: _Periods, start: datetime, end: datetime, book: PriceBook
     return segments
 
 
-def _usage_sums(subscription: Subscription, segment: _Segment, rows: QuerySet | None
-                ) -> dict[str, Decimal]:
-    rows = rows if rows is not None else UsageRecord.objects.filter(subscription=subscription)
-    sums = (rows.filter(minute__gte=segment.start, minute__lt=segment.end)
-            .values("meter").annotate(total=Sum("quantity")).order_by("meter"))
-    return {r["meter"]: r["total"] for r in sums if r["total"]}
+def _usage_sums(subscription: Subscription, segment: _Segment) -> dict[str, Decimal]:
+    return rollup.sums(segment.start, segment.end, subscription=subscription)
 
 
 def _usage_price(book: PriceBook, segment: _Segment, meter: str) -> Decimal:
@@ -202,7 +199,7 @@ def rate(subscription: Subscription, start: datetime, end: datetime, *,
                            s, e), minutes=minutes, exact=price * minutes / month_minutes)
     # Usage, at the prices of each segment.
     for segment in _segments(periods, start, end, book, reprocesses):
-        for meter, quantity in _usage_sums(subscription, segment, None).items():
+        for meter, quantity in _usage_sums(subscription, segment).items():
             price = _usage_price(book, segment, meter)
             if price:
                 add(Charge(subscription, meter, "", _describe(meter), price, segment.start,
@@ -220,8 +217,9 @@ def price_usage(subscription: Subscription, rows: QuerySet | Iterable[UsageRecor
     what of it the plan's monthly price covers (``included``: meters without a price),
     what is ``billable`` and its ``amount``, at the prices in effect at each minute.
 
-    ``rows`` is a queryset of the window's usage records (summed in the database, segment
-    by segment) or any iterable of them."""
+    ``rows`` is a queryset of the subscription's usage records (its window, ``start`` to
+    ``end`` or the first to the last of them, is summed by the hour, segment by segment)
+    or any iterable of them."""
     book = PriceBook()
     periods = _Periods.of(subscription)
     reprocesses = []
@@ -243,7 +241,7 @@ def price_usage(subscription: Subscription, rows: QuerySet | Iterable[UsageRecor
             start, end = bounds["first"], bounds["last"] + timedelta(minutes=1)
         reprocesses = _reprocesses(start, end)
         for segment in _segments(periods, _minute(start), end, book, reprocesses):
-            for meter, quantity in _usage_sums(subscription, segment, rows).items():
+            for meter, quantity in _usage_sums(subscription, segment).items():
                 add(meter, quantity, _usage_price(book, segment, meter))
     else:
         rows = list(rows)

@@ -12,12 +12,10 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Sum
-from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from base.errors import Invalid
-from billing import rating
+from billing import rating, rollup
 from billing.models import Meter, MissingUsage, UsageRecord
 
 __all__ = ["GRANULARITIES", "MAX_WINDOW", "Granularity", "Window", "parse_window", "summary"]
@@ -94,10 +92,9 @@ def summary(window: Window, *, subscription=None, **filters) -> dict:
     if subscription is not None:
         filters["subscription"] = subscription
     records = _records(window, **filters)
-    totals = list(records.values("meter").annotate(quantity=Sum("quantity")).order_by("meter"))
-    series = (records.annotate(start=Trunc("minute", window.granularity, tzinfo=UTC))
-              .values("start", "meter").annotate(quantity=Sum("quantity"))
-              .order_by("start", "meter"))
+    totals = [{"meter": meter, "quantity": quantity} for meter, quantity in
+              sorted(rollup.sums(window.start, window.end, **filters).items())]
+    series = rollup.series(window.start, window.end, window.granularity, **filters)
     priced = ({m["meter"]: m for m in rating.price_usage(
         subscription, records, start=window.start, end=window.end)}
         if subscription is not None else {})

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 
+from billing import rollup
 from billing.models import MissingUsage, UsageRecord
 from fabric.models import Stamp
 
@@ -35,6 +36,7 @@ def metered(catalog, signup):
         [UsageRecord(subscription_id=subscription, resource_type="vm", resource_id="vm-1",
                      meter=meter, minute=minute, quantity=quantity, stamp=stamp)
          for minute in minutes for meter, quantity in (("vcpus", 2), ("vms", 1))])
+    rollup.rebuild(NOW - timedelta(days=2), NOW)  # as the collector keeps them
     return {"owner": owner, "subscription": subscription, "stamp": stamp}
 
 

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from billing import rollup
 from billing.models import UsageRecord
 
 __all__ = ["usage"]
@@ -14,14 +15,17 @@ __all__ = ["usage"]
 
 def usage(subscription, meter: str, quantity, *, start: datetime, minutes: int = 1,
           resource_id=None) -> list[UsageRecord]:
-    """``minutes`` records of ``meter`` from ``start`` (a whole minute) on; a burst meter's
-    resource is the subscription itself."""
+    """``minutes`` records of ``meter`` from ``start`` (a whole minute) on, and their hours
+    summed again (as the collector keeps them); a burst meter's resource is the
+    subscription itself."""
     resource_id = resource_id or (subscription.pk if meter.startswith("burst.")
                                   else uuid.uuid4())
     stamp = subscription.plan.cloud.stamp
     kind = "subscription" if meter.startswith("burst.") else "vm"
-    return UsageRecord.objects.bulk_create(
+    rows = UsageRecord.objects.bulk_create(
         UsageRecord(subscription=subscription, stamp=stamp, resource_type=kind,
                     resource_id=resource_id, meter=meter,
                     minute=start + timedelta(minutes=n), quantity=Decimal(quantity))
         for n in range(minutes))
+    rollup.rebuild(start, start + timedelta(minutes=minutes), subscription=subscription)
+    return rows

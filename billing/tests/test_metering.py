@@ -6,9 +6,10 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db.models import Sum
+from django.db.models.functions import Trunc
 
-from billing import metering
-from billing.models import MeterCursor, MissingState, MissingUsage, UsageRecord
+from billing import metering, rollup
+from billing.models import MeterCursor, MissingState, MissingUsage, UsageHour, UsageRecord
 from fabric.drivers import get_driver, memory
 from fabric.tests.factories import CloudFactory, StampFactory
 from plans.tests.factories import PlanFactory, SubscriptionFactory
@@ -48,6 +49,16 @@ def total(meter, **filters) -> Decimal:
         s=Sum("quantity"))["s"] or Decimal(0)
 
 
+def hours_match_records() -> bool:
+    """Every hour (what rating reads) is the sum of its records, and none is left over."""
+    records = (UsageRecord.objects.annotate(at=Trunc("minute", "hour", tzinfo=UTC))
+               .values("subscription_id", "meter", "at").annotate(q=Sum("quantity"))
+               .values_list("subscription_id", "meter", "at", "q"))
+    hours = UsageHour.objects.exclude(quantity=0).values_list("subscription_id", "meter",
+                                                              "hour", "quantity")
+    return set(records) == set(hours) and len(hours) > 0
+
+
 def run(world, at, **options):
     with time_machine.travel(at, tick=False):
         return metering.collect(world["stamp"], driver=world["driver"], **options)
@@ -68,6 +79,7 @@ def test_each_minute_is_counted_once_whatever_reruns(world):
     assert UsageRecord.objects.filter(meter="vcpus").values("minute").distinct().count() == 3
     assert MeterCursor.objects.get(stamp=world["stamp"]).collected_until == T0 + 3 * MINUTE
     assert all(r.minute.second == 0 for r in UsageRecord.objects.all())
+    assert hours_match_records()
 
 
 def test_allocation_above_the_quota_is_burst_of_the_subscription(world):
@@ -104,6 +116,30 @@ def test_a_crash_between_writing_and_the_cursor_changes_no_total(world):
     assert report.minutes == 5  # all from the cursor again
     assert total("vcpus") == 2 * 6
     assert MeterCursor.objects.get(stamp=world["stamp"]).collected_until == T0 + 5 * MINUTE
+    assert hours_match_records()
+
+
+def test_a_minute_written_again_with_other_figures_moves_its_hour_by_the_difference(world):
+    # given a VM of 2 vCPUs metered from 09:59 to 10:02
+    with time_machine.travel(T0 - timedelta(seconds=30), tick=False):
+        vm = world["vm"]("web")
+    run(world, T0 + timedelta(seconds=5))
+    run(world, T0 + 3 * MINUTE + timedelta(seconds=5))
+    subscription = world["subscription"]
+    assert rollup.sums(T0, T0 + rollup.HOUR, subscription=subscription)["vcpus"] == 2 * 3
+    # when it is resized to 4 vCPUs and the minute 10:02 is collected again (a rerun)
+    with time_machine.travel(T0 + 3 * MINUTE + timedelta(seconds=10), tick=False):
+        fabric = memory.fabric(world["stamp"].endpoint)
+        fabric.submit(OpKind.VM_STOP, {"vm_id": vm.id}, "stop")
+        fabric.submit(OpKind.VM_RESIZE, {"vm_id": vm.id, "vcpus": 4, "memory_mb": 1024},
+                      "resize")
+    MeterCursor.objects.filter(stamp=world["stamp"]).update(collected_until=T0 + 2 * MINUTE)
+    run(world, T0 + 3 * MINUTE + timedelta(seconds=20))
+    # then that minute counts 4 and its hour moved by 2, not by 4
+    assert total("vcpus", minute=T0 + 2 * MINUTE) == 4
+    assert rollup.sums(T0, T0 + rollup.HOUR, subscription=subscription)["vcpus"] == 2 + 2 + 4
+    assert rollup.sums(T0 - MINUTE, T0, subscription=subscription)["vcpus"] == 2
+    assert hours_match_records()
 
 
 def test_a_stamp_down_three_hours_is_missing_then_backfilled_from_its_history(world):
@@ -143,6 +179,7 @@ def test_a_stamp_down_three_hours_is_missing_then_backfilled_from_its_history(wo
     assert total("vcpus", **window) == 59 * 2 + 60 * 4
     assert total("vms", **window) == 119
     assert MeterCursor.objects.get(stamp=stamp).collected_until == T0 + 181 * MINUTE
+    assert hours_match_records()
 
 
 class _NoHistory:
