@@ -318,15 +318,12 @@ def _write_postgres(stamp: Stamp, usage: list[Usage]) -> int:
     buffer = io.StringIO()
     stamp_id, count = str(stamp.pk), 0
     minutes = set()
-    deltas: rollup.Deltas = defaultdict(Decimal)
     for s, t, r, minute, meters in usage:
         head, tail = f"{s}\t{t}\t{r}\t", f"\t{minute.isoformat()}\t"
         buffer.write("".join(f"{head}{m}{tail}{q}\t{stamp_id}\n" for m, q in meters))
         count += len(meters)
         minutes.add(minute)
-        hour = minute.replace(minute=0)
-        for m, q in meters:
-            deltas[(s, m, hour)] += q
+    deltas = _hour_sums(usage)
     table = UsageRecord._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
