@@ -17,9 +17,13 @@ minute:
 
 A minute is ``[m, m + 60 s)``; what is metered for it is the allocation at its end.
 Every VM the stamp holds is metered whatever its power state (allocation is what the
-quota reserves); a replica is not (its source is metered as ``dr.protected_vms``).
-``burst.<dimension>`` is the subscription's allocation above its quota limit (the plan's
-quotas raised by its quota add-ons: the ledger's limits), as rows of the subscription.
+quota reserves), unless its subscription's plan meters stopped VMs only for what they
+keep (``Plan.meter_stopped_vms`` off: a stopped VM counts its disk, snapshots and DR
+protection, not its vCPUs, memory or VM-minutes, and these do not count toward burst);
+a replica is not metered (its source is, as ``dr.protected_vms``). ``burst.<dimension>``
+is the subscription's allocation above its quota limit (the plan's quotas raised by its
+quota add-ons: the ledger's limits), as rows of the subscription. The plan is the one
+the subscription has when its minutes are collected.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ class _Vm(NamedTuple):
     disk_gb: int
     checkpoints: int
     protected: bool
+    running: bool = True
 
 
 def floor_minute(moment: datetime) -> datetime:
@@ -126,13 +131,13 @@ def collect(stamp: Stamp, until: datetime | None = None, *, driver=None,
         _record_missing(stamp, start, until, str(exc))
         return report
     owners = _owners(stamp)
-    limits = _limits(owners.values())
+    terms = _Terms(owners.values())
     live = until - MINUTE
-    if start < live and not _backfill(stamp, driver, start, live, owners, limits, report,
+    if start < live and not _backfill(stamp, driver, start, live, owners, terms, report,
                                       after_write=after_write):
         _record_missing(stamp, start, until, report.detail)
         return report
-    report.rows += _write(stamp, list(_usage(live, current, owners, limits, report)))
+    report.rows += _write(stamp, list(_usage(live, current, owners, terms, report)))
     report.minutes += 1
     if after_write is not None:
         after_write()
@@ -141,7 +146,7 @@ def collect(stamp: Stamp, until: datetime | None = None, *, driver=None,
     return report
 
 
-def _backfill(stamp, driver, start, end, owners, limits, report, *, after_write) -> bool:
+def _backfill(stamp, driver, start, end, owners, terms, report, *, after_write) -> bool:
     """Rebuild ``[start, end)`` from the stamp's history, chunk by chunk, moving the cursor
     after each; without a history those minutes are marked unrecoverable. False if the
     stamp stopped answering (the minutes stay missing, to be tried again)."""
@@ -169,8 +174,9 @@ def _backfill(stamp, driver, start, end, owners, limits, report, *, after_write)
                 event = history.at(at)
                 if event is not None and event.kind == "normal":
                     vms[history.vm_id] = _Vm(event.vcpus, event.memory_mb, event.disk_gb,
-                                             event.checkpoints, event.protected)
-            rows.extend(_usage(minute, vms, owners, limits, report))
+                                             event.checkpoints, event.protected,
+                                             event.power_state == "running")
+            rows.extend(_usage(minute, vms, owners, terms, report))
             minute += MINUTE
         report.rows += _write(stamp, rows)
         minutes = int((chunk_end - moment) / MINUTE)
@@ -213,21 +219,27 @@ def _owners(stamp: Stamp) -> dict[str, tuple[str, str]]:
             for fabric_id, vm_id, subscription_id in rows}
 
 
-def _limits(owners: Iterable[tuple[str, object]]) -> dict[object, dict[str, int]]:
-    from plans.models import QuotaLedger
+class _Terms:
+    """What the subscriptions of a pass' VMs are metered by: their quota limits in the
+    burst dimensions, and which do not meter stopped VMs' compute."""
 
-    subscriptions = {subscription_id for _, subscription_id in owners}
-    limits: dict[object, dict[str, int]] = defaultdict(dict)
-    rows = QuotaLedger.objects.filter(subscription_id__in=subscriptions,
-                                      dimension__in=BURST_DIMENSIONS)
-    for subscription_id, dimension, limit in rows.values_list("subscription_id", "dimension",
-                                                              "limit"):
-        limits[str(subscription_id)][dimension] = limit
-    return limits
+    def __init__(self, owners: Iterable[tuple[str, object]]):
+        from plans.models import QuotaLedger, Subscription
+
+        subscriptions = {subscription_id for _, subscription_id in owners}
+        self.limits: dict[str, dict[str, int]] = defaultdict(dict)
+        rows = QuotaLedger.objects.filter(subscription_id__in=subscriptions,
+                                          dimension__in=BURST_DIMENSIONS)
+        for subscription_id, dimension, limit in rows.values_list(
+                "subscription_id", "dimension", "limit"):
+            self.limits[str(subscription_id)][dimension] = limit
+        self.running_only = {str(pk) for pk in Subscription.objects.filter(
+            pk__in=subscriptions, plan__meter_stopped_vms=False).values_list("pk", flat=True)}
 
 
-def _usage(minute, vms: dict[str, _Vm], owners, limits, report) -> Iterator[Usage]:
+def _usage(minute, vms: dict[str, _Vm], owners, terms: _Terms, report) -> Iterator[Usage]:
     allocated: dict[str, list[int]] = {}
+    running_only = terms.running_only
     for fabric_id, vm in vms.items():
         owner = owners.get(fabric_id)
         if owner is None:  # not the portal's (or not recorded yet): reconciliation's business
@@ -237,20 +249,23 @@ def _usage(minute, vms: dict[str, _Vm], owners, limits, report) -> Iterator[Usag
         used = allocated.get(subscription_id)
         if used is None:
             used = allocated[subscription_id] = [0, 0, 0, 0, 0]
-        used[0] += vm.vcpus
-        used[1] += vm.memory_mb
         used[2] += vm.disk_gb
-        used[3] += 1
         used[4] += vm.checkpoints
-        meters = ((Meter.VCPUS, vm.vcpus), (Meter.MEMORY_MB, vm.memory_mb),
-                  (Meter.STORAGE_GB, vm.disk_gb), (Meter.VMS, 1))
+        if vm.running or subscription_id not in running_only:
+            used[0] += vm.vcpus
+            used[1] += vm.memory_mb
+            used[3] += 1
+            meters = ((Meter.VCPUS, vm.vcpus), (Meter.MEMORY_MB, vm.memory_mb),
+                      (Meter.STORAGE_GB, vm.disk_gb), (Meter.VMS, 1))
+        else:
+            meters = ((Meter.STORAGE_GB, vm.disk_gb),)
         if vm.checkpoints:
             meters += ((Meter.SNAPSHOTS, vm.checkpoints),)
         if vm.protected:
             meters += ((Meter.DR_PROTECTED_VMS, 1),)
         yield (subscription_id, ResourceType.VM, vm_id, minute, meters)
     for subscription_id, used in allocated.items():
-        quota = limits.get(subscription_id, {})
+        quota = terms.limits.get(subscription_id, {})
         over = tuple((burst_meter(dimension), amount - quota[dimension])
                      for dimension, amount in zip(BURST_DIMENSIONS, used, strict=True)
                      if dimension in quota and amount > quota[dimension])

@@ -29,7 +29,7 @@ class AddOnChoiceForm(PortalForm):
 class PlanForm(ServiceModelForm):
     fieldsets = [
         ("Plan", ["name", "description", "state", "cloud", "price_monthly",
-                  "max_subscriptions"]),
+                  "meter_stopped_vms", "max_subscriptions"]),
         ("Quotas per subscription", QUOTA_FIELDS),
         ("Largest VM", ["max_vm_vcpus", "max_vm_memory_mb", "max_vm_disk_gb"]),
         ("Offer", ["templates", "addons", "offered_to"]),
@@ -37,11 +37,12 @@ class PlanForm(ServiceModelForm):
 
     class Meta:
         model = Plan
-        fields = ["name", "description", "state", "cloud", "price_monthly", "max_subscriptions",
-                  *QUOTA_FIELDS, "max_vm_vcpus", "max_vm_memory_mb", "max_vm_disk_gb",
-                  "templates", "addons", "offered_to"]
+        fields = ["name", "description", "state", "cloud", "price_monthly", "meter_stopped_vms",
+                  "max_subscriptions", *QUOTA_FIELDS, "max_vm_vcpus", "max_vm_memory_mb",
+                  "max_vm_disk_gb", "templates", "addons", "offered_to"]
         labels = {**_QUOTA_LABELS, "max_vm_vcpus": "vCPUs", "max_vm_memory_mb": "Memory (MB)",
                   "max_vm_disk_gb": "Disk (GB)", "price_monthly": "Price a month",
+                  "meter_stopped_vms": "Meter stopped VMs",
                   "offered_to": "Offered to (while private)", "addons": "Add-ons"}
         widgets = {"description": forms.Textarea(attrs={"rows": 2}),
                    "templates": forms.CheckboxSelectMultiple,
@@ -69,5 +70,6 @@ class AddOnForm(ServiceModelForm):
         fields = ["name", "description", "kind", "price_monthly", *QUOTA_FIELDS,
                   "recovery_cloud", "rpo_seconds"]
         labels = {**_QUOTA_LABELS, "price_monthly": "Price a month",
+                  "meter_stopped_vms": "Meter stopped VMs",
                   "rpo_seconds": "Recovery point objective (seconds)"}
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}

@@ -164,6 +164,11 @@ class Plan(QuotaFields, BurstFields):
     max_vm_disk_gb = models.PositiveIntegerField(default=1024)
     price_monthly = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0"),
                                         validators=[MinValueValidator(Decimal("0"))])
+    meter_stopped_vms = models.BooleanField(
+        default=True,
+        help_text="Stopped VMs are metered for their vCPUs, memory and VM-minutes too (and "
+                  "count toward burst). Off: only while running. Disks, snapshots and DR "
+                  "protection are metered either way.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -46,8 +46,9 @@ GET        /v1/inventory                              {name, containers, gateway
                                                       nat_rules, firewall_rules, vms,
                                                       checkpoints, replications}
 GET        /v1/usage                                  {name, at, vms: [[id, vcpus, memory_mb,
-                                                      disk_gb, checkpoints, protected]]}: what
-                                                      metering reads each minute (no replicas)
+                                                      disk_gb, checkpoints, protected,
+                                                      running]]}: what metering reads each
+                                                      minute (no replicas)
 GET        /v1/history?since=&until=                  {name, since, until, vms: [{vm_id,
                                                       container_id, events: [{event, at, vcpus,
                                                       memory_mb, disk_gb, power_state, kind,

@@ -249,7 +249,8 @@ class State:
 
     def usage(self) -> list[list[Any]]:
         """What is metered of each VM now, compactly: ``[id, vcpus, memory_mb, disk_gb,
-        checkpoints, protected]`` per VM (replicas left out: their source is metered)."""
+        checkpoints, protected, running]`` per VM (replicas left out: their source is
+        metered)."""
         checkpoints: dict[str, int] = {}
         for checkpoint in self.checkpoints.values():
             checkpoints[checkpoint["vm_id"]] = checkpoints.get(checkpoint["vm_id"], 0) + 1
@@ -259,7 +260,8 @@ class State:
         }
         return [
             [vm["id"], vm["vcpus"], vm["memory_mb"], vm["disk_gb"],
-             checkpoints.get(vm["id"], 0), vm["id"] in protected]
+             checkpoints.get(vm["id"], 0), vm["id"] in protected,
+             vm["power_state"] == PowerState.RUNNING]
             for vm in self.vms.values()
             if vm["kind"] == VmKind.NORMAL
         ]

@@ -109,3 +109,15 @@ def test_every_check_is_kept_in_the_stamps_health_history(staff, catalog):
     assert history["count"] == 3
     assert {c["health"] for c in history["results"]} == {"healthy"}
     assert all(c["latency_ms"] is not None for c in history["results"])
+
+
+def test_a_plan_says_whether_stopped_vms_are_metered(staff, signup, catalog):
+    # given a public plan that meters VMs only while they run
+    plan = catalog["post"]("plans", {"name": "Running only", "cloud": catalog["cloud_a"]["id"],
+                                     "state": "public", "meter_stopped_vms": False})
+    assert plan["meter_stopped_vms"] is False
+    # then tenants see it in the offer, and a plan that does not say meters them
+    offered = {p["name"]: p for p in signup().get("/api/v1/plans/").json()["results"]}
+    assert offered["Running only"]["meter_stopped_vms"] is False
+    other = catalog["post"]("plans", {"name": "Default", "cloud": catalog["cloud_a"]["id"]})
+    assert other["meter_stopped_vms"] is True

@@ -96,6 +96,39 @@ def test_allocation_above_the_quota_is_burst_of_the_subscription(world):
     assert not UsageRecord.objects.filter(meter="burst.vms").exists()
 
 
+@pytest.mark.parametrize("meter_stopped", [True, False])
+def test_a_stopped_vm_is_metered_as_its_plan_says(world, meter_stopped):
+    # given a plan that meters stopped VMs (or not), 10 vCPUs on its 8, and one of the VMs
+    # (6 vCPUs) stopped at 10:00:30
+    plan = world["subscription"].plan
+    plan.meter_stopped_vms = meter_stopped
+    plan.save()
+    with time_machine.travel(T0 - timedelta(seconds=30), tick=False):
+        stopped = world["vm"]("batch", vcpus=6, disk_gb=30)
+        world["vm"]("web", vcpus=4)
+    run(world, T0 + timedelta(seconds=5))
+    with time_machine.travel(T0 + timedelta(seconds=30), tick=False):
+        world["driver"].stop_vm(key="stop", vm_id=stopped.id)
+    # when 10:00 is rebuilt from the history and 10:01 read from the inventory, then the
+    # stamp misses a pass and 10:02-10:03 are rebuilt from the history too
+    assert run(world, T0 + 2 * MINUTE + timedelta(seconds=5)).backfilled == 1
+    memory.set_reachable(world["stamp"].endpoint, False)
+    assert run(world, T0 + 3 * MINUTE + timedelta(seconds=5)).missing
+    memory.set_reachable(world["stamp"].endpoint, True)
+    assert run(world, T0 + 5 * MINUTE + timedelta(seconds=5)).backfilled == 2
+    # then from 10:00 (stopped at its end) its disk is metered either way, its vCPUs, memory
+    # and VM-minutes (and the burst they make) only if the plan says so
+    after = {"minute__gte": T0}
+    assert total("storage_gb", **after) == 5 * (30 + 10)
+    assert total("vcpus", **after) == 5 * (10 if meter_stopped else 4)
+    assert total("vms", **after) == 5 * (2 if meter_stopped else 1)
+    assert total("memory_mb", **after) == 5 * 1024 * (2 if meter_stopped else 1)
+    assert total("burst.vcpus", **after) == (5 * 2 if meter_stopped else 0)
+    # and before it stopped both were metered whole
+    assert total("vcpus", minute=T0 - MINUTE) == 10
+    assert hours_match_records()
+
+
 def test_a_crash_between_writing_and_the_cursor_changes_no_total(world):
     # given a VM metered once
     with time_machine.travel(T0 - timedelta(seconds=30), tick=False):

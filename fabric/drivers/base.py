@@ -285,6 +285,7 @@ class VmUsage(NamedTuple):
     disk_gb: int
     checkpoints: int
     protected: bool
+    running: bool = True  # a stamp that does not say: metered as running
 
 
 @dataclass(frozen=True)

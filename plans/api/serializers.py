@@ -75,8 +75,8 @@ class PlanSerializer(serializers.ModelSerializer):
         model = Plan
         fields = ["id", "name", "description", "state", "cloud", "quotas", "templates",
                   "addons", "offered_to", "max_subscriptions", "max_vm_vcpus",
-                  "max_vm_memory_mb", "max_vm_disk_gb", "price_monthly", "burst",
-                  "subscription_count", "created_at"]
+                  "max_vm_memory_mb", "max_vm_disk_gb", "price_monthly", "meter_stopped_vms",
+                  "burst", "subscription_count", "created_at"]
 
 
 class OfferedAddOnSerializer(serializers.ModelSerializer):
@@ -107,7 +107,7 @@ class PublicPlanSerializer(serializers.ModelSerializer):
         model = Plan
         fields = ["id", "name", "description", "state", "quotas", "templates", "addons",
                   "max_vm_vcpus", "max_vm_memory_mb", "max_vm_disk_gb", "price_monthly",
-                  "burst"]
+                  "meter_stopped_vms", "burst"]
 
 
 @extend_schema_serializer(description=(

@@ -67,7 +67,7 @@ def test_a_vm_keeps_a_bounded_history_and_the_snapshot_skips_replicas(tmp_path, 
         kind = OpKind.VM_STOP if i % 2 == 0 else OpKind.VM_START
         fabric.submit(kind, {"vm_id": vm_id}, f"power-{i}")
     assert len(fabric.state.history[vm_id]["events"]) == HISTORY_EVENTS
-    assert fabric.usage()["vms"] == [[vm_id, 2, 512, 10, 0, False]]
+    assert fabric.usage()["vms"] == [[vm_id, 2, 512, 10, 0, False, True]]  # started last
 
 
 def test_a_window_must_be_iso_times_in_order(tmp_path, clock):
