@@ -7,7 +7,7 @@ from base.web.forms import PortalForm, ServiceModelForm
 from fabric.models import Template
 from plans.models import AddOn, Plan
 
-__all__ = ["AddOnChoiceForm", "AddOnForm", "PlanForm", "SubscribeForm"]
+__all__ = ["AddOnChoiceForm", "AddOnForm", "PlanChoiceForm", "PlanForm", "SubscribeForm"]
 
 QUOTA_FIELDS = ["quota_vcpus", "quota_memory_mb", "quota_storage_gb", "quota_vms",
                 "quota_networks", "quota_snapshots"]
@@ -24,6 +24,10 @@ class SubscribeForm(PortalForm):
 
 class AddOnChoiceForm(PortalForm):
     addon = forms.UUIDField()
+
+
+class PlanChoiceForm(PortalForm):
+    plan = forms.UUIDField()
 
 
 class PlanForm(ServiceModelForm):

@@ -2,6 +2,7 @@
 isolation, and list pages whose query count does not grow with their rows."""
 
 import re
+import uuid
 
 import pytest
 from django.db import connection
@@ -267,6 +268,34 @@ def test_attach_and_detach_an_addon(owner, subscription, catalog):
     assert confirm.status_code == 200 and "Are you sure?" in text(confirm)
     assert owner.post(f"/subscriptions/{sid}/addons/{extra}/detach/").status_code == 302
     assert QuotaLedger.objects.get(subscription_id=sid, dimension="vcpus").limit == 8
+
+
+def test_change_a_subscriptions_plan(owner, subscription, catalog):
+    sid, quotas = subscription["id"], catalog["quotas"]
+    larger = catalog["post"]("plans", {
+        "name": unique("Large "), "state": "public", "cloud": catalog["cloud_a"]["id"],
+        "quotas": {**quotas, "vcpus": 32}, "price_monthly": "30.00"})
+    tiny = catalog["post"]("plans", {
+        "name": unique("Tiny "), "state": "public", "cloud": catalog["cloud_a"]["id"],
+        "quotas": {**quotas, "vcpus": 2}, "price_monthly": "1.00"})
+    elsewhere = catalog["post"]("plans", {
+        "name": unique("Other cloud "), "state": "public", "cloud": catalog["cloud_b"]["id"]})
+    # the page offers the other plans of the same cloud only
+    page = text(owner.get(f"/subscriptions/{sid}/"))
+    assert larger["name"] in page and tiny["name"] in page
+    assert elsewhere["name"] not in page
+    # a plan whose quota would not hold what runs (6 vCPUs reserved) is refused, with why
+    QuotaLedger.objects.filter(subscription_id=sid, dimension="vcpus").update(used=6)
+    response = owner.post(f"/subscriptions/{sid}/plan/", {"plan": tiny["id"]}, follow=True)
+    assert "would not hold what the subscription uses: vcpus" in text(response)
+    assert Subscription.objects.get(pk=sid).plan_id == uuid.UUID(catalog["plan"]["id"])
+    # the larger one is taken at once, with its quota
+    response = owner.post(f"/subscriptions/{sid}/plan/", {"plan": larger["id"]}, follow=True)
+    assert f"is on {larger['name']} from now on" in text(response)
+    assert QuotaLedger.objects.get(subscription_id=sid, dimension="vcpus").limit == 32
+    # and a reader may not change it
+    reader = member_of(owner.tenant_id, Role.READER)
+    assert reader.post(f"/subscriptions/{sid}/plan/", {"plan": tiny["id"]}).status_code == 403
 
 
 def test_attaching_twice_shows_the_services_message(owner, subscription, catalog):

@@ -37,6 +37,8 @@ urlpatterns = [
          name="subscription_detail"),
     path("subscriptions/<uuid:pk>/retry/", subscriptions.SubscriptionRetryView.as_view(),
          name="subscription_retry"),
+    path("subscriptions/<uuid:pk>/plan/", subscriptions.PlanChangeView.as_view(),
+         name="subscription_plan"),
     path("subscriptions/<uuid:pk>/addons/", subscriptions.AddOnAttachView.as_view(),
          name="addon_attach"),
     path("subscriptions/<uuid:pk>/addons/<uuid:addon_id>/detach/",

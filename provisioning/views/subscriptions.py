@@ -16,7 +16,7 @@ from base.web.views import (
     TenantPortalMixin,
 )
 from plans import quota, services
-from plans.forms import AddOnChoiceForm, SubscribeForm
+from plans.forms import AddOnChoiceForm, PlanChoiceForm, SubscribeForm
 from plans.models import Subscription, SubscriptionAddOn, SubscriptionState
 from provisioning import lifecycle
 from provisioning.forms import TAKES_NEW_WORK
@@ -26,6 +26,7 @@ from provisioning.views.resources import commission_pending, live_vm_count
 __all__ = [
     "AddOnAttachView",
     "AddOnDetachView",
+    "PlanChangeView",
     "ProviderSubscriptionListView",
     "ProviderSubscriptionResumeView",
     "ProviderSubscriptionSuspendView",
@@ -96,6 +97,9 @@ class SubscriptionDetailView(TenantPortalMixin, DetailView):
             quota_bars=ui.bars(quota.summary(subscription)),
             links=links,
             offered=[a for a in subscription.plan.addons.all() if a.pk not in attached],
+            other_plans=services.visible_plans(self.tenant)
+            .filter(cloud_id=subscription.plan.cloud_id).exclude(pk=subscription.plan_id)
+            .order_by("price_monthly", "name"),
             is_active=subscription.state == SubscriptionState.ACTIVE,
             takes_new_work=subscription.state in TAKES_NEW_WORK,
             vms=vms.select_related("network", "template")
@@ -129,6 +133,19 @@ class AddOnAttachView(SubscriptionActionView):
         link = lifecycle.attach_addon(subscription, addon_id=self.data["addon"],
                                      acting_user=self.request.user)
         return f"“{link.addon}” is attached to {subscription.name}."
+
+
+class PlanChangeView(SubscriptionActionView):
+    """Move the subscription to another plan of its cloud (``services.change_plan``): its
+    resources stay; the new quota must hold what it uses."""
+
+    confirm_label = "Change plan"
+    form_class = PlanChoiceForm
+
+    def perform(self, subscription):
+        changed = services.change_plan(subscription, plan_id=self.data["plan"],
+                                       acting_user=self.request.user)
+        return f"{subscription.name} is on {changed.plan.name} from now on."
 
 
 class SubscriptionRetryView(SubscriptionActionView):
