@@ -4,6 +4,7 @@ decides (quotas, DR stamps, templates of the plan's cloud, states)."""
 from django import forms
 
 from base.web.forms import PortalForm, ServiceModelForm
+from base.web.widgets import SearchPicker
 from fabric.models import Template
 from plans.models import AddOn, Plan
 
@@ -51,7 +52,7 @@ class PlanForm(ServiceModelForm):
         widgets = {"description": forms.Textarea(attrs={"rows": 2}),
                    "templates": forms.CheckboxSelectMultiple,
                    "addons": forms.CheckboxSelectMultiple,
-                   "offered_to": forms.SelectMultiple(attrs={"size": 6})}
+                   "offered_to": SearchPicker("provider:tenant_pick", what="a tenant")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -6,6 +6,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from base.web.forms import ListFilterForm, PortalForm
+from base.web.widgets import SearchPicker
 from fabric.models import Stamp, Template
 from plans.models import Subscription, SubscriptionState
 from provisioning import sizing
@@ -166,6 +167,8 @@ class ProviderJobFilterForm(ListFilterForm):
     runbook = forms.ChoiceField(required=False, choices=_runbook_choices)
     stamp = forms.ModelChoiceField(queryset=Stamp.objects.order_by("name"), required=False,
                                    empty_label="All stamps")
-    tenant = forms.ModelChoiceField(queryset=Tenant.objects.order_by("name"), required=False,
-                                    empty_label="All tenants")
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.order_by("name"), required=False, empty_label="All tenants",
+        widget=SearchPicker("provider:tenant_pick", what="a tenant", multiple=False,
+                            empty_label="All tenants"))
     lookups = {"state": "state", "runbook": "runbook", "stamp": "stamp", "tenant": "tenant"}

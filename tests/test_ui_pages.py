@@ -528,3 +528,39 @@ def test_a_failed_subscription_shows_why_and_its_owner_retries_it(owner, catalog
     commission(sid)
     page = text(owner.get(f"/subscriptions/{sid}/"))
     assert "Retry setup" not in page and "did not succeed" not in page
+
+
+def test_pages_that_choose_a_tenant_list_only_the_chosen_and_search_the_rest(provider,
+                                                                                catalog):
+    plan = Plan.objects.get(pk=catalog["plan"]["id"])
+    _many_tenants(plan, 30)
+    chosen, other = Tenant.objects.order_by("name")[:2]
+    other.name = "Zanzibar Freight"
+    other.save()
+    plan.offered_to.set([chosen])
+    # the plan form and the job filter render the chosen tenant only, whatever the rows
+    for url in (f"/admin/plans/{plan.pk}/", f"/admin/jobs/?tenant={chosen.pk}"):
+        page = text(provider.get(url))
+        assert f'value="{chosen.pk}"' in page and chosen.name in page
+        assert f'value="{other.pk}"' not in page, url
+        assert 'placeholder="Find a tenant…"' in page
+    # the search answers the first matches as options of the field, for staff only
+    url = "/admin/tenants/pick/?name=offered_to&type=checkbox&id=id_offered_to"
+    found = text(provider.get(f"{url}&offered_to_q=zanzibar"))
+    assert f'name="offered_to" value="{other.pk}"' in found
+    assert found.count('type="checkbox"') == 1
+    everyone = text(provider.get(url))
+    assert everyone.count('type="checkbox"') == 20 and "type more of the name" in everyone
+    assert "No a tenant matches" not in everyone
+    assert provider.get("/admin/tenants/pick/?name=x%22&type=checkbox").status_code == 400
+    assert Client().get(url).status_code in (302, 403)
+    # and what is ticked among the answers is saved
+    form = provider.get(f"/admin/plans/{plan.pk}/").context["form"]
+    data = {**{k: v for k, v in form.initial.items() if v is not None and k not in (
+        "templates", "addons", "offered_to")}, "offered_to": [str(chosen.pk), str(other.pk)],
+        "templates": [str(t.pk) for t in plan.templates.all()],
+        "addons": [str(a.pk) for a in plan.addons.all()]}
+    data["cloud"] = str(plan.cloud_id)
+    response = provider.post(f"/admin/plans/{plan.pk}/", data)
+    assert response.status_code == 302, field_error(response, "offered_to") or response
+    assert set(plan.offered_to.all()) == {chosen, other}

@@ -41,6 +41,8 @@ urlpatterns = [
     path("addons/new/", plans.ProviderAddOnFormView.as_view(), name="addon_create"),
     path("addons/<uuid:pk>/", plans.ProviderAddOnFormView.as_view(), name="addon_edit"),
     path("tenants/", provider_tenants.ProviderTenantListView.as_view(), name="tenant_list"),
+    path("tenants/pick/", provider_tenants.ProviderTenantPickView.as_view(),
+         name="tenant_pick"),
     path("tenants/<uuid:pk>/", provider_tenants.ProviderTenantDetailView.as_view(),
          name="tenant_detail"),
     path("subscriptions/", subscriptions.ProviderSubscriptionListView.as_view(),

@@ -1,16 +1,24 @@
 """The provider's pages of tenants: members, subscriptions with their VM counts, activity."""
 
+import re
+
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.http import HttpResponseBadRequest
+from django.template.response import TemplateResponse
+from django.views import View
 from django.views.generic import DetailView
 
 from base.models import AuditEvent
 from base.web import ui
 from base.web.views import ProviderPortalMixin, SearchListMixin
+from base.web.widgets import PICK_LIMIT
 from plans.models import SubscriptionState
 from provisioning.views.resources import live_vm_count
 from tenants.models import Membership, Role, Tenant
 
-__all__ = ["ProviderTenantDetailView", "ProviderTenantListView"]
+__all__ = ["ProviderTenantDetailView", "ProviderTenantListView", "ProviderTenantPickView"]
+
+_FIELD = re.compile(r"^[a-z_][a-z0-9_-]{0,60}$")
 
 
 def _live_subscriptions():
@@ -54,3 +62,25 @@ class ProviderTenantDetailView(ProviderPortalMixin, DetailView):
                               .select_related("actor")[:10]),
         )
         return context
+
+
+class ProviderTenantPickView(ProviderPortalMixin, View):
+    """The options a ``SearchPicker`` of tenants offers for what was typed: the first
+    ``PICK_LIMIT`` tenants by name that contain it."""
+
+    section = "tenants"
+
+    def get(self, request):
+        name, input_type = request.GET.get("name", ""), request.GET.get("type", "checkbox")
+        field_id = request.GET.get("id", name)
+        if not (_FIELD.match(name) and _FIELD.match(field_id)) or input_type not in (
+                "checkbox", "radio"):
+            return HttpResponseBadRequest("name, id and type (checkbox or radio) are needed.")
+        query = request.GET.get(f"{name}_q", "").strip()[:100]
+        tenants = Tenant.objects.order_by("name")
+        if query:
+            tenants = tenants.filter(name__icontains=query)
+        found = list(tenants.only("pk", "name")[:PICK_LIMIT + 1])
+        return TemplateResponse(request, "portal/widgets/search_picker_found.html", {
+            "found": found[:PICK_LIMIT], "more": len(found) > PICK_LIMIT, "q": query,
+            "name": name, "id": field_id, "input_type": input_type, "what": "tenant"})

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import unique
+from plans.models import Plan
 from tests.browser.conftest import log_in_staff
 
 pytestmark = pytest.mark.browser
@@ -52,8 +53,14 @@ def test_the_provider_runs_the_catalog(page, staff, catalog, signup, screenshot,
     page.locator("#id_quota_memory_mb").fill("8192")
     page.locator("#id_quota_vms").fill("2")
     page.get_by_label(re.compile(r"^debian-12")).check()
+    # offered to the tenant, found by the tenant search (the form lists no tenant itself)
+    page.get_by_label("Find a tenant").fill("initech")
+    page.get_by_label(tenant.tenant["name"]).check()
     screenshot(page, "admin-plan-form")
     page.get_by_role("button", name="Create plan").click()
+    expect(page.get_by_role("row", name=re.compile(name))).to_be_visible()
+    offered = Plan.objects.get(name=name).offered_to.values_list("pk", flat=True)
+    assert [str(pk) for pk in offered] == [tenant.tenant["id"]]
     row = page.get_by_role("row", name=re.compile(name))
     expect(row).to_contain_text("Private")
     row.get_by_role("button", name=f"Publish {name}").click()
