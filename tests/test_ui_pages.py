@@ -564,3 +564,25 @@ def test_pages_that_choose_a_tenant_list_only_the_chosen_and_search_the_rest(pro
     response = provider.post(f"/admin/plans/{plan.pk}/", data)
     assert response.status_code == 302, field_error(response, "offered_to") or response
     assert set(plan.offered_to.all()) == {chosen, other}
+
+
+def test_provider_lists_count_for_the_rows_on_the_page(provider, catalog):
+    from provisioning.models import VmState
+    from provisioning.tests.factories import VirtualMachineFactory
+
+    plan = Plan.objects.get(pk=catalog["plan"]["id"])
+    membership = MembershipFactory(role=Role.OWNER)
+    MembershipFactory(tenant=membership.tenant, role=Role.READER)
+    tenant = membership.tenant
+    tenant.name = "Counted Ltd"
+    tenant.save()
+    kept, gone = (SubscriptionFactory(tenant=tenant, plan=plan, name=n) for n in ("kept", "gone"))
+    Subscription.objects.filter(pk=gone.pk).update(state=SubscriptionState.DELETED)
+    VirtualMachineFactory.create_batch(3, subscription=kept)
+    VirtualMachineFactory(subscription=kept, state=VmState.DELETED)
+    # the tenant's row: 2 members, 1 subscription that is not deleted
+    row = re.search(r"Counted Ltd</a></td>(.*?)</tr>", text(provider.get("/admin/tenants/")))
+    assert re.findall(r'text-end">(\d+)<', row.group(1)) == ["2", "1"]
+    # the subscriptions' rows, newest first: none in "gone", 3 VMs not deleted in "kept"
+    page = text(provider.get("/admin/subscriptions/?q=Counted"))
+    assert re.findall(r'text-end">(\d+)<', page) == ["0", "3"]

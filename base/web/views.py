@@ -162,6 +162,18 @@ class SearchListMixin(ListView):
     def get_queryset(self):
         return self.search(super().get_queryset())
 
+    def annotate_page(self, rows: list) -> None:
+        """Add what is summed over other tables to the rows of the page only (a grouped
+        query per figure, for 25 rows), not to every row the list could show."""
+
+    def paginate_queryset(self, queryset, page_size):
+        paginator, page, rows, is_paginated = super().paginate_queryset(queryset, page_size)
+        rows = list(rows)
+        if rows:
+            self.annotate_page(rows)
+        page.object_list = rows
+        return paginator, page, rows, is_paginated
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(q=self.query, filter_form=self.filter_form)

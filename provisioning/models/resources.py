@@ -143,7 +143,8 @@ class VirtualMachine(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["subscription", "state"])]
+        indexes = [models.Index(fields=["subscription", "state"]),
+                   models.Index(fields=["subscription", "-created_at"])]
         constraints = [
             models.UniqueConstraint(fields=["subscription", "name"],
                                     condition=~models.Q(state="deleted"),

@@ -21,7 +21,7 @@ from plans.models import Subscription, SubscriptionAddOn, SubscriptionState
 from provisioning import lifecycle
 from provisioning.forms import TAKES_NEW_WORK
 from provisioning.models import NetworkState, VmState
-from provisioning.views.resources import commission_pending, live_vm_count
+from provisioning.views.resources import commission_pending, live_vm_count, live_vm_counts
 
 __all__ = [
     "AddOnAttachView",
@@ -183,11 +183,16 @@ class ProviderSubscriptionListView(ProviderPortalMixin, SearchListMixin):
     search_fields = ("name", "tenant__name", "plan__name")
 
     def get_queryset(self):
-        subscriptions = (Subscription.objects.select_related("tenant", "plan")
-                         .annotate(vm_count=live_vm_count()).order_by("-created_at"))
+        subscriptions = Subscription.objects.select_related("tenant", "plan").order_by(
+            "-created_at", "-pk")
         if state := self.request.GET.get("state"):
             subscriptions = subscriptions.filter(state=state)
         return self.search(subscriptions)
+
+    def annotate_page(self, rows):
+        counts = live_vm_counts(rows)
+        for subscription in rows:
+            subscription.vm_count = counts.get(subscription.pk, 0)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

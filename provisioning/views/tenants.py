@@ -12,18 +12,13 @@ from base.models import AuditEvent
 from base.web import ui
 from base.web.views import ProviderPortalMixin, SearchListMixin
 from base.web.widgets import PICK_LIMIT
-from plans.models import SubscriptionState
+from plans.models import Subscription, SubscriptionState
 from provisioning.views.resources import live_vm_count
 from tenants.models import Membership, Role, Tenant
 
 __all__ = ["ProviderTenantDetailView", "ProviderTenantListView", "ProviderTenantPickView"]
 
 _FIELD = re.compile(r"^[a-z_][a-z0-9_-]{0,60}$")
-
-
-def _live_subscriptions():
-    return Count("subscriptions", filter=~Q(subscriptions__state=SubscriptionState.DELETED),
-                 distinct=True)
 
 
 class ProviderTenantListView(ProviderPortalMixin, SearchListMixin):
@@ -33,10 +28,20 @@ class ProviderTenantListView(ProviderPortalMixin, SearchListMixin):
     def get_queryset(self):
         owner = (Membership.objects.filter(tenant=OuterRef("pk"), role=Role.OWNER)
                  .order_by("created_at").values("user__email")[:1])
-        return self.search(Tenant.objects.annotate(
-            member_count=Count("memberships", distinct=True),
-            subscription_count=_live_subscriptions(),
-            owner_email=Subquery(owner)).order_by("name"))
+        return self.search(Tenant.objects.annotate(owner_email=Subquery(owner))
+                           .order_by("name", "pk"))
+
+    def annotate_page(self, rows):
+        ids = [tenant.pk for tenant in rows]
+        members = dict(Membership.objects.filter(tenant__in=ids).order_by()
+                       .values("tenant_id").annotate(n=Count("pk"))
+                       .values_list("tenant_id", "n"))
+        subscriptions = dict(Subscription.objects.filter(tenant__in=ids).exclude(
+            state=SubscriptionState.DELETED).order_by().values("tenant_id")
+            .annotate(n=Count("pk")).values_list("tenant_id", "n"))
+        for tenant in rows:
+            tenant.member_count = members.get(tenant.pk, 0)
+            tenant.subscription_count = subscriptions.get(tenant.pk, 0)
 
     def search(self, queryset):
         if not self.query:
