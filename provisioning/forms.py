@@ -23,8 +23,9 @@ __all__ = ["CheckpointForm", "JobFilterForm", "NetworkFilterForm", "NetworkForm"
 # --- Tenant resources -----------------------------------------------------------------
 
 def _live_subscriptions(tenant) -> QuerySet:
+    """The tenant's subscriptions, with their plans (a choice's label names its plan)."""
     return (Subscription.objects.filter(tenant=tenant).exclude(state=SubscriptionState.DELETED)
-            .order_by("name"))
+            .select_related("plan").order_by("name"))
 
 
 class _NetworkChoiceField(forms.ModelChoiceField):

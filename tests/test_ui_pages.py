@@ -479,7 +479,8 @@ def test_provider_lists_do_not_grow_queries_with_rows(provider, catalog, url,
         assert provider.get(url).status_code == 200
 
 
-@pytest.mark.parametrize("url", ["/", "/subscriptions/", "/members/", "/plans/", "/activity/"])
+@pytest.mark.parametrize("url", ["/", "/subscriptions/", "/members/", "/plans/", "/activity/",
+                                 "/vms/", "/networks/", "/jobs/"])
 def test_tenant_pages_do_not_grow_queries_with_rows(owner, catalog, url,
                                                     django_assert_max_num_queries):
     plan = Plan.objects.get(pk=catalog["plan"]["id"])
