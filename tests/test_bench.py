@@ -53,3 +53,26 @@ def test_a_tiny_run_measures_both_endpoints_ends_every_job_and_stops_its_stack(t
 def test_the_baseline_endpoint_is_not_mounted_without_the_bench_switch(client):
     assert "BUFFET_BENCH_ENDPOINTS" not in os.environ
     assert client.post("/api/bench/baseline/").status_code == 404
+
+
+def test_a_tiny_scale_run_answers_every_endpoint_and_counts_queries_that_do_not_grow(
+        tmp_path):
+    # given embedded mode in a fresh var directory
+    env = {k: v for k, v in os.environ.items() if k not in SERVICES}
+    env["BUFFET_VAR_DIR"] = str(tmp_path)
+    # when a tiny scale benchmark runs
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bench", "scale", "--tenants", "12", "--requests", "2",
+         "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    # then every endpoint of both APIs and both portals answered 200, in time figures
+    groups = {row["group"] for row in figures["results"]}
+    assert groups == {"tenant API", "admin API", "tenant portal", "provider portal"}
+    assert {row["status"] for row in figures["results"]} == {200}
+    assert all(0 < row["p50_ms"] <= row["p95_ms"] for row in figures["results"])
+    # and no page or list makes more queries for 12 tenants than for one
+    grown = [(row["url"], row["queries_few"], row["queries_many"])
+             for row in figures["results"] if row["queries_many"] != row["queries_few"]]
+    assert grown == []
+    assert figures["vms"] == 122 and figures["steps"] == 1210

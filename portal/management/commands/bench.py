@@ -1,4 +1,5 @@
-"""``manage.py bench provisioning|dr|metering``: benchmarks against a stack the command starts.
+"""``manage.py bench provisioning|dr|metering|scale``: benchmarks, most against a stack
+the command starts.
 
 It runs on the database and broker of the current settings (set ``DATABASE_URL`` and
 ``CELERY_BROKER_URL`` to measure PostgreSQL and Redis; with neither, the embedded
@@ -13,7 +14,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.bench import dr, metering, provisioning
+from portal.bench import dr, metering, provisioning, scale
 from portal.bench.stack import StackFailed
 
 
@@ -29,12 +30,19 @@ class Command(BaseCommand):
             "insert, on a stack (stampsim, worker, gunicorn) the command starts.")
 
     def add_arguments(self, parser):
-        parser.add_argument("scenario", choices=["provisioning", "dr", "metering"])
+        parser.add_argument("scenario", choices=["provisioning", "dr", "metering", "scale"])
         parser.add_argument("--vms", type=_positive, default=None,
                             help="dr: VMs in the protected subscription (default 200); "
                                  "metering: VMs on the stamp (default 100000)")
         parser.add_argument("--keep", action="store_true",
-                            help="metering: keep what it created in the database")
+                            help="metering, scale: keep what it created in the database")
+        parser.add_argument("--tenants", type=_positive, default=10_000,
+                            help="scale: tenants (default %(default)s); subscriptions, VMs, "
+                                 "jobs and steps follow at 2, 10, 10 and 100 per tenant "
+                                 "unless given")
+        parser.add_argument("--subscriptions", type=_positive, default=None)
+        parser.add_argument("--jobs", type=_positive, default=None)
+        parser.add_argument("--steps", type=_positive, default=None)
         parser.add_argument("--latencies", default="0,50",
                             help="dr: stampsim latencies in ms, comma-separated; "
                                  "default %(default)s")
@@ -60,6 +68,17 @@ class Command(BaseCommand):
             return self._dr(vms or 200, latencies, as_json)
         if scenario == "metering":
             return self._metering(vms or 100_000, keep, as_json)
+        if scenario == "scale":
+            tenants = options["tenants"]
+            figures = scale.run(
+                tenants=tenants, subscriptions=options["subscriptions"] or 2 * tenants,
+                vms=vms or 10 * tenants, jobs=options["jobs"] or 10 * tenants,
+                steps=options["steps"] or 100 * tenants, requests=requests or 30, keep=keep,
+                say=self.stderr.write)
+            self.stdout.write(scale.render(figures))
+            if as_json:
+                self.stdout.write(json.dumps(figures, default=str))
+            return None
         restore = self._stop_on_sigterm()
         try:
             figures = provisioning.run(clients=clients, duration=duration, requests=requests,
