@@ -20,10 +20,6 @@ class Migration(migrations.Migration):
             index=models.Index(fields=['subscription', '-created_at'], name='provisionin_subscri_114315_idx'),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['-created_at'], name='job_newest_first'),
-        ),
-        migrations.AddIndex(
             model_name='virtualmachine',
             index=models.Index(fields=['subscription', '-created_at'], name='provisionin_subscri_331afe_idx'),
         ),

@@ -93,7 +93,6 @@ class Job(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["state", "heartbeat_at"]),
             models.Index(fields=["tenant", "-created_at"]),
             models.Index(fields=["subscription", "-created_at"]),
-            models.Index(fields=["-created_at"], name="job_newest_first"),
             models.Index(fields=["resource_type", "resource_id"]),
         ]
         constraints = [
