@@ -150,7 +150,7 @@ def _backfill(stamp, driver, start, end, owners, terms, report, *, after_write) 
     """Rebuild ``[start, end)`` from the stamp's history, chunk by chunk, moving the cursor
     after each; without a history those minutes are marked unrecoverable. False if the
     stamp stopped answering (the minutes stay missing, to be tried again)."""
-    from fabric.drivers import DriverError
+    from fabric.drivers import DriverError, PowerState
 
     try:
         histories = driver.usage_history(start, end)
@@ -175,7 +175,7 @@ def _backfill(stamp, driver, start, end, owners, terms, report, *, after_write) 
                 if event is not None and event.kind == "normal":
                     vms[history.vm_id] = _Vm(event.vcpus, event.memory_mb, event.disk_gb,
                                              event.checkpoints, event.protected,
-                                             event.power_state == "running")
+                                             event.power_state == PowerState.RUNNING)
             rows.extend(_usage(minute, vms, owners, terms, report))
             minute += MINUTE
         report.rows += _write(stamp, rows)

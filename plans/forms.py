@@ -75,6 +75,5 @@ class AddOnForm(ServiceModelForm):
         fields = ["name", "description", "kind", "price_monthly", *QUOTA_FIELDS,
                   "recovery_cloud", "rpo_seconds"]
         labels = {**_QUOTA_LABELS, "price_monthly": "Price a month",
-                  "meter_stopped_vms": "Meter stopped VMs",
                   "rpo_seconds": "Recovery point objective (seconds)"}
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}

@@ -31,12 +31,6 @@ class SearchPicker(forms.CheckboxSelectMultiple):
         self.allow_multiple_selected = multiple
         self.input_type = "checkbox" if multiple else "radio"
 
-    def __deepcopy__(self, memo):
-        copy = super().__deepcopy__(memo)
-        copy.search_url_name, copy.what = self.search_url_name, self.what
-        copy.empty_label = self.empty_label
-        return copy
-
     def value_from_datadict(self, data, files, name):
         if self.allow_multiple_selected:
             return super().value_from_datadict(data, files, name)

@@ -117,14 +117,11 @@ def _seed(name: str, catalog: dict, *, tenants: int, subscriptions: int, vms: in
     _bulk(Membership, [Membership(user=u, tenant=t, role=Role.OWNER)
                        for u, t in zip(users, tenant_rows, strict=True)])
     say(f"  {tenants} tenants with their owners")
-    subs = [Subscription(tenant=tenant_rows[s % len(tenant_rows)] if tenant_rows else None,
-                         plan=catalog["plan"], name=f"sub {tag}{s}", state=SubscriptionState.ACTIVE)
-            for s in range(first, subscriptions)]
     if home:
         tenant_rows.insert(0, home["tenant"])
-        for i, sub in enumerate(subs):
-            if i % tenants == tenants - 1 or sub.tenant_id is None:
-                sub.tenant = home["tenant"]
+    subs = [Subscription(tenant=tenant_rows[s % tenants], plan=catalog["plan"],
+                         name=f"sub {tag}{s}", state=SubscriptionState.ACTIVE)
+            for s in range(first, subscriptions)]
     _bulk(Subscription, subs)
     _bulk(QuotaLedger, [QuotaLedger(subscription=s, dimension=d, limit=QUOTA[d], used=0)
                         for s in subs for d in QuotaDimension.values])
