@@ -6,6 +6,7 @@ is gone (``quota_held`` says whether it holds it now), taken again by a retried 
 
 import ipaddress
 import itertools
+from collections.abc import Iterable, Iterator
 
 from django.db import IntegrityError, transaction
 
@@ -13,26 +14,40 @@ from base.errors import Conflict, ErrorCode
 from plans import quota
 from provisioning.models import Network, NetworkAddress, VirtualMachine
 
-__all__ = ["allocate_address", "give_back", "take_back"]
+__all__ = ["allocate_address", "claim_address", "free_addresses", "give_back", "network_full",
+           "take_back"]
 
 
 def allocate_address(network: Network, vm: VirtualMachine, prefer: str | None = None) -> str:
     """The next free host of the network (its first host is the gateway)."""
+    return claim_address(network, vm, free_addresses(network, prefer))
+
+
+def free_addresses(network: Network, prefer: str | None = None) -> Iterator[str]:
+    """The network's hosts no VM holds, ``prefer`` first, as they were when the first one
+    was asked for (one query then)."""
     taken = set(network.addresses.values_list("address", flat=True))
     taken.add(network.gateway_address)
     hosts = (str(h) for h in ipaddress.ip_network(network.cidr).hosts())
-    for address in itertools.chain([prefer] if prefer else [], hosts):
-        if address in taken:
-            continue
+    return (address for address in itertools.chain([prefer] if prefer else [], hosts)
+            if address not in taken)
+
+
+def claim_address(network: Network, vm: VirtualMachine, candidates: Iterable[str]) -> str:
+    """The first of ``candidates`` that no other VM has claimed since, now ``vm``'s."""
+    for address in candidates:
         try:
             with transaction.atomic():
                 NetworkAddress.objects.create(network=network, address=address, vm=vm)
         except IntegrityError:
-            taken.add(address)  # taken concurrently
-            continue
+            continue  # taken concurrently
         return address
-    raise Conflict(f"Network '{network.name}' ({network.cidr}) has no free address.",
-                   code=ErrorCode.NETWORK_FULL)
+    raise network_full(network)
+
+
+def network_full(network: Network) -> Conflict:
+    return Conflict(f"Network '{network.name}' ({network.cidr}) has no free address.",
+                    code=ErrorCode.NETWORK_FULL)
 
 
 def give_back(obj) -> None:

@@ -9,6 +9,7 @@ provisioning is accepted: its job waits for the job that makes what it needs
 does not succeed."""
 
 import ipaddress
+import itertools
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -19,9 +20,8 @@ from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
 from plans import quota
 from plans.models import Subscription, SubscriptionState
-from provisioning import engine, sizing
+from provisioning import engine, holdings, sizing
 from provisioning.engine import Runbook
-from provisioning.holdings import allocate_address
 from provisioning.models import (
     Job,
     Network,
@@ -239,17 +239,25 @@ def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple
     if subscription.vms.exclude(state=VmState.DELETED).filter(name=spec.name).exists():
         raise Invalid("A VM with this name exists.", errors={"name": ["Already used."]})
     placement = site, _ = _placement(subscription, network)
+    # The address the VM will most likely get, read before anything is locked ...
+    addresses = holdings.free_addresses(network)
     vm = VirtualMachine(subscription=subscription, name=spec.name, template=template,
                         network=network, vcpus=spec.vcpus, memory_mb=spec.memory_mb,
-                        disk_gb=spec.disk_gb)
-    quota.reserve(subscription, vm.usage(), cloud_id=site.cloud_id)
+                        disk_gb=spec.disk_gb, ip_address=next(addresses, None))
+    if vm.ip_address is None:
+        raise holdings.network_full(network)
     vm.save()
-    vm.ip_address = allocate_address(network, vm)
-    VirtualMachine.objects.filter(pk=vm.pk).update(ip_address=vm.ip_address)
     job = _enqueue(vm_runbooks.CREATE, subscription, vm, acting_user=acting_user,
                    placement=placement, vm=str(vm.pk))
+    # ... then what other creates wait on, in the order they take it, at the end of the
+    # transaction: the network's next address, the quota, the cloud's capacity.
+    address = holdings.claim_address(network, vm, itertools.chain([vm.ip_address], addresses))
+    if address != vm.ip_address:  # another create claimed it since
+        vm.ip_address = address
+        VirtualMachine.objects.filter(pk=vm.pk).update(ip_address=address)
     events.record(Event.VM_REQUESTED, vm, acting_user=acting_user,
                   after=events.values(vm, _VM_FIELDS), job=job.pk)
+    quota.reserve(subscription, vm.usage(), cloud_id=site.cloud_id)
     return vm, job
 
 

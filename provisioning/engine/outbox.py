@@ -43,11 +43,11 @@ def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | No
             raise Invalid(f"Inputs of runbook '{runbook.name}' are not valid.",
                           errors={k: [str(m) for m in v] for k, v in serializer.errors.items()})
         inputs = serializer.data
-    if tenant is None and subscription is not None:
-        tenant = subscription.tenant
+    tenant_id = tenant.pk if tenant is not None else (
+        subscription.tenant_id if subscription is not None else None)
     job = Job.objects.create(
         runbook=runbook.name, runbook_version=runbook.version, stamp=stamp, inputs=inputs,
-        subscription=subscription, tenant=tenant,
+        subscription=subscription, tenant_id=tenant_id,
         resource_type=resource._meta.label_lower if resource is not None else "",
         resource_id=str(resource.pk) if resource is not None else "",
         requested_by=acting_user if acting_user is not None and acting_user.is_authenticated

@@ -124,3 +124,26 @@ def test_without_a_default_network_the_error_says_to_name_one(subscription):
         resources.create_vm(subscription, asked, acting_user=None)
     assert refused.value.errors == {"network": ["The subscription has no default network; "
                                                 "name one."]}
+
+
+def test_a_vm_create_takes_the_rows_others_wait_on_last_in_few_statements(subscription):
+    # given a subscription whose plan and ledgers are already in use
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    resources.create_vm(subscription, spec(subscription), acting_user=None)
+    subscription = type(subscription).objects.select_related("plan").get(pk=subscription.pk)
+    second = dataclasses.replace(spec(subscription), name="web-2")
+    # when another VM is asked for
+    with CaptureQueriesContext(connection) as queries:
+        resources.create_vm(subscription, second, acting_user=None)
+    statements = [q["sql"].split(None, 3) for q in queries.captured_queries]
+    writes = [" ".join(s[:3]).replace('"', "") for s in statements
+              if s[0] in ("INSERT", "UPDATE")]
+    # then the network's address, the quota and the cloud's capacity are taken last, each
+    # in one statement, so concurrent creates wait on them only until the commit
+    assert writes[-3:] == ["INSERT INTO base_auditevent", "UPDATE plans_quotaledger SET",
+                           "UPDATE fabric_cloudcapacity SET"]
+    assert writes[-4] == "INSERT INTO provisioning_networkaddress"
+    # and the whole create is a bounded number of round trips
+    assert len(statements) <= 16, [" ".join(s[:2]) for s in statements]
