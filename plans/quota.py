@@ -65,14 +65,23 @@ def _take(model, owner_field: str, owner_id, deltas: Mapping[str, int],
         else:
             fits.append(f"{dimension} = %s")
             fit_params.append(name)
-    # Names come from the model's meta; every value is a parameter.
-    sql = (f"UPDATE {quote(model._meta.db_table)} "  # noqa: S608
-           f"SET {used} = {used} + CASE {dimension} {' '.join(add)} END "
-           f"WHERE {quote(owner.column)} = %s AND ({' OR '.join(fits)}) "
-           f"RETURNING {dimension}")
+    table, key = quote(model._meta.db_table), quote(model._meta.pk.column)
     owner_value = owner.target_field.get_db_prep_value(owner_id, connection)
+    where, where_params = f"{quote(owner.column)} = %s", [owner_value]
+    if connection.vendor == "postgresql":
+        # Rows are locked in the order of their dimension before any is changed: an
+        # UPDATE alone would lock them in the order it finds them, which moves as their
+        # versions do, and two reservations would deadlock.
+        names = ", ".join(["%s"] * len(deltas))
+        where = (f"{key} IN (SELECT {key} FROM {table} WHERE {where} "  # noqa: S608
+                 f"AND {dimension} IN ({names}) ORDER BY {dimension} FOR UPDATE)")
+        where_params += list(deltas)
+    # Names come from the model's meta; every value is a parameter.
+    sql = (f"UPDATE {table} "  # noqa: S608
+           f"SET {used} = {used} + CASE {dimension} {' '.join(add)} END "
+           f"WHERE {where} AND ({' OR '.join(fits)}) RETURNING {dimension}")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*add_params, owner_value, *fit_params])
+        cursor.execute(sql, [*add_params, *where_params, *fit_params])
         return {row[0] for row in cursor.fetchall()}
 
 

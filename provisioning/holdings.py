@@ -6,9 +6,11 @@ is gone (``quota_held`` says whether it holds it now), taken again by a retried 
 
 import ipaddress
 import itertools
+import uuid
 from collections.abc import Iterable, Iterator
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from base.errors import Conflict, ErrorCode
 from plans import quota
@@ -34,15 +36,38 @@ def free_addresses(network: Network, prefer: str | None = None) -> Iterator[str]
 
 
 def claim_address(network: Network, vm: VirtualMachine, candidates: Iterable[str]) -> str:
-    """The first of ``candidates`` that no other VM has claimed since, now ``vm``'s."""
+    """The first of ``candidates`` that no other VM holds or is claiming, now ``vm``'s."""
+    claim = _claim_on_postgresql if connection.vendor == "postgresql" else _claim
     for address in candidates:
-        try:
-            with transaction.atomic():
-                NetworkAddress.objects.create(network=network, address=address, vm=vm)
-        except IntegrityError:
-            continue  # taken concurrently
-        return address
+        if claim(network, vm, address):
+            return address
     raise network_full(network)
+
+
+def _claim(network: Network, vm: VirtualMachine, address: str) -> bool:
+    try:
+        with transaction.atomic():
+            NetworkAddress.objects.create(network=network, address=address, vm=vm)
+    except IntegrityError:
+        return False  # taken concurrently
+    return True
+
+
+def _claim_on_postgresql(network: Network, vm: VirtualMachine, address: str) -> bool:
+    """One statement, which never waits: an address another transaction is claiming (its
+    advisory lock, held to its end) is skipped, where an INSERT would wait for that
+    transaction's end to learn whether the address is free, and creates in one network
+    would queue behind each other."""
+    table = NetworkAddress._meta.db_table
+    lock = (uuid.UUID(str(network.pk)).int & 0x7FFFFFFF,
+            int(ipaddress.ip_address(address)) - 2**31)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (network_id, address, vm_id, allocated_at) "  # noqa: S608
+            "SELECT %s, %s, %s, %s WHERE pg_try_advisory_xact_lock(%s, %s) "
+            "ON CONFLICT DO NOTHING RETURNING address",
+            [network.pk, address, vm.pk, timezone.now(), *lock])
+        return cursor.fetchone() is not None
 
 
 def network_full(network: Network) -> Conflict:

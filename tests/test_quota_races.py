@@ -150,3 +150,45 @@ def test_the_ledger_refuses_to_go_negative_in_the_database(postgres, transaction
     with pytest.raises(IntegrityError), connection.cursor() as cursor:
         cursor.execute("UPDATE plans_quotaledger SET used = -1 WHERE subscription_id = %s",
                        [subscription.pk])
+
+
+def test_a_create_does_not_wait_for_the_address_another_is_claiming(ready_subscription):
+    import threading
+
+    from django.db import connections, transaction
+
+    from provisioning import holdings
+
+    subscription = ready_subscription({"vcpus": 8, "memory_mb": 8192, "storage_gb": 100,
+                                       "vms": 4, "networks": 1, "snapshots": 1})
+    network = subscription.networks.get()
+    first_free = next(holdings.free_addresses(network))
+    claimed, done, got = threading.Event(), threading.Event(), {}
+
+    def slow_create():  # claims the first free address and holds its transaction open
+        try:
+            with transaction.atomic():
+                holdings.claim_address(network, VirtualMachine(network=network),
+                                       [first_free])
+                claimed.set()
+                done.wait(timeout=30)
+                transaction.set_rollback(True)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=slow_create)
+    holder.start()
+    try:
+        assert claimed.wait(timeout=30)
+        # when another create looks for an address meanwhile, unable to wait for locks
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            got["address"] = holdings.claim_address(
+                network, VirtualMachine(network=network), holdings.free_addresses(network))
+            transaction.set_rollback(True)
+    finally:
+        done.set()
+        holder.join(timeout=30)
+    # then it got the next address at once instead of queueing behind the first
+    assert got["address"] != first_free
