@@ -93,7 +93,7 @@ def _claim(job_id, worker: str) -> Job | None:
         if job.state == JobState.QUEUED:
             job.start()
             job.started_at = job.started_at or now
-        job.save()
+        job.save(update_fields=["state", "attempts", "worker", "heartbeat_at", "started_at"])
         return job
 
 
@@ -117,10 +117,14 @@ def _run(job_id, worker: str) -> Job | None:
         if job.attempts > job.max_attempts:
             return _stop(job, runbook, f"Gave up after {job.max_attempts} deliveries to a "
                                        "worker (each one died or was lost).", "")
+        fresh = True  # the claim has just read whether the job is to be cancelled
         for row in list(job.steps.all()):
             if row.state == StepState.SUCCEEDED:
                 continue
-            job.refresh_from_db(fields=["cancel_requested"])
+            if not fresh:
+                job.cancel_requested = Job.objects.filter(pk=job.pk).values_list(
+                    "cancel_requested", flat=True).get()
+            fresh = False
             if job.cancel_requested:
                 return _compensate(job, runbook, "Cancelled by the provider.", "",
                                    final=JobState.CANCELLED)
@@ -180,10 +184,13 @@ def _do(job: Job, row: JobStep, step: Step) -> None:
         _save_step(row, StepState.FAILED, ctx)
         raise
     ctx.log("done")
+    row.output = output
+    if not output:  # nothing for the job's outputs: the step's row alone says it is done
+        _save_step(row, StepState.SUCCEEDED, ctx)
+        return
     with transaction.atomic():
         job.outputs = {**job.outputs, **output}
         Job.objects.filter(pk=job.pk).update(outputs=job.outputs, heartbeat_at=clock.now())
-        row.output = output
         _save_step(row, StepState.SUCCEEDED, ctx)
 
 
@@ -200,7 +207,7 @@ def _finish(job: Job, runbook: Runbook) -> Job:
         job = Job.objects.select_for_update().get(pk=job.pk)
         job.succeed()
         job.finished_at = clock.now()
-        job.save()
+        job.save(update_fields=["state", "finished_at"])
         if runbook.on_success:
             runbook.on_success(job)
     return job

@@ -417,3 +417,26 @@ def test_a_stamp_down_longer_than_the_driver_timeout_fails_the_step(stamp, setti
     assert "connection refused" in job.error
     # it waited the driver timeout out, and not much longer
     assert 10 <= sum(SLEPT) < 10 + 8.5
+
+
+QUIET_RUNBOOK = engine.register(Runbook(
+    name="test.quiet", steps=(Step("nothing to say", lambda ctx: None),)))
+
+
+def test_a_step_that_outputs_nothing_costs_its_own_row_only(stamp):
+    # given a one-step job whose step returns nothing
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = new_job(stamp, runbook=QUIET_RUNBOOK.name)
+    # when a worker runs it
+    with CaptureQueriesContext(connection) as queries:
+        engine.run(job.pk, worker="w1")
+    # then it succeeds, its step says so, and the run was: claim (4), read the steps,
+    # start and end the step (2), end the job (4), look for the jobs waiting for it
+    job.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED and job.outputs == {}
+    assert [s.state for s in job.steps.all()] == [StepState.SUCCEEDED]
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert len([s for s in sql if s.startswith("UPDATE")]) == 4, sql
+    assert len(sql) <= 12, sql
