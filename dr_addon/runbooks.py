@@ -78,6 +78,20 @@ def _each_vm(ctx, rows, call):
     return each_done(ctx, rows, call, name=_vm_id)
 
 
+def _on_every_vm(ctx, protection: Protection, call, *related: str) -> None:
+    """``call(row)`` for each protected VM, when nothing of the answers is recorded."""
+    rows = ProtectedVm.objects.filter(protection=protection).select_related(*related)
+    for _ in _each_vm(ctx, list(rows), call):
+        pass
+
+
+def _target(site: Site) -> dict:
+    """Where a replication goes: a site's stamp and container."""
+    return {"target_endpoint": site.cloud.stamp.endpoint,
+            "target_container_id": site.container_id,
+            "target_token": site.cloud.stamp.credentials.get("token")}
+
+
 def _ensure_power(driver, key: str, vm_id: str, on: bool) -> None:
     info = driver.get_vm(vm_id)
     if (info.power_state == PowerState.RUNNING) == on:
@@ -96,8 +110,7 @@ def _set_power(ctx, *, site: str, on: bool) -> dict:
         _ensure_power(driver, ctx.key(str(row.vm_id)),
                       row.primary_fabric_id if on_primary else row.recovery_fabric_id, on=on)
 
-    for _ in _each_vm(ctx, list(ProtectedVm.objects.filter(protection=protection)), power):
-        pass
+    _on_every_vm(ctx, protection, power)
     return {}
 
 
@@ -161,11 +174,11 @@ def recreate_networks(ctx):
 
 
 def _replicating_to(protection: Protection) -> dict:
-    """Where ``enable_replication`` sends a VM: the recovery site's stamp and container."""
+    """Where ``enable_replication`` sends a VM: the recovery site's stamp and container
+    (read again: the first step of ``dr.protect`` made the container)."""
     site = protection.recovery_site
-    return {"target_endpoint": site.cloud.stamp.endpoint,
-            "target_container_id": Site.objects.get(pk=site.pk).container_id,
-            "target_token": site.cloud.stamp.credentials.get("token")}
+    return {**_target(site),
+            "target_container_id": Site.objects.get(pk=site.pk).container_id}
 
 
 def _replicate(ctx, primary_driver, target: dict, vm: VirtualMachine):
@@ -480,9 +493,7 @@ def reverse_replication(ctx):
     protection = _protection(ctx)
     primary_site = _primary(protection)
     _, recovery = _drivers(protection)
-    target = {"target_endpoint": primary_site.cloud.stamp.endpoint,
-              "target_container_id": primary_site.container_id,
-              "target_token": primary_site.cloud.stamp.credentials.get("token")}
+    target = _target(primary_site)
 
     def reverse(row: ProtectedVm) -> None:
         status = recovery.replication_status(row.recovery_fabric_id)
@@ -490,8 +501,7 @@ def reverse_replication(ctx):
             recovery.reverse_replication(key=ctx.key(str(row.vm_id)),
                                          vm_id=row.recovery_fabric_id, **target)
 
-    for _ in _each_vm(ctx, list(ProtectedVm.objects.filter(protection=protection)), reverse):
-        pass
+    _on_every_vm(ctx, protection, reverse)
     ctx.log("replicating back to the primary site")
     return {}
 
@@ -499,10 +509,8 @@ def reverse_replication(ctx):
 def sync_back(ctx):
     protection = _protection(ctx)
     _, recovery = _drivers(protection)
-    rows = list(ProtectedVm.objects.filter(protection=protection))
-    for _ in _each_vm(ctx, rows, lambda row: recovery.sync_replication(
-            key=ctx.key(str(row.vm_id)), vm_id=row.recovery_fabric_id)):
-        pass
+    _on_every_vm(ctx, protection, lambda row: recovery.sync_replication(
+        key=ctx.key(str(row.vm_id)), vm_id=row.recovery_fabric_id))
     return {}
 
 
@@ -520,9 +528,7 @@ def fail_over_to_primary(ctx):
             network_id=None if attached else networks.get(row.vm.network_id),
             ip_address=None if attached else row.vm.ip_address)
 
-    rows = list(ProtectedVm.objects.filter(protection=protection).select_related("vm"))
-    for _ in _each_vm(ctx, rows, fail_over):
-        pass
+    _on_every_vm(ctx, protection, fail_over, "vm")
     return {}
 
 
@@ -531,9 +537,7 @@ def protect_again(ctx):
     protection = _protection(ctx)
     primary, _ = _drivers(protection)
     site = protection.recovery_site
-    target = {"target_endpoint": site.cloud.stamp.endpoint,
-              "target_container_id": site.container_id,
-              "target_token": site.cloud.stamp.credentials.get("token")}
+    target = _target(site)
 
     def reverse(row: ProtectedVm):
         status = primary.replication_status(row.primary_fabric_id)
