@@ -1,8 +1,11 @@
 """DR runbooks: protect, protect a new VM, sync, test failover, failover, failback,
-unprotect. Steps loop over the subscription's VMs with one idempotency key per VM and
-check the fabric's state before acting, so a retried step picks up where it stopped.
-Failover and failback move forward only: a failure leaves a consistent, reported state
-(which VMs are where is recorded per VM as it happens) that a retry completes."""
+unprotect. Steps make their per-VM fabric calls with bounded concurrency
+(``provisioning.engine.fanout``), one idempotency key per VM, and check the fabric's
+state before acting, so a retried step picks up where it stopped. The calls only talk
+to the stamps; the step's own thread records each answer as it comes.
+Failover and failback move forward only: a failure of some VMs leaves the others done
+and a consistent, reported state (which VMs are where is recorded per VM as it happens)
+that a retry completes."""
 
 from functools import partial
 
@@ -23,6 +26,7 @@ from fabric.drivers import DriverError, PowerState
 from fabric.services import driver_for
 from provisioning import ipam
 from provisioning.engine import Runbook, Step, register
+from provisioning.engine.fanout import each_done, fan_out
 from provisioning.models import (
     Network,
     NetworkState,
@@ -64,6 +68,30 @@ def _live_vms(protection: Protection):
             .exclude(fabric_id="").order_by("name"))
 
 
+def _vm_id(row: ProtectedVm) -> str:
+    return str(row.vm_id)
+
+
+def _each_vm(ctx, rows, call):
+    """``(row, answer)`` of each protected VM's call as it ends; raises, once all have
+    ended, if some failed (``fanout.each_done``)."""
+    return each_done(ctx, rows, call, name=_vm_id)
+
+
+def _on_every_vm(ctx, protection: Protection, call, *related: str) -> None:
+    """``call(row)`` for each protected VM, when nothing of the answers is recorded."""
+    rows = ProtectedVm.objects.filter(protection=protection).select_related(*related)
+    for _ in _each_vm(ctx, list(rows), call):
+        pass
+
+
+def _target(site: Site) -> dict:
+    """Where a replication goes: a site's stamp and container."""
+    return {"target_endpoint": site.cloud.stamp.endpoint,
+            "target_container_id": site.container_id,
+            "target_token": site.cloud.stamp.credentials.get("token")}
+
+
 def _ensure_power(driver, key: str, vm_id: str, on: bool) -> None:
     info = driver.get_vm(vm_id)
     if (info.power_state == PowerState.RUNNING) == on:
@@ -76,9 +104,13 @@ def _set_power(ctx, *, site: str, on: bool) -> dict:
     protection = _protection(ctx)
     primary, recovery = _drivers(protection)
     on_primary = site == ActiveSite.PRIMARY
-    for row in ProtectedVm.objects.filter(protection=protection):
-        _ensure_power(primary if on_primary else recovery, ctx.key(str(row.vm_id)),
+    driver = primary if on_primary else recovery
+
+    def power(row: ProtectedVm) -> None:
+        _ensure_power(driver, ctx.key(str(row.vm_id)),
                       row.primary_fabric_id if on_primary else row.recovery_fabric_id, on=on)
+
+    _on_every_vm(ctx, protection, power)
     return {}
 
 
@@ -141,13 +173,21 @@ def recreate_networks(ctx):
     return {"networks": made}
 
 
-def _enable(ctx, protection, primary_driver, vm: VirtualMachine) -> ProtectedVm:
+def _replicating_to(protection: Protection) -> dict:
+    """Where ``enable_replication`` sends a VM: the recovery site's stamp and container
+    (read again: the first step of ``dr.protect`` made the container)."""
     site = protection.recovery_site
-    info = primary_driver.enable_replication(
-        key=ctx.key(str(vm.pk)), vm_id=vm.fabric_id,
-        target_endpoint=site.cloud.stamp.endpoint,
-        target_container_id=Site.objects.get(pk=site.pk).container_id,
-        target_token=site.cloud.stamp.credentials.get("token"))
+    return {**_target(site),
+            "target_container_id": Site.objects.get(pk=site.pk).container_id}
+
+
+def _replicate(ctx, primary_driver, target: dict, vm: VirtualMachine):
+    """The fabric call alone (any thread): ``vm`` replicates to ``target``."""
+    return primary_driver.enable_replication(key=ctx.key(str(vm.pk)), vm_id=vm.fabric_id,
+                                             **target)
+
+
+def _record_protected(ctx, protection, vm: VirtualMachine, info) -> ProtectedVm:
     with transaction.atomic():
         row, _ = ProtectedVm.objects.get_or_create(vm=vm, defaults={"protection": protection})
         row = _locked(ProtectedVm, row.pk)
@@ -163,20 +203,28 @@ def _enable(ctx, protection, primary_driver, vm: VirtualMachine) -> ProtectedVm:
 def enable_replication(ctx):
     protection = _protection(ctx)
     primary, _ = _drivers(protection)
-    count = 0
-    for vm in _live_vms(protection):
-        if not ProtectedVm.objects.filter(vm=vm, state=ProtectedVmState.PROTECTED).exists():
-            _enable(ctx, protection, primary, vm)
-        count += 1
-    return {"protected_vms": count}
+    vms = list(_live_vms(protection))
+    done = set(ProtectedVm.objects.filter(vm__in=[vm.pk for vm in vms],
+                                          state=ProtectedVmState.PROTECTED)
+               .values_list("vm_id", flat=True))
+    target = _replicating_to(protection)
+    for vm, info in each_done(ctx, [vm for vm in vms if vm.pk not in done],
+                              partial(_replicate, ctx, primary, target),
+                              name=lambda vm: vm.name):
+        _record_protected(ctx, protection, vm, info)
+    return {"protected_vms": len(vms)}
 
 
 def disable_replication(ctx):
     protection = _protection(ctx)
     primary, _ = _drivers(protection)
-    for row in ProtectedVm.objects.filter(protection=protection):
+
+    def disable(row: ProtectedVm) -> None:
         primary.disable_replication(key=ctx.key(f"undo-{row.vm_id}"),
                                     vm_id=row.primary_fabric_id)
+
+    for row, _ in _each_vm(ctx, list(ProtectedVm.objects.filter(protection=protection)),
+                           disable):
         row.delete()
 
 
@@ -217,7 +265,8 @@ def protect_one_vm(ctx):
     protection = _protection(ctx)
     primary, _ = _drivers(protection)
     vm = VirtualMachine.objects.get(pk=ctx.inputs["vm"])
-    _enable(ctx, protection, primary, vm)
+    info = _replicate(ctx, primary, _replicating_to(protection), vm)
+    _record_protected(ctx, protection, vm, info)
     return {}
 
 
@@ -232,14 +281,16 @@ def sync_all(ctx):
     protection = _protection(ctx)
     primary, _ = _drivers(protection)
     synced = 0
-    for row in ProtectedVm.objects.filter(protection=protection,
-                                          state=ProtectedVmState.PROTECTED):
-        try:
-            info = primary.sync_replication(key=ctx.key(str(row.vm_id)),
-                                            vm_id=row.primary_fabric_id)
-        except DriverError as exc:
-            ctx.log(f"{row.vm_id}: {exc}")
+    rows = list(ProtectedVm.objects.filter(protection=protection,
+                                           state=ProtectedVmState.PROTECTED))
+    for done in fan_out(rows, lambda row: primary.sync_replication(
+            key=ctx.key(str(row.vm_id)), vm_id=row.primary_fabric_id)):
+        row, info = done.item, done.result
+        if isinstance(done.error, DriverError):
+            ctx.log(f"{row.vm_id}: {done.error}")
             continue  # that VM's lag grows and shows; the others still sync
+        if done.error is not None:
+            raise done.error
         ProtectedVm.objects.filter(pk=row.pk).update(sequence=info.sequence,
                                                      last_sync_at=info.last_sync_at)
         synced += 1
@@ -275,26 +326,27 @@ def delete_drill_container(ctx):
 
 def start_drill_copies(ctx):
     protection = _protection(ctx)
-    started = {}
-    for row in ProtectedVm.objects.filter(protection=protection).select_related(
-            "vm__template", "vm__network"):
+    driver, container = ctx.driver, ctx.outputs["drill_container"]
+    networks = ctx.outputs["drill_networks"]
+
+    def start(row: ProtectedVm):
         vm = row.vm
-        info = ctx.driver.create_vm(
-            key=ctx.key(str(vm.pk)), container_id=ctx.outputs["drill_container"],
+        return driver.create_vm(
+            key=ctx.key(str(vm.pk)), container_id=container,
             name=f"drill-{vm.name}", vcpus=vm.vcpus, memory_mb=vm.memory_mb,
             disk_gb=vm.disk_gb, image=f"replica:{row.recovery_fabric_id}",
-            network_id=ctx.outputs["drill_networks"].get(str(vm.network_id)),
-            ip_address=vm.ip_address)
-        started[str(vm.pk)] = info.id
+            network_id=networks.get(str(vm.network_id)), ip_address=vm.ip_address)
+
+    rows = list(ProtectedVm.objects.filter(protection=protection).select_related("vm"))
+    started = {str(row.vm_id): info.id for row, info in _each_vm(ctx, rows, start)}
     ctx.log(f"started {len(started)} recovery copies")
     return {"drill_vms": started}
 
 
 def check_drill_copies(ctx):
-    checked = {}
-    for vm_id, copy_id in ctx.outputs["drill_vms"].items():
-        info = ctx.driver.get_vm(copy_id)
-        checked[vm_id] = info.power_state == PowerState.RUNNING
+    driver, copies = ctx.driver, ctx.outputs["drill_vms"]
+    checked = {vm_id: info.power_state == PowerState.RUNNING for vm_id, info in each_done(
+        ctx, list(copies), lambda vm_id: driver.get_vm(copies[vm_id]))}
     failed = [vm for vm, ok in checked.items() if not ok]
     if failed:
         from base.errors import Conflict, ErrorCode
@@ -360,9 +412,9 @@ def final_sync(ctx):
         ctx.log(f"unplanned: starting from the last sync; data-loss window {loss} s")
         return {"data_loss_seconds": loss}
     primary, _ = _drivers(protection)
-    for row in ProtectedVm.objects.filter(protection=protection):
-        info = primary.sync_replication(key=ctx.key(str(row.vm_id)),
-                                        vm_id=row.primary_fabric_id)
+    rows = list(ProtectedVm.objects.filter(protection=protection))
+    for row, info in _each_vm(ctx, rows, lambda row: primary.sync_replication(
+            key=ctx.key(str(row.vm_id)), vm_id=row.primary_fabric_id)):
         ProtectedVm.objects.filter(pk=row.pk).update(sequence=info.sequence,
                                                      last_sync_at=info.last_sync_at)
     ctx.log("final sync done: nothing is lost")
@@ -374,11 +426,15 @@ def fail_over_replicas(ctx):
     _, recovery = _drivers(protection)
     networks = dict(ProtectedNetwork.objects.filter(protection=protection).values_list(
         "network_id", "recovery_fabric_id"))
-    for row in ProtectedVm.objects.filter(protection=protection).select_related("vm"):
+
+    def fail_over(row: ProtectedVm) -> None:
         recovery.failover_replication(key=ctx.key(str(row.vm_id)),
                                       vm_id=row.recovery_fabric_id,
                                       network_id=networks.get(row.vm.network_id),
                                       ip_address=row.vm.ip_address)
+
+    rows = list(ProtectedVm.objects.filter(protection=protection).select_related("vm"))
+    for row, _ in _each_vm(ctx, rows, fail_over):
         with transaction.atomic():
             replica = _locked(ProtectedVm, row.pk)
             replica.fail_over()
@@ -437,14 +493,15 @@ def reverse_replication(ctx):
     protection = _protection(ctx)
     primary_site = _primary(protection)
     _, recovery = _drivers(protection)
-    for row in ProtectedVm.objects.filter(protection=protection):
+    target = _target(primary_site)
+
+    def reverse(row: ProtectedVm) -> None:
         status = recovery.replication_status(row.recovery_fabric_id)
         if status is None or status.role != "source":
-            recovery.reverse_replication(
-                key=ctx.key(str(row.vm_id)), vm_id=row.recovery_fabric_id,
-                target_endpoint=primary_site.cloud.stamp.endpoint,
-                target_container_id=primary_site.container_id,
-                target_token=primary_site.cloud.stamp.credentials.get("token"))
+            recovery.reverse_replication(key=ctx.key(str(row.vm_id)),
+                                         vm_id=row.recovery_fabric_id, **target)
+
+    _on_every_vm(ctx, protection, reverse)
     ctx.log("replicating back to the primary site")
     return {}
 
@@ -452,8 +509,8 @@ def reverse_replication(ctx):
 def sync_back(ctx):
     protection = _protection(ctx)
     _, recovery = _drivers(protection)
-    for row in ProtectedVm.objects.filter(protection=protection):
-        recovery.sync_replication(key=ctx.key(str(row.vm_id)), vm_id=row.recovery_fabric_id)
+    _on_every_vm(ctx, protection, lambda row: recovery.sync_replication(
+        key=ctx.key(str(row.vm_id)), vm_id=row.recovery_fabric_id))
     return {}
 
 
@@ -462,13 +519,16 @@ def fail_over_to_primary(ctx):
     primary, _ = _drivers(protection)
     networks = dict(ProtectedNetwork.objects.filter(protection=protection).values_list(
         "network_id", "primary_fabric_id"))
-    for row in ProtectedVm.objects.filter(protection=protection).select_related("vm"):
+
+    def fail_over(row: ProtectedVm) -> None:
         # An adopted old primary is still on its network with its address.
         attached = primary.get_vm(row.primary_fabric_id).network_id is not None
         primary.failover_replication(
             key=ctx.key(str(row.vm_id)), vm_id=row.primary_fabric_id,
             network_id=None if attached else networks.get(row.vm.network_id),
             ip_address=None if attached else row.vm.ip_address)
+
+    _on_every_vm(ctx, protection, fail_over, "vm")
     return {}
 
 
@@ -477,14 +537,18 @@ def protect_again(ctx):
     protection = _protection(ctx)
     primary, _ = _drivers(protection)
     site = protection.recovery_site
-    for row in ProtectedVm.objects.filter(protection=protection):
+    target = _target(site)
+
+    def reverse(row: ProtectedVm):
         status = primary.replication_status(row.primary_fabric_id)
         if status is None or status.role != "source":
-            info = primary.reverse_replication(
-                key=ctx.key(str(row.vm_id)), vm_id=row.primary_fabric_id,
-                target_endpoint=site.cloud.stamp.endpoint,
-                target_container_id=site.container_id,
-                target_token=site.cloud.stamp.credentials.get("token"))
+            return primary.reverse_replication(key=ctx.key(str(row.vm_id)),
+                                               vm_id=row.primary_fabric_id, **target)
+        return None  # replicating forward already
+
+    for row, info in _each_vm(ctx, list(ProtectedVm.objects.filter(protection=protection)),
+                              reverse):
+        if info is not None:
             with transaction.atomic():
                 replica = _locked(ProtectedVm, row.pk)
                 replica.recovery_fabric_id = info.partner_vm_id

@@ -407,3 +407,6 @@ BUFFET_JOB_STUCK_SECONDS = int(os.environ.get("BUFFET_JOB_STUCK_SECONDS", "1800"
 BUFFET_STUCK_RESOURCE_SECONDS = int(os.environ.get("BUFFET_STUCK_RESOURCE_SECONDS", "3600"))
 # Timeout of one call to a stamp (retries and polling included).
 BUFFET_DRIVER_TIMEOUT = float(os.environ.get("BUFFET_DRIVER_TIMEOUT", "30"))
+# Calls to a stamp one step makes at once when it makes one per item (a DR step, one per
+# VM): each waits for the stamp on a thread of its own (provisioning.engine.fanout).
+BUFFET_STEP_CONCURRENCY = int(os.environ.get("BUFFET_STEP_CONCURRENCY", "16"))

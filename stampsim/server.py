@@ -472,6 +472,10 @@ class StampServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # Clients (a worker's concurrent DR steps, a peer's replication traffic: one new
+    # connection per call) open many connections at once; socketserver's backlog of 5
+    # overflows, and each dropped connect waits a second for the kernel to try it again.
+    request_queue_size = 128
 
     def __init__(
         self, address: tuple[str, int], api: Api, *, on_crash: Callable[[], None] | None = None

@@ -26,7 +26,7 @@ from .peers import PeerUnreachable, http_request
 
 __all__ = ["StampProcess", "free_port"]
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the tree this stampsim is in
 
 
 def free_port(host: str = "127.0.0.1") -> int:

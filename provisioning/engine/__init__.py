@@ -8,6 +8,8 @@
 - ``runner``: the worker's side, step by step, with undo, resumption after a lost worker
   and one transient-retry helper;
 - ``relay``: the beat's sweeper, delivering what the outbox could not;
+- ``fanout``: a step's per-item fabric calls with bounded concurrency, answers recorded
+  on the step's own thread;
 - ``clock``: the injectable time of all of them.
 
 Dependencies run one way: relay -> outbox -> delivery -> runner -> registry.
