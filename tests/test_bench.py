@@ -76,3 +76,27 @@ def test_a_tiny_scale_run_answers_every_endpoint_and_counts_queries_that_do_not_
              for row in figures["results"] if row["queries_many"] != row["queries_few"]]
     assert grown == []
     assert figures["vms"] == 122 and figures["steps"] == 1210
+
+
+@pytest.mark.worker
+def test_a_tiny_jobs_run_compares_the_engine_with_celery_alone_in_both_pools(tmp_path):
+    # given embedded mode in a fresh var directory
+    env = {k: v for k, v in os.environ.items() if k not in SERVICES}
+    env["BUFFET_VAR_DIR"] = str(tmp_path)
+    # when a tiny jobs benchmark runs with both worker pools
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bench", "jobs", "--requests", "20", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    # then each pool moved every no-op message and ended every job of both runbooks
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(figures["pools"]) == {"prefork", "threads"}
+    for pool, measured in figures["pools"].items():
+        assert measured["celery"]["tasks"] == 20 and measured["celery"]["per_second"] > 0
+        for phase in ("noop", "stamp_call"):
+            jobs = measured[phase]
+            assert jobs["jobs"] == 20 and jobs["per_second"] > 0, (pool, phase)
+            assert jobs["ratio_to_celery"] == pytest.approx(
+                jobs["per_second"] / measured["celery"]["per_second"], abs=0.001)
+        assert set(measured["cpu_cores"]) == {"celery", "noop", "stamp_call"}
+    assert "ratio to celery" in result.stdout

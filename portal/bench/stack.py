@@ -175,11 +175,11 @@ class Stack:
         self.stampsim.start(timeout=START_TIMEOUT)
         return self.stampsim
 
-    def start_worker(self, queues: list[str]) -> Child:
+    def start_worker(self, queues: list[str], *, pool: str = "prefork") -> Child:
         command = processes.local(processes.worker(",".join(queues),
                                                    concurrency=self.worker_concurrency))
-        command += ["--hostname", f"bench-{uuid.uuid4().hex[:8]}@%h", "--without-gossip",
-                    "--without-mingle"]
+        command += ["--pool", pool, "--hostname", f"bench-{uuid.uuid4().hex[:8]}@%h",
+                    "--without-gossip", "--without-mingle"]
         return self._start(Child("worker", command, self.run_dir / "worker.log", self._env()))
 
     def start_web(self) -> str:

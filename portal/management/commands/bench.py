@@ -1,4 +1,4 @@
-"""``manage.py bench provisioning|dr|metering|scale``: benchmarks, most against a stack
+"""``manage.py bench provisioning|dr|metering|scale|jobs``: benchmarks, most against a stack
 the command starts.
 
 It runs on the database and broker of the current settings (set ``DATABASE_URL`` and
@@ -14,7 +14,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.bench import dr, metering, provisioning, scale
+from portal.bench import dr, jobs, metering, provisioning, scale
 from portal.bench.stack import StackFailed
 
 
@@ -30,7 +30,8 @@ class Command(BaseCommand):
             "insert, on a stack (stampsim, worker, gunicorn) the command starts.")
 
     def add_arguments(self, parser):
-        parser.add_argument("scenario", choices=["provisioning", "dr", "metering", "scale"])
+        parser.add_argument("scenario",
+                            choices=["provisioning", "dr", "metering", "scale", "jobs"])
         parser.add_argument("--vms", type=_positive, default=None,
                             help="dr: VMs in the protected subscription (default 200); "
                                  "metering: VMs on the stamp (default 100000)")
@@ -43,6 +44,9 @@ class Command(BaseCommand):
         parser.add_argument("--subscriptions", type=_positive, default=None)
         parser.add_argument("--jobs", type=_positive, default=None)
         parser.add_argument("--steps", type=_positive, default=None)
+        parser.add_argument("--pools", default="prefork,threads",
+                            help="jobs: worker pools to compare, comma-separated "
+                                 f"({', '.join(jobs.POOLS)}); default %(default)s")
         parser.add_argument("--latencies", default="0,50",
                             help="dr: stampsim latencies in ms, comma-separated; "
                                  "default %(default)s")
@@ -68,6 +72,8 @@ class Command(BaseCommand):
             return self._dr(vms or 200, latencies, as_json)
         if scenario == "metering":
             return self._metering(vms or 100_000, keep, as_json)
+        if scenario == "jobs":
+            return self._jobs(requests or 2000, options["pools"], worker_concurrency, as_json)
         if scenario == "scale":
             tenants = options["tenants"]
             figures = scale.run(
@@ -97,6 +103,24 @@ class Command(BaseCommand):
         if jobs["ended"] < jobs["total"]:
             raise CommandError(f"{jobs['total'] - jobs['ended']} jobs had not ended after "
                                f"{drain_timeout:.0f} s")
+
+    def _jobs(self, n: int, pools: str, worker_concurrency: int, as_json: bool) -> None:
+        chosen = [pool.strip() for pool in pools.split(",") if pool.strip()]
+        if not chosen or set(chosen) - set(jobs.POOLS):
+            raise CommandError(f"--pools takes {', '.join(jobs.POOLS)}, comma-separated")
+        restore = self._stop_on_sigterm()
+        try:
+            figures = jobs.run(jobs=n, pools=chosen, worker_concurrency=worker_concurrency,
+                               say=self.stderr.write)
+        except StackFailed as exc:
+            raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted; the processes it started are stopped.") from None
+        finally:
+            restore()
+        self.stdout.write(jobs.render(figures))
+        if as_json:
+            self.stdout.write(json.dumps(figures))
 
     def _dr(self, vms: int, latencies: str, as_json: bool) -> None:
         try:
