@@ -83,6 +83,7 @@ __all__ = [
     "VmInfo",
     "VmKind",
     "VmUsage",
+    "capabilities_of",
     "get_driver",
 ]
 
@@ -91,6 +92,20 @@ LIBVIRT_MISSING = (
     "the libvirt driver needs libvirt-python, which is not installed here: "
     "apt-get install libvirt-dev pkg-config, then pip install '.[libvirt]'"
 )
+
+
+# What each kind can do, known without building a driver (or having its binding installed):
+# the portal checks it when it validates plans, add-ons and jobs.
+_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    "simulated": ALL_CAPABILITIES,
+    "memory": ALL_CAPABILITIES,
+    "libvirt": frozenset(),  # = LibvirtDriver.capabilities (fabric/drivers/libvirt.py)
+}
+
+
+def capabilities_of(kind: str) -> frozenset[Capability]:
+    """The capabilities of a driver kind (none for a kind this code does not know)."""
+    return _CAPABILITIES.get(kind, frozenset())
 
 
 def get_driver(

@@ -118,13 +118,16 @@ def _run(job_id, worker: str) -> Job | None:
             return _stop(job, runbook, f"Gave up after {job.max_attempts} deliveries to a "
                                        "worker (each one died or was lost).", "")
         for row in list(job.steps.all()):
-            if row.state == StepState.SUCCEEDED:
+            if row.state in (StepState.SUCCEEDED, StepState.SKIPPED):
                 continue
             job.refresh_from_db(fields=["cancel_requested"])
             if job.cancel_requested:
                 return _compensate(job, runbook, "Cancelled by the provider.", "",
                                    final=JobState.CANCELLED)
             step = runbook.steps[row.index - 1]
+            if missing := step.skipped_on(job.stamp):
+                _skip(row, f"skipped: stamp '{job.stamp.name}' has no {', '.join(missing)}")
+                continue
             try:
                 _do(job, row, step)
             except (OperationalError, InterfaceError):
@@ -185,6 +188,16 @@ def _do(job: Job, row: JobStep, step: Step) -> None:
         Job.objects.filter(pk=job.pk).update(outputs=job.outputs, heartbeat_at=clock.now())
         row.output = output
         _save_step(row, StepState.SUCCEEDED, ctx)
+
+
+def _skip(row: JobStep, reason: str) -> None:
+    """An optional step the stamp cannot do: recorded as skipped, never undone."""
+    now = clock.now()
+    row.started_at = row.started_at or now
+    JobStep.objects.filter(pk=row.pk).update(started_at=row.started_at)
+    ctx = StepContext(job=row.job, step=row)
+    ctx.log(reason)
+    _save_step(row, StepState.SKIPPED, ctx)
 
 
 def _save_step(row: JobStep, state: str, ctx: StepContext) -> None:
