@@ -135,3 +135,55 @@ def test_the_vm_runbooks_on_a_libvirt_stamp(kvm_world):
             .items()}
     assert used == {"vcpus": 0, "memory_mb": 0, "storage_gb": 0, "vms": 0, "networks": 0,
                     "snapshots": 0}
+
+
+def test_a_libvirt_stamp_registered_while_the_worker_runs_is_served(staff, signup, workers,
+                                                                    settings):
+    # given the worker `buffet run` starts for libvirt stamps (one process, threads),
+    # running before the stamp exists
+    from portal.cli import LIBVIRT_IDLE_QUEUE
+
+    settings.BUFFET_JOB_LEASE_SECONDS = 3
+    worker = workers([LIBVIRT_IDLE_QUEUE], concurrency=2,
+                     args=("--pool", "threads", "--stamp-drivers", "libvirt"),
+                     BUFFET_STAMP_QUEUES_INTERVAL="0.5")
+
+    def post(path, body):
+        response = staff.post(f"/api/v1/admin/{path}/", body, format="json")
+        assert response.status_code == 201, (path, response.content)
+        return response.json()
+
+    # when the provider registers a libvirt stamp on libvirt's shared test host
+    stamp = post("stamps", {"name": unique("kvm-"), "region": "west", "driver": "libvirt",
+                            "endpoint": "test:///default"})
+    check = staff.post(f"/api/v1/admin/stamps/{stamp['id']}/check/").json()
+    assert check["health"] == "healthy", check["health_detail"]
+    assert check["capacity"]["capacity"]["vcpus"] > 0
+    cloud = post("clouds", {"name": unique("kvm-cloud-"), "stamp": stamp["id"],
+                            "capacity": {"vcpus": 16, "memory_mb": 16384, "storage_gb": 100,
+                                         "vms": 10},
+                            "default_network_cidr": "10.9.0.0/24"})
+    template = post("templates", {"name": "debian-12", "os": "Debian 12", "cloud": cloud["id"],
+                                  "image": "debian-12", "min_memory_mb": 512,
+                                  "min_disk_gb": 1})
+    plan = post("plans", {"name": unique("KVM "), "state": "public", "cloud": cloud["id"],
+                          "templates": [template["id"]],
+                          "quotas": {"vcpus": 4, "memory_mb": 8192, "storage_gb": 50,
+                                     "vms": 2, "networks": 1, "snapshots": 2}})
+    # then a tenant's subscription and VM are served by that worker
+    owner = signup()
+    subscription = subscribe(owner, plan)
+    commission = wait_job(owner, commission_job(owner, subscription["id"])["id"],
+                          worker=worker)
+    assert commission["state"] == "succeeded", commission["error"]
+    response = owner.post("/api/v1/vms/", {
+        "subscription": subscription["id"], "name": "app", "template": template["id"],
+        "vcpus": 1, "memory_mb": 1024, "disk_gb": 5}, format="json")
+    settled(owner, response, worker)
+    url = f"/api/v1/vms/{response.json()['id']}/"
+    for action, state in (("stop", "stopped"), ("start", "running")):
+        settled(owner, owner.post(f"{url}{action}/"), worker)
+        assert owner.get(url).json()["state"] == state
+    settled(owner, owner.post(f"{url}snapshots/", {"name": "s1"}, format="json"), worker)
+    settled(owner, owner.delete(url), worker)
+    assert owner.get(url).status_code == 404
