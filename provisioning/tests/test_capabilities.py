@@ -118,3 +118,36 @@ def test_the_commission_adapts_its_edge_to_the_stamp():
         "Allow outbound traffic": {Capability.FIREWALL},
         "Source NAT to the external address": {Capability.GATEWAYS, Capability.NAT},
     }
+
+
+def test_a_task_that_needs_guest_files_is_refused_on_a_stamp_without_them(db):
+    # given a subscription whose plan's stamp turns into a libvirt one, with the tasks
+    from provisioning.models import TaskRun
+    from provisioning.tasks_menu import services
+    from provisioning.tasks_menu.runbooks import RESTORE_FILE
+    from provisioning.tests.conftest import make_snapshot, make_subscription, make_vm
+    from tenants.models import Role
+    from tenants.tests.factories import MembershipFactory
+
+    subscription = make_subscription()
+    services.publish_builtins([subscription.plan])
+    vm = make_vm(subscription, name="app-1")
+    day = make_snapshot(vm).created_at.date().isoformat()
+    owner = MembershipFactory(tenant=subscription.tenant, role=Role.OWNER).user
+    Stamp.objects.filter(pk=subscription.plan.cloud.stamp_id).update(
+        driver="libvirt", endpoint="test:///default")
+    subscription.refresh_from_db()
+    assert RESTORE_FILE.needs == {Capability.GUEST_FILES}
+    # when a file restore is asked for
+    with pytest.raises(Conflict) as caught:
+        services.run_task("restore-file", subscription=subscription,
+                          inputs={"vm": str(vm.pk), "day": day, "path": "/etc/hosts"},
+                          acting_user=owner)
+    # then it is refused at once, saying why, and nothing is recorded
+    assert caught.value.code == ErrorCode.STAMP_INCAPABLE
+    assert "it has no guest-files" in str(caught.value)
+    assert not TaskRun.objects.exists()
+    # while a task libvirt can do still runs
+    run = services.run_task("collect-diagnostics", subscription=subscription,
+                            inputs={"vm": str(vm.pk)}, acting_user=owner)
+    assert run.job.state == JobState.QUEUED
