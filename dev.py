@@ -6,6 +6,11 @@
     python3 dev.py test   virtualenv, install with test extras, run the whole test suite
     python3 dev.py audit  the installed dependencies against known vulnerabilities (also a
                           step of ``test``)
+
+``run`` and ``test`` also install the ``libvirt`` extra (the libvirt driver) where
+libvirt's development files are on the machine (``pkg-config --exists libvirt``; Debian:
+``apt-get install libvirt-dev pkg-config``). ``BUFFET_REQUIRE_LIBVIRT=1`` (CI sets it)
+makes their absence an error, and the libvirt driver's tests fail instead of skipping.
 """
 
 import hashlib
@@ -14,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -47,6 +53,26 @@ def _install(extras: str) -> None:
     target = f".[{extras}]" if extras else "."
     subprocess.run([str(PY), "-m", "pip", "install", "-q", "-e", target], cwd=ROOT, check=True)
     stamp.write_text(digest)
+
+
+def _libvirt_buildable() -> bool:
+    """libvirt-python builds here: libvirt's development files, a C compiler, Python's
+    headers."""
+    if shutil.which("pkg-config") is None or not (shutil.which("cc") or shutil.which("gcc")):
+        return False
+    found = subprocess.run(["pkg-config", "--exists", "libvirt"], check=False)
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    return found.returncode == 0 and headers.exists()
+
+
+def _extras(*extras: str) -> str:
+    """``extras``, plus ``libvirt`` where it builds (or is required: then it must)."""
+    if _libvirt_buildable():
+        return ",".join([*extras, "libvirt"])
+    if os.environ.get("BUFFET_REQUIRE_LIBVIRT") == "1":
+        sys.exit("BUFFET_REQUIRE_LIBVIRT=1 but libvirt-python cannot be built here: "
+                 "apt-get install libvirt-dev pkg-config (and a C compiler).")
+    return ",".join(extras)
 
 
 def _audit_dependencies() -> int:
@@ -100,11 +126,11 @@ def main() -> int:
     rest = sys.argv[2:]
     if command == "run":
         _venv()
-        _install("")
+        _install(_extras())
         os.execv(str(PY), [str(PY), "-m", "portal.cli", "run", *rest])
     if command == "test":
         _venv()
-        _install("test")
+        _install(_extras("test"))
         os.chdir(ROOT)
         lint = subprocess.run([str(PY), "-m", "ruff", "check", "."])
         if lint.returncode != 0:

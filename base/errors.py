@@ -46,6 +46,7 @@ class ErrorCode(enum.StrEnum):
     # The provider's fabric.
     STAMP_DISABLED = "stamp-disabled"  # the stamp takes nothing new on its clouds
     STAMP_IN_USE = "stamp-in-use"  # clouds or jobs still use the stamp
+    STAMP_INCAPABLE = "stamp-incapable"  # the stamp's driver cannot do what the work needs
     # Plans, subscriptions and their quota.
     QUOTA_EXCEEDED = "quota-exceeded"
     PLAN_DECOMMISSIONED = "plan-decommissioned"

@@ -84,6 +84,17 @@ class Stamp(models.Model):
             raise ValidationError({"endpoint": exc.messages}) from None
 
     @property
+    def capabilities(self):
+        """What its driver can do beyond VMs, networks and checkpoints (``Capability``)."""
+        from fabric.drivers import capabilities_of
+
+        return capabilities_of(self.driver)
+
+    def lacks(self, *needed) -> list[str]:
+        """The capabilities of ``needed`` this stamp has not, sorted (empty: it has all)."""
+        return sorted(str(c) for c in set(needed) - self.capabilities)
+
+    @property
     def queue(self) -> str:
         """The Celery queue of this stamp's jobs."""
         return f"stamp.{self.name}"

@@ -13,6 +13,7 @@ from django_fsm import TransitionNotAllowed
 from base import events
 from base.errors import Conflict, ErrorCode, Invalid, NotFound, QuotaExceeded
 from base.events import Event
+from fabric.drivers import Capability
 from fabric.models import Cloud, Template
 from plans import quota
 from plans.models import (
@@ -50,8 +51,19 @@ LIVE_STATES = (SubscriptionState.PROVISIONING, SubscriptionState.ACTIVE, Subscri
 
 # --- Catalog --------------------------------------------------------------------------
 
+def _replication_refused(stamp) -> str:
+    return (f"Stamp '{stamp.name}' ({stamp.driver}) cannot replicate VMs, so it can take "
+            "no part in disaster recovery.")
+
+
 def _check_dr_addons(cloud: Cloud, addons: Iterable[AddOn]) -> None:
     dr = [a for a in addons if a.kind == AddOnKind.DR]
+    if dr and cloud.stamp.lacks(Capability.REPLICATION):
+        raise Invalid(
+            "A plan whose cloud's stamp cannot replicate offers no DR add-on. "
+            + _replication_refused(cloud.stamp),
+            errors={"addons": [f"'{a.name}' needs replication from the plan's stamp."
+                               for a in dr]})
     wrong = [a.name for a in dr if a.recovery_cloud.stamp_id == cloud.stamp_id]
     if wrong:
         raise Invalid(
@@ -134,6 +146,13 @@ def save_addon(addon: AddOn | None, *, fields: dict[str, Any], acting_user: User
     if addon.kind == AddOnKind.QUOTA and addon.recovery_cloud_id is not None:
         raise Invalid("A quota add-on has no recovery cloud.",
                       errors={"recovery_cloud": ["Only DR add-ons have a recovery cloud."]})
+    if addon.kind == AddOnKind.DR and addon.recovery_cloud.stamp.lacks(Capability.REPLICATION):
+        stamp = addon.recovery_cloud.stamp
+        raise Invalid("A DR add-on's recovery cloud must be on a stamp that replicates. "
+                      + _replication_refused(stamp),
+                      errors={"recovery_cloud": [
+                          f"Cloud '{addon.recovery_cloud.name}' is on stamp '{stamp.name}', "
+                          f"whose {stamp.driver} driver has no replication."]})
     if addon.kind == AddOnKind.DR and any(addon.quotas().values()):
         raise Invalid("A DR add-on adds no quota.", errors={"quotas": ["Leave them at 0."]})
     if not creating:

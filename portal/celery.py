@@ -4,10 +4,14 @@ import os
 
 from celery import Celery
 
+from portal.worker_queues import STAMP_DRIVERS_OPTION, StampQueues
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("buffet")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.user_options["worker"].add(STAMP_DRIVERS_OPTION)
+app.steps["consumer"].add(StampQueues)
 
 __all__ = ["app"]

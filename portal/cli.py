@@ -9,6 +9,7 @@
 import argparse
 import contextlib
 import errno
+import importlib.util
 import os
 import signal
 import socket
@@ -21,6 +22,9 @@ from pathlib import Path
 from portal import broker, processes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# What the libvirt worker listens on before there is a libvirt stamp (nothing is sent
+# there): Celery needs a queue to start with.
+LIBVIRT_IDLE_QUEUE = "libvirt.idle"
 
 
 def _wait_http(url: str, deadline: float, supervisor: processes.Supervisor) -> bool:
@@ -128,9 +132,15 @@ def _start(port: int, stamps: list[tuple[str, int]], var: Path, env: dict[str, s
         print("\nStopped.", file=sys.stderr)
         return 130
     _django_setup()
-    from fabric.models import Stamp
+    from fabric.models import DriverKind, Stamp
 
-    queues = ",".join(["default", *(s.queue for s in Stamp.objects.all())])
+    # The worker follows the stamps: one registered while it runs has its queue consumed
+    # too. libvirt stamps have a worker of their own, one process with threads: a
+    # ``test:///`` host lives inside the process that opened it, so every job of such a
+    # stamp must run in the same process (a prefork pool would give each child a host).
+    others = [kind for kind in DriverKind.values if kind != DriverKind.LIBVIRT]
+    queues = ",".join(["default", *(s.queue for s in Stamp.objects.filter(driver__in=others))])
+    libvirt_queues = ",".join(s.queue for s in Stamp.objects.filter(driver=DriverKind.LIBVIRT))
     # A child that dies is started again (with backoff) by the supervisor; only Ctrl-C,
     # SIGTERM or the terminal going away (SIGHUP, which no longer reaches the children in
     # their own sessions) stops everything.
@@ -144,7 +154,12 @@ def _start(port: int, stamps: list[tuple[str, int]], var: Path, env: dict[str, s
         for name, stamp_port in stamps:
             supervisor.start(name, processes.local(
                 processes.stampsim(name, stamp_port, str(var / "stampsim" / name))))
-        supervisor.start("worker", processes.local(processes.worker(queues=queues)))
+        supervisor.start("worker", processes.local(
+            processes.worker(queues=queues, stamp_drivers=",".join(others))))
+        if importlib.util.find_spec("libvirt") is not None:  # the libvirt extra is installed
+            supervisor.start("worker-libvirt", processes.local(processes.worker(
+                queues=libvirt_queues or LIBVIRT_IDLE_QUEUE, pool="threads",
+                stamp_drivers=DriverKind.LIBVIRT)))
         supervisor.start("beat", processes.local(processes.beat()))
         supervisor.start("web", processes.local(processes.web(port)))
         url = f"http://127.0.0.1:{port}"

@@ -23,9 +23,17 @@ def web(port: int, host: str = "127.0.0.1") -> list[str]:
             "--workers", "2", "--threads", "4", "--access-logfile", "-"]
 
 
-def worker(queues: str = "default", concurrency: int = 2) -> list[str]:
-    return ["celery", "-A", "portal", "worker", "--loglevel", "INFO",
-            "--queues", queues, "--concurrency", str(concurrency)]
+def worker(queues: str = "default", concurrency: int = 2, *, pool: str | None = None,
+           stamp_drivers: str | None = None) -> list[str]:
+    """A Celery worker; ``stamp_drivers`` also consumes the queues of those kinds' stamps,
+    registered later too (``portal.worker_queues``)."""
+    command = ["celery", "-A", "portal", "worker", "--loglevel", "INFO",
+               "--queues", queues, "--concurrency", str(concurrency)]
+    if pool:
+        command += ["--pool", pool]
+    if stamp_drivers:
+        command += ["--stamp-drivers", stamp_drivers]
+    return command
 
 
 def beat() -> list[str]:

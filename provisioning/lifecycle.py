@@ -22,6 +22,7 @@ from django_fsm import TransitionNotAllowed
 from base import events
 from base.errors import Conflict, ErrorCode
 from base.events import Event
+from fabric.drivers import Capability
 from plans import services as plan_services
 from plans.models import Subscription, SubscriptionAddOn, SubscriptionState
 from provisioning import addons, engine, ipam
@@ -61,12 +62,14 @@ def commission(subscription: Subscription, *, acting_user: User | None) -> Job:
     # Reserve the external address now, so an exhausted pool is a 409 for the tenant
     # (and a warning for the provider) rather than a failed job later. The commission
     # step checks it against what the fabric holds and moves on if it is taken there.
-    try:
-        ipam.allocate_external(site, held_by_fabric=set())
-    except Conflict:
-        log.warning("external pool %s of cloud %s is exhausted: a subscription was refused",
-                    cloud.external_pool_cidr, cloud.name)
-        raise
+    # A stamp without gateways (libvirt) holds no external address: none is reserved.
+    if not cloud.stamp.lacks(Capability.GATEWAYS):
+        try:
+            ipam.allocate_external(site, held_by_fabric=set())
+        except Conflict:
+            log.warning("external pool %s of cloud %s is exhausted: a subscription was "
+                        "refused", cloud.external_pool_cidr, cloud.name)
+            raise
     Network.objects.create(subscription=subscription, name="default",
                            cidr=cloud.default_network_cidr, is_default=True, quota_held=False,
                            gateway_address=ipam.first_host(cloud.default_network_cidr))

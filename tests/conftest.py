@@ -27,8 +27,9 @@ def workers(transactional_db, tmp_path):
     """``workers(queues)`` starts a real Celery worker on the test database."""
     started: list[WorkerProcess] = []
 
-    def start(queues: list[str], *, concurrency: int = 1, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(queues, tmp_path, concurrency=concurrency, **env)
+    def start(queues: list[str], *, concurrency: int = 1, args: tuple[str, ...] = (),
+              **env: str) -> WorkerProcess:
+        worker = WorkerProcess(queues, tmp_path, concurrency=concurrency, args=args, **env)
         started.append(worker.start())
         return worker
 

@@ -28,9 +28,11 @@ def test_database_url() -> str:
 class WorkerProcess:
     """``celery worker`` in its own process group, consuming the given queues."""
 
-    def __init__(self, queues: list[str], log_dir: Path, *, concurrency: int = 1, **env: str):
+    def __init__(self, queues: list[str], log_dir: Path, *, concurrency: int = 1,
+                 args: tuple[str, ...] = (), **env: str):
         self.queues = queues
         self.concurrency = concurrency
+        self.args = tuple(args)  # more options of ``celery worker`` (--pool, --stamp-drivers)
         self.name = f"test-{uuid.uuid4().hex[:8]}"
         self.log_path = log_dir / f"{self.name}.log"
         self.env = {**os.environ, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1",
@@ -43,7 +45,7 @@ class WorkerProcess:
             [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
              "--queues", ",".join(self.queues), "--concurrency", str(self.concurrency),
              "--hostname", f"{self.name}@%h", "--without-gossip", "--without-mingle",
-             "--without-heartbeat"],
+             "--without-heartbeat", *self.args],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         return self

@@ -13,6 +13,11 @@ class StampSerializer(serializers.ModelSerializer):
     credentials = serializers.DictField(
         write_only=True, required=False, help_text="Stored encrypted; never returned."
     )
+    capabilities = serializers.SerializerMethodField(
+        help_text="What the stamp's driver can do beyond VMs, networks and checkpoints "
+        "(gateways, firewall, nat, replication, guest-files, usage-history); plans, add-ons "
+        "and runbooks that need one it lacks are refused."
+    )
 
     class Meta:
         model = Stamp
@@ -28,9 +33,14 @@ class StampSerializer(serializers.ModelSerializer):
             "health_detail",
             "last_checked_at",
             "capacity",
+            "capabilities",
             "created_at",
         ]
         read_only_fields = ["health", "health_detail", "last_checked_at", "capacity"]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_capabilities(self, stamp: Stamp) -> list[str]:
+        return sorted(str(c) for c in stamp.capabilities)
 
 
 class CapacitySerializer(serializers.ModelSerializer):

@@ -2,7 +2,8 @@
 
 ``get_driver(kind, name=..., endpoint=..., credentials=...)`` builds one from
 a stamp's configuration.  Kinds: ``simulated`` (a stampsim over HTTP),
-``memory`` (in process, for tests), ``libvirt`` (not available yet).
+``memory`` (in process, for tests), ``libvirt`` (a libvirt host through
+libvirt-python, an optional extra: ``pip install '.[libvirt]'``).
 Nothing here imports Django.
 """
 
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .base import (
+    ALL_CAPABILITIES,
+    Capability,
     Capacity,
     CheckpointInfo,
     Conflict,
@@ -37,6 +40,7 @@ from .base import (
     StampHealth,
     StampUnreachable,
     Unauthorized,
+    Unsupported,
     VmEvent,
     VmHistory,
     VmInfo,
@@ -45,7 +49,9 @@ from .base import (
 )
 
 __all__ = [
+    "ALL_CAPABILITIES",
     "DRIVER_KINDS",
+    "Capability",
     "Capacity",
     "CheckpointInfo",
     "Conflict",
@@ -71,15 +77,35 @@ __all__ = [
     "StampHealth",
     "StampUnreachable",
     "Unauthorized",
+    "Unsupported",
     "VmEvent",
     "VmHistory",
     "VmInfo",
     "VmKind",
     "VmUsage",
+    "capabilities_of",
     "get_driver",
 ]
 
 DRIVER_KINDS = ("simulated", "memory", "libvirt")
+LIBVIRT_MISSING = (
+    "the libvirt driver needs libvirt-python, which is not installed here: "
+    "apt-get install libvirt-dev pkg-config, then pip install '.[libvirt]'"
+)
+
+
+# What each kind can do, known without building a driver (or having its binding installed):
+# the portal checks it when it validates plans, add-ons and jobs.
+_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    "simulated": ALL_CAPABILITIES,
+    "memory": ALL_CAPABILITIES,
+    "libvirt": frozenset(),  # = LibvirtDriver.capabilities (fabric/drivers/libvirt.py)
+}
+
+
+def capabilities_of(kind: str) -> frozenset[Capability]:
+    """The capabilities of a driver kind (none for a kind this code does not know)."""
+    return _CAPABILITIES.get(kind, frozenset())
 
 
 def get_driver(
@@ -100,7 +126,13 @@ def get_driver(
 
         return MemoryDriver(name, endpoint, credentials, **options)
     if kind == "libvirt":
-        raise DriverNotAvailable(name, "driver.load", "the libvirt driver is not implemented yet")
+        try:
+            from .libvirt import LibvirtDriver
+        except ImportError as exc:
+            if exc.name != "libvirt":
+                raise
+            raise DriverNotAvailable(name, "driver.load", LIBVIRT_MISSING) from None
+        return LibvirtDriver(name, endpoint, credentials, **options)
     raise DriverNotAvailable(
         name, "driver.load", f"unknown driver kind {kind!r} (known: {', '.join(DRIVER_KINDS)})"
     )

@@ -22,6 +22,8 @@ from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
+    "ALL_CAPABILITIES",
+    "Capability",
     "Capacity",
     "CheckpointInfo",
     "Conflict",
@@ -47,6 +49,7 @@ __all__ = [
     "StampHealth",
     "StampUnreachable",
     "Unauthorized",
+    "Unsupported",
     "VmEvent",
     "VmHistory",
     "VmUsage",
@@ -74,6 +77,23 @@ class ReplicationRole(enum.StrEnum):
 class ReplicationState(enum.StrEnum):
     ENABLED = "enabled"
     FAILED_OVER = "failed-over"
+
+
+class Capability(enum.StrEnum):
+    """What a stamp can do beyond VMs, networks and checkpoints, which every stamp does.
+
+    A driver declares its set in ``capabilities``; the portal checks it before it
+    offers or starts work that needs one (a call it lacks raises ``Unsupported``)."""
+
+    GATEWAYS = "gateways"  # an edge gateway holding an external address
+    FIREWALL = "firewall"  # firewall rules on a tenant's edge
+    NAT = "nat"  # source NAT rules from a network to an external address
+    REPLICATION = "replication"  # replicating VMs to another stamp (the DR add-on)
+    GUEST_FILES = "guest-files"  # reading and restoring files inside a guest
+    USAGE_HISTORY = "usage-history"  # a VM's past usage, for metering's backfill
+
+
+ALL_CAPABILITIES = frozenset(Capability)
 
 
 class ConflictCode(enum.StrEnum):
@@ -138,6 +158,10 @@ class Conflict(DriverError):
 
 class NotFound(DriverError):
     """The object does not exist on the stamp."""
+
+
+class Unsupported(OperationFailed):
+    """The stamp cannot do this at all (a capability it lacks): no retry will help."""
 
 
 class DriverNotAvailable(DriverError):
@@ -329,6 +353,7 @@ class Driver(Protocol):
 
     name: str
     endpoint: str
+    capabilities: frozenset[Capability]
 
     # reads
     def health(self) -> StampHealth: ...

@@ -20,6 +20,8 @@ from stampsim import protocol
 from stampsim.errors import ApiError, ErrorCode
 
 from .base import (
+    ALL_CAPABILITIES,
+    Capability,
     Capacity,
     CheckpointInfo,
     Conflict,
@@ -69,6 +71,7 @@ class StampApiDriver:
     """
 
     kind = "stampapi"
+    capabilities: frozenset[Capability] = ALL_CAPABILITIES  # a stampsim does everything
 
     def __init__(
         self,

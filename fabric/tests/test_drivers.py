@@ -562,11 +562,32 @@ def test_get_driver_builds_each_kind() -> None:
     simulated = get_driver("simulated", name="s", endpoint="http://127.0.0.1:1", credentials={})
     assert isinstance(simulated, SimulatedDriver)
     simulated.close()
-    with pytest.raises(DriverNotAvailable, match="stamp 'l' driver.load: the libvirt driver"):
-        get_driver("libvirt", name="l", endpoint="qemu:///system", credentials={})
     with pytest.raises(DriverNotAvailable, match="unknown driver kind 'vmware'"):
         get_driver("vmware", name="v", endpoint="x", credentials={})
     memory.reset()
+
+
+def test_the_libvirt_driver_without_its_binding_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a process where libvirt-python cannot be imported (installed here or not)
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def no_libvirt(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "libvirt":
+            raise ImportError("No module named 'libvirt'", name="libvirt")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "fabric.drivers.libvirt", raising=False)
+    monkeypatch.delitem(sys.modules, "libvirt", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_libvirt)
+    # then the driver names the package and how to install it
+    with pytest.raises(DriverNotAvailable, match=r"stamp 'l' driver.load: .*libvirt-python.*"
+                       r"pip install '\.\[libvirt\]'"):
+        get_driver("libvirt", name="l", endpoint="qemu:///system", credentials={})
 
 
 def test_error_hierarchy() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from portal import processes
 from portal.processes import Backoff, Supervisor
 
 
@@ -234,3 +235,12 @@ def test_an_adopted_process_is_restarted_from_its_command_and_stopped_after_the_
     supervisor.stop(grace=5)
     order = [line.split()[0] for line in stops.read_text().splitlines()]
     assert order == ["worker", "broker"]
+
+
+def test_a_worker_can_follow_the_stamps_of_some_driver_kinds():
+    # the command `buffet run` starts for libvirt stamps: one process, threads
+    assert processes.worker(queues="libvirt.idle", pool="threads",
+                            stamp_drivers="libvirt")[-4:] == [
+        "--pool", "threads", "--stamp-drivers", "libvirt"]
+    # and without them, the command the deployment runs is unchanged
+    assert "--stamp-drivers" not in processes.worker(queues="default")

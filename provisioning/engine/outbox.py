@@ -36,6 +36,10 @@ def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | No
     """
     if isinstance(runbook, str):
         runbook = get_runbook(runbook)
+    if missing := stamp.lacks(*runbook.needs):
+        # Refused now, with the reason, rather than a job that fails at the step.
+        raise Conflict(f"Stamp '{stamp.name}' ({stamp.driver}) cannot run '{runbook.name}': "
+                       f"it has no {', '.join(missing)}.", code=ErrorCode.STAMP_INCAPABLE)
     inputs = dict(inputs or {})
     if runbook.inputs is not None:
         serializer = runbook.inputs(data=inputs)

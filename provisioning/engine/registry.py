@@ -11,6 +11,7 @@ from typing import Any
 from django.utils import timezone
 
 from base.errors import Invalid
+from fabric.drivers import Capability
 from fabric.services import driver_for
 from provisioning.models import Job, JobStep
 
@@ -19,10 +20,20 @@ __all__ = ["Runbook", "Step", "StepContext", "get_runbook", "register", "registe
 
 @dataclass(frozen=True)
 class Step:
+    """One step. ``needs``: the stamp capabilities its fabric calls use. Without them the
+    step is skipped when ``optional`` (e.g. a commission's gateway on a libvirt host), and
+    otherwise the runbook is refused before any job is queued."""
+
     name: str
     do: Callable[["StepContext"], dict[str, Any] | None]
     undo: Callable[["StepContext"], None] | None = None
     transient_retries: int = 3
+    needs: frozenset[Capability] = frozenset()
+    optional: bool = False
+
+    def skipped_on(self, stamp) -> list[str]:
+        """What an optional step misses on ``stamp`` (empty: it runs)."""
+        return stamp.lacks(*self.needs) if self.optional else []
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,11 @@ class Runbook:
     compensate: bool = True
     description: str = ""
     max_attempts: int = 5
+
+    @property
+    def needs(self) -> frozenset[Capability]:
+        """What a stamp must be able to do to run it (its steps that are not optional)."""
+        return frozenset().union(*(s.needs for s in self.steps if not s.optional))
 
 
 _REGISTRY: dict[str, Runbook] = {}

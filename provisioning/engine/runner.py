@@ -119,7 +119,7 @@ def _run(job_id, worker: str) -> Job | None:
                                        "worker (each one died or was lost).", "")
         fresh = True  # the claim has just read whether the job is to be cancelled
         for row in list(job.steps.all()):
-            if row.state == StepState.SUCCEEDED:
+            if row.state in (StepState.SUCCEEDED, StepState.SKIPPED):
                 continue
             if not fresh:
                 job.cancel_requested = Job.objects.filter(pk=job.pk).values_list(
@@ -129,6 +129,9 @@ def _run(job_id, worker: str) -> Job | None:
                 return _compensate(job, runbook, "Cancelled by the provider.", "",
                                    final=JobState.CANCELLED)
             step = runbook.steps[row.index - 1]
+            if missing := step.skipped_on(job.stamp):
+                _skip(row, f"skipped: stamp '{job.stamp.name}' has no {', '.join(missing)}")
+                continue
             try:
                 _do(job, row, step)
             except (OperationalError, InterfaceError):
@@ -192,6 +195,16 @@ def _do(job: Job, row: JobStep, step: Step) -> None:
         job.outputs = {**job.outputs, **output}
         Job.objects.filter(pk=job.pk).update(outputs=job.outputs, heartbeat_at=clock.now())
         _save_step(row, StepState.SUCCEEDED, ctx)
+
+
+def _skip(row: JobStep, reason: str) -> None:
+    """An optional step the stamp cannot do: recorded as skipped, never undone."""
+    now = clock.now()
+    row.started_at = row.started_at or now
+    JobStep.objects.filter(pk=row.pk).update(started_at=row.started_at)
+    ctx = StepContext(job=row.job, step=row)
+    ctx.log(reason)
+    _save_step(row, StepState.SKIPPED, ctx)
 
 
 def _save_step(row: JobStep, state: str, ctx: StepContext) -> None:

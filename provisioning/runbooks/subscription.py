@@ -3,7 +3,10 @@
 ``subscription.commission`` is the "commission customer" workflow: a tenant container
 on the plan's stamp, an external address from the cloud's pool, a gateway, a default
 routed network, an outbound firewall rule and source NAT to the external address.
-A failure at any step undoes the steps before it. ``subscription.decommission`` removes
+A failure at any step undoes the steps before it. The edge (address, gateway, firewall,
+NAT) is made where the stamp can: a stamp without gateways, firewall or NAT rules (a
+libvirt host) skips those steps, and its tenants get their container and default network
+only (``Step.optional``). ``subscription.decommission`` removes
 everything, VMs included, moving forward only: a failure stops it for a retry.
 """
 
@@ -15,6 +18,7 @@ from django_fsm import can_proceed
 
 from base import events
 from base.events import Event
+from fabric.drivers import Capability
 from plans.models import QuotaLedger, Subscription
 from provisioning import engine, ipam
 from provisioning.engine import Runbook, Step, StepContext
@@ -194,11 +198,16 @@ COMMISSION = engine.register(Runbook(
     description="Create the subscription's tenant container and edge on its stamp.",
     steps=(
         Step("Create tenant container", create_container, delete_container),
-        Step("Reserve external address", reserve_external_address, release_external_address),
-        Step("Create gateway", create_gateway, delete_gateway),
+        # An external address is held by a gateway: without gateways there is none to hold.
+        Step("Reserve external address", reserve_external_address, release_external_address,
+             needs=frozenset({Capability.GATEWAYS}), optional=True),
+        Step("Create gateway", create_gateway, delete_gateway,
+             needs=frozenset({Capability.GATEWAYS}), optional=True),
         Step("Create default routed network", create_default_network, delete_default_network),
-        Step("Allow outbound traffic", allow_outbound, delete_outbound_rule),
-        Step("Source NAT to the external address", add_source_nat, delete_source_nat),
+        Step("Allow outbound traffic", allow_outbound, delete_outbound_rule,
+             needs=frozenset({Capability.FIREWALL}), optional=True),
+        Step("Source NAT to the external address", add_source_nat, delete_source_nat,
+             needs=frozenset({Capability.GATEWAYS, Capability.NAT}), optional=True),
     ),
     on_success=_commissioned,
     on_rollback=_commission_failed,

@@ -15,7 +15,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 
 from base.errors import Invalid
-from fabric.drivers import NotFound
+from fabric.drivers import Capability, NotFound
 from plans.models import Subscription
 from provisioning import engine, resources
 from provisioning.engine import Runbook, Step, register
@@ -158,12 +158,13 @@ def check_file(ctx):
                    path=path, checkpoint=ctx.outputs["checkpoint_name"], size=now.size)
 
 
+GUEST_FILES = frozenset({Capability.GUEST_FILES})  # it reads and writes inside the guest
 RESTORE_FILE = register(Runbook(
     name="task.restore-file", description="Restore one file of a VM from a checkpoint.",
-    steps=(Step("Find the checkpoint of the day", find_checkpoint),
-           Step("Keep the file as it is now", keep_current_file),
-           Step("Restore the file", restore_file, undo_restore_file),
-           Step("Check the file", check_file))))
+    steps=(Step("Find the checkpoint of the day", find_checkpoint, needs=GUEST_FILES),
+           Step("Keep the file as it is now", keep_current_file, needs=GUEST_FILES),
+           Step("Restore the file", restore_file, undo_restore_file, needs=GUEST_FILES),
+           Step("Check the file", check_file, needs=GUEST_FILES))))
 
 task_runbook(RESTORE_FILE, _schema(
     ["vm", "day", "path"],

@@ -187,8 +187,13 @@ def run_task(slug: str, *, subscription: Subscription, inputs: Any, acting_user)
         tenant=subscription.tenant, task=task))
     if role not in task.roles or hidden:
         raise Forbidden("Your role in this organisation may not run this task.")
-    values, chosen = _validate(task, subscription, inputs)
     entry = TASK_RUNBOOKS[task.runbook]
+    stamp = subscription.plan.cloud.stamp
+    if missing := stamp.lacks(*entry.runbook.needs):
+        # Said now, before a run waits for an approval that could only fail.
+        raise Conflict(f"This task cannot run on this subscription's stamp: it has no "
+                       f"{', '.join(missing)}.", code=ErrorCode.STAMP_INCAPABLE)
+    values, chosen = _validate(task, subscription, inputs)
     target = chosen.get(entry.resource)
     resource_id = str(target.pk) if target is not None else ""
     if task.one_run_per_resource and resource_id and _busy(task, resource_id):
