@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import threading
 from collections.abc import Mapping
@@ -84,6 +85,11 @@ def forget(uri: str | None = None) -> None:
             conn = _connections.pop(cached)
             with contextlib.suppress(libvirt.libvirtError):
                 conn.close()
+
+
+# Closed before the interpreter tears libvirt's module down: a connection left to its
+# finaliser then fails on the module that is already gone.
+atexit.register(forget)
 
 
 def lock(uri: str) -> threading.RLock:
