@@ -63,7 +63,8 @@ def test_a_tiny_scale_run_answers_every_endpoint_and_counts_queries_that_do_not_
     # when a tiny scale benchmark runs
     result = subprocess.run(
         [sys.executable, "manage.py", "bench", "scale", "--tenants", "12", "--requests", "2",
-         "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+         "--stages", "0.1,0.5", "--chart", str(tmp_path / "scale.svg"), "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     # then every endpoint of both APIs and both portals answered 200, in time figures
@@ -76,6 +77,12 @@ def test_a_tiny_scale_run_answers_every_endpoint_and_counts_queries_that_do_not_
              for row in figures["results"] if row["queries_many"] != row["queries_few"]]
     assert grown == []
     assert figures["vms"] == 122 and figures["steps"] == 1210
+    # and it timed every endpoint at the first rows and after each stage, growing to all
+    assert [point["vms"] for point in figures["curve"]] == [2, 14, 62, 122]
+    assert all(len(point["p95_ms"]) == len(figures["results"]) for point in figures["curve"])
+    # and drew one line an endpoint against the rows, with the goal
+    svg = (tmp_path / "scale.svg").read_text()
+    assert svg.count("<polyline") == len(figures["results"]) and "goal 50 ms" in svg
 
 
 @pytest.mark.worker

@@ -103,7 +103,8 @@ def _seed_catalog(name: str) -> dict:
 
 
 def _seed(name: str, catalog: dict, *, tenants: int, subscriptions: int, vms: int,
-          jobs: int, steps: int, say, home: dict | None = None, tag: str = "") -> dict:
+          jobs: int, steps: int, say, home: dict | None = None, tag: str = "",
+          home_vms: int = BIG_TENANT_VMS) -> dict:
     """Bulk-insert the rows. The first tenant, subscription and network are ``home``'s
     when given (the measured tenant: it gets the big subscription's VMs and one job in
     fifty)."""
@@ -133,7 +134,7 @@ def _seed(name: str, catalog: dict, *, tenants: int, subscriptions: int, vms: in
         subs.insert(0, home["subscription"])
         networks.insert(0, home["network"])
     say(f"  {subscriptions} subscriptions with their quota and network")
-    big = min(BIG_TENANT_VMS, vms)
+    big = min(home_vms, vms)
     owners = [0] * big + [1 + i % max(1, subscriptions - 1) for i in range(vms - big)]
     template = catalog["template"]
     rows = []
@@ -148,8 +149,8 @@ def _seed(name: str, catalog: dict, *, tenants: int, subscriptions: int, vms: in
             rows = []
     VirtualMachine.objects.bulk_create(rows)
     say(f"  {vms} VMs")
-    per_job = max(1, steps // max(1, jobs))
-    done = 0
+    per_job, extra = max(1, steps // max(1, jobs)), (steps % jobs if steps > jobs else 0)
+    done = made = 0
     while done < jobs:
         count = min(BATCH // per_job or 1, jobs - done)
         batch = [Job(runbook="vm.create", stamp=catalog["stamp"],
@@ -161,12 +162,13 @@ def _seed(name: str, catalog: dict, *, tenants: int, subscriptions: int, vms: in
                      resource_id=str(uuid.uuid4()))
                  for j in range(count)]
         Job.objects.bulk_create(batch)
-        JobStep.objects.bulk_create([
-            JobStep(job=job, index=k, name=f"step {k}", state=StepState.SUCCEEDED)
-            for job in batch for k in range(per_job)])
-        done += count
-    say(f"  {jobs} jobs with {jobs * per_job} steps")
-    return {"steps": jobs * per_job}
+        rows = [JobStep(job=job, index=k, name=f"step {k}", state=StepState.SUCCEEDED)
+                for j, job in enumerate(batch, done)
+                for k in range(per_job + (j < extra))]
+        JobStep.objects.bulk_create(rows)
+        done, made = done + count, made + len(rows)
+    say(f"  {jobs} jobs with {made} steps")
+    return {"steps": made, "home_vms": big}
 
 
 def _world(catalog: dict) -> dict:
@@ -273,11 +275,14 @@ def _clean(name: str) -> None:
 
 def run(*, tenants: int = 10_000, subscriptions: int = 20_000, vms: int = 100_000,
         jobs: int = 100_000, steps: int = 1_000_000, requests: int = 30, keep: bool = False,
-        say: Callable[[str], object] = print) -> dict:
+        stages: tuple[float, ...] = (1.0,), say: Callable[[str], object] = print) -> dict:
+    """Seed the scale in ``stages`` (fractions of it, growing to 1) and time every endpoint
+    after each stage, and at the first rows."""
     name = f"bench-scale-{uuid.uuid4().hex[:6]}"
     say(f"Run {name}: migrating")
     call_command("migrate", interactive=False, verbosity=0)
     subscriptions, tenants = max(2, subscriptions), max(1, tenants)
+    stages = tuple(sorted({min(1.0, f) for f in stages if f > 0} | {1.0}))
     staff = User.objects.create_superuser(f"staff@{name}.example", uuid.uuid4().hex)
     try:
         with override_settings(ALLOWED_HOSTS=["testserver"]):
@@ -289,30 +294,49 @@ def run(*, tenants: int = 10_000, subscriptions: int = 20_000, vms: int = 100_00
             endpoints = _endpoints(world)
             clients = _clients(world["owner"], staff)
             few = _queries(clients, endpoints)
-            started = time.perf_counter()
-            say(f"Seeding {tenants} tenants, {subscriptions} subscriptions, {vms} VMs, "
-                f"{jobs} jobs, {steps} steps")
-            seeded = _seed(name, catalog, tenants=tenants, subscriptions=subscriptions,
-                           vms=vms, jobs=jobs, steps=steps, say=say, home=world["home"])
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("ANALYZE")
-            seed_seconds = time.perf_counter() - started
-            say(f"Seeded in {seed_seconds:.1f} s; timing {len(endpoints)} endpoints, "
-                f"{requests} requests each")
+            curve = [{"vms": 2, "p95_ms": _p95s(_time(clients, endpoints, requests))}]
+            seeded = {"tenants": 0, "subscriptions": 0, "vms": 0, "jobs": 0, "steps": 0}
+            home_vms, seed_seconds = BIG_TENANT_VMS, 0.0
+            for number, fraction in enumerate(stages, 1):
+                goal = {"tenants": round(tenants * fraction),
+                        "subscriptions": max(2, round(subscriptions * fraction)),
+                        "vms": round(vms * fraction), "jobs": round(jobs * fraction),
+                        "steps": round(steps * fraction)}
+                more = {k: max(0, goal[k] - seeded[k]) for k in goal}
+                started = time.perf_counter()
+                say(f"Seeding {more['tenants']} tenants, {more['subscriptions']} "
+                    f"subscriptions, {more['vms']} VMs, {more['jobs']} jobs, "
+                    f"{more['steps']} steps (stage {number} of {len(stages)})")
+                made = _seed(name, catalog, tenants=max(1, more["tenants"]),
+                             subscriptions=max(2, more["subscriptions"]), vms=more["vms"],
+                             jobs=more["jobs"], steps=more["steps"], say=say,
+                             home=world["home"], tag=f"s{number}-", home_vms=home_vms)
+                home_vms -= made["home_vms"]
+                seeded = {**goal, "steps": seeded["steps"] + made["steps"]}
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute("ANALYZE")
+                seed_seconds += time.perf_counter() - started
+                say(f"Seeded in {seed_seconds:.1f} s so far; timing {len(endpoints)} "
+                    f"endpoints, {requests} requests each")
+                results = _time(clients, endpoints, requests)
+                curve.append({"vms": seeded["vms"] + 2, "p95_ms": _p95s(results)})
             many = _queries(clients, endpoints)
-            results = _time(clients, endpoints, requests)
             for row in results:
                 row["queries_few"], row["queries_many"] = few[row["url"]], many[row["url"]]
             return {"run": name, "database": connection.vendor, "tenants": tenants + 1,
                     "subscriptions": subscriptions + 2, "vms": vms + 2, "jobs": jobs + 2,
                     "steps": seeded["steps"] + 10, "seed_seconds": round(seed_seconds, 1),
                     "requests": requests, "goal_p95_ms": GOAL_P95_MS, "results": results,
-                    "explain": _plans(world)}
+                    "curve": curve, "explain": _plans(world)}
     finally:
         if not keep:
             _clean(name)
             User.objects.filter(email=f"staff@{name}.example").delete()
+
+
+def _p95s(results: list[dict]) -> dict[str, float]:
+    return {f"{row['group']} {row['url']}": row["p95_ms"] for row in results}
 
 
 def render(figures: dict) -> str:

@@ -11,10 +11,11 @@ import json
 import logging
 import signal
 import threading
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.bench import dr, jobs, metering, provisioning, scale
+from portal.bench import chart, dr, jobs, metering, provisioning, scale
 from portal.bench.stack import StackFailed
 
 
@@ -44,6 +45,11 @@ class Command(BaseCommand):
         parser.add_argument("--subscriptions", type=_positive, default=None)
         parser.add_argument("--jobs", type=_positive, default=None)
         parser.add_argument("--steps", type=_positive, default=None)
+        parser.add_argument("--stages", default="0.01,0.1,1",
+                            help="scale: seed in these fractions of the scale and time every "
+                                 "endpoint after each; default %(default)s")
+        parser.add_argument("--chart", default="",
+                            help="scale: write an SVG of p95 against rows to this file")
         parser.add_argument("--pools", default="prefork,threads",
                             help="jobs: worker pools to compare, comma-separated "
                                  f"({', '.join(jobs.POOLS)}); default %(default)s")
@@ -76,12 +82,23 @@ class Command(BaseCommand):
             return self._jobs(requests or 2000, options["pools"], worker_concurrency, as_json)
         if scenario == "scale":
             tenants = options["tenants"]
+            try:
+                stages = tuple(float(f) for f in options["stages"].split(",") if f.strip())
+            except ValueError:
+                raise CommandError("--stages takes fractions of the scale, e.g. "
+                                   "0.01,0.1,1") from None
             figures = scale.run(
                 tenants=tenants, subscriptions=options["subscriptions"] or 2 * tenants,
                 vms=vms or 10 * tenants, jobs=options["jobs"] or 10 * tenants,
                 steps=options["steps"] or 100 * tenants, requests=requests or 30, keep=keep,
-                say=self.stderr.write)
+                stages=stages, say=self.stderr.write)
             self.stdout.write(scale.render(figures))
+            if options["chart"]:
+                Path(options["chart"]).write_text(chart.latency_svg(
+                    figures["curve"], goal_ms=figures["goal_p95_ms"],
+                    title=f"bench scale on {figures['database']}: p95 of each endpoint "
+                          f"against the rows"))
+                self.stderr.write(f"chart written to {options['chart']}")
             if as_json:
                 self.stdout.write(json.dumps(figures, default=str))
             return None
