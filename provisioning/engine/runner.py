@@ -22,6 +22,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
 
 from base import requestid
 from fabric.drivers import DriverError
@@ -68,6 +70,15 @@ def lease() -> timedelta:
 
 def _claim(job_id, worker: str) -> Job | None:
     """Take the job for this worker, or None if it is finished or someone else has it."""
+    now = clock.now()
+    # A job's first delivery (queued, waiting for no other job): one conditional UPDATE
+    # takes it, which no other delivery can also win; anything else is looked at under
+    # the row's lock below.
+    if Job.objects.filter(pk=job_id, state=JobState.QUEUED, after__isnull=True,
+                          attempts__lte=F("max_attempts")).update(
+            state=JobState.RUNNING, attempts=F("attempts") + 1, worker=worker,
+            heartbeat_at=now, started_at=Coalesce("started_at", now)):
+        return Job.objects.select_related("stamp").get(pk=job_id)
     with transaction.atomic():
         job = Job.objects.select_for_update().select_related("stamp").filter(pk=job_id).first()
         if job is None or job.is_finished:
