@@ -16,6 +16,11 @@ its time.  A VM keeps at most ``HISTORY_EVENTS`` of them (the oldest kept one is
 a whole snapshot, so dropping older ones loses nothing after it) and a deleted
 VM's entry is dropped ``HISTORY_DAYS`` after its deletion.
 
+``operations`` and ``keys`` hold every operation and the idempotency key it was
+asked with, for a retention window the fabric sets (``prune_operations``): an
+operation finished longer ago than that is forgotten with its key, so the same key
+afterwards is a new call.
+
 ``Store`` keeps it in ``<data dir>`` as a snapshot (``state.json``) and a
 journal (``journal.jsonl``): every change appends one line holding the records
 it touched (whole records, or ``null`` for a removed one) and is ``fsync``-ed
@@ -337,6 +342,31 @@ class State:
 
     def inventory(self) -> dict[str, list[dict[str, Any]]]:
         return {table: [public(o) for o in self.data[table].values()] for table in RESOURCES}
+
+    # -- operation history ---------------------------------------------------
+    def prune_operations(self, horizon: datetime) -> list[tuple[str, str]]:
+        """Forget every operation that finished before ``horizon``, with its idempotency
+        key; the ``(table, id)`` pairs removed, for the journal.
+
+        Operations are kept in the order they were accepted, so the walk stops at the
+        first one accepted at or after ``horizon``: a call costs what it removes, plus
+        the few older ones kept because they are still running or finished after it."""
+        expired = []
+        for op_id, op in self.operations.items():
+            if _when(op["created_at"]) >= horizon:
+                break
+            finished = op.get("finished_at")
+            if op["state"] != OperationState.RUNNING and finished and _when(finished) < horizon:
+                expired.append(op_id)
+        removed = []
+        for op_id in expired:
+            op = self.operations.pop(op_id)
+            removed.append(("operations", op_id))
+            key = op.get("key")
+            if key and self.keys.get(key, {}).get("operation") == op_id:
+                del self.keys[key]
+                removed.append(("keys", key))
+        return removed
 
 
 class Store:
