@@ -14,7 +14,8 @@ stamp: per VM (deleted ones included), a bounded list of snapshots of what is
 metered (size, power, kind, checkpoints, protection), one per change, each with
 its time.  A VM keeps at most ``HISTORY_EVENTS`` of them (the oldest kept one is
 a whole snapshot, so dropping older ones loses nothing after it) and a deleted
-VM's entry is dropped ``HISTORY_DAYS`` after its deletion.
+VM's entry is dropped ``HISTORY_DAYS`` after its deletion (looked for at a VM's
+deletion, at most once an hour of the stamp's clock: the look walks every entry).
 
 ``operations`` and ``keys`` hold every operation and the idempotency key it was
 asked with, for a retention window the fabric sets (``prune_operations``): an
@@ -89,6 +90,8 @@ RESOURCES = (
 JOURNALED = (*RESOURCES, "history")
 HISTORY_EVENTS = 64
 HISTORY_DAYS = 35
+# The least time between two looks for deleted VMs' entries older than HISTORY_DAYS.
+HISTORY_PRUNE_EVERY = timedelta(hours=1)
 # What a history event copies from a VM record.
 _METERED_FIELDS = ("vcpus", "memory_mb", "disk_gb", "power_state", "kind")
 CAPACITY_KEYS = ("vcpus", "memory_mb", "storage_gb", "vms")
@@ -227,6 +230,7 @@ class State:
             self.data[table] = Table(self.data.get(table))
         for table in ("operations", "keys"):  # journalled by the ids the fabric names
             self.data.setdefault(table, {})
+        self._history_pruned_at: datetime | None = None
 
     # -- tables ----------------------------------------------------------
     def table(self, name: str) -> dict[str, dict[str, Any]]:
@@ -376,7 +380,12 @@ class State:
             self._prune_history(at)
 
     def _prune_history(self, now: str) -> None:
-        horizon = _when(now) - timedelta(days=HISTORY_DAYS)
+        moment = _when(now)
+        last = self._history_pruned_at
+        if last is not None and last <= moment < last + HISTORY_PRUNE_EVERY:
+            return  # looked less than an hour ago (a clock set back looks again)
+        self._history_pruned_at = moment
+        horizon = moment - timedelta(days=HISTORY_DAYS)
         for vm_id in [
             vm_id
             for vm_id, entry in self.history.items()
