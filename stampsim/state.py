@@ -610,8 +610,7 @@ class Store:
         with self.journal_path.open("wb") as fh:  # what it held is in the snapshot now
             if self.durable:
                 os.fsync(fh.fileno())
-        saved = json.loads(raw)  # a copy of what was written, faster than deepcopy
-        self._seen = {table: saved.get(table, {}) for table in JOURNALED}
+        self._seen = {table: copy.deepcopy(dict(data.get(table, {}))) for table in JOURNALED}
 
 
 def _drain(rows: Any) -> set[str] | None:
