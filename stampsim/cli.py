@@ -6,7 +6,9 @@ import argparse
 import logging
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 
+from .fabric import DEFAULT_OPERATION_RETENTION
 from .server import serve
 from .state import DEFAULT_CAPACITY
 
@@ -24,6 +26,16 @@ def _rate(text: str) -> tuple[str, float]:
             f"expected KIND=RATE with RATE between 0 and 1, got {text!r}"
         )
     return kind, rate
+
+
+def _hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = -1.0
+    if not hours >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of hours >= 0, got {text!r}")
+    return hours
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--token",
         default=os.environ.get("STAMPSIM_TOKEN") or None,
         help="require 'Authorization: Bearer TOKEN' (default: $STAMPSIM_TOKEN, else none)",
+    )
+    parser.add_argument(
+        "--operation-retention-hours",
+        type=_hours,
+        default=DEFAULT_OPERATION_RETENTION.total_seconds() / 3600,
+        metavar="HOURS",
+        help="forget an operation and its idempotency key this long after it finished (the"
+        " stamp's clock), so the same key is then a new call; 0 keeps them forever"
+        " (default %(default)g)",
     )
     capacity = parser.add_argument_group("capacity")
     capacity.add_argument("--vcpus", type=int, default=DEFAULT_CAPACITY["vcpus"])
@@ -107,5 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         crash_after=args.crash_after,
         seed=args.seed,
         durable=not args.no_fsync,
+        operation_retention=(
+            timedelta(hours=args.operation_retention_hours)
+            if args.operation_retention_hours
+            else None
+        ),
     )
     return 0

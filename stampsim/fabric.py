@@ -12,6 +12,12 @@
    latency and runs it.  Running re-checks and applies atomically, so a failed
    operation (refusal, injected failure) leaves nothing behind.
 
+Operations and their keys are kept for ``operation_retention`` after they finish
+(``--operation-retention-hours``, default 24 h): each accepted call first forgets those
+finished longer ago, so the same key after that is a new call.  The portal's keys are
+its job steps' (one run of one job), which a worker retries within minutes; a retried
+job is a new run with new keys.
+
 On start-up every operation still ``running`` on disk (the process died under
 it) is marked ``failed`` with ``interrupted``: local operations apply their
 change in the same atomic step that marks them finished, so an interrupted one
@@ -27,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import ApiError, ErrorCode, bad_request
@@ -47,7 +53,10 @@ from .state import (
     utcnow,
 )
 
-__all__ = ["Fabric"]
+__all__ = ["DEFAULT_OPERATION_RETENTION", "Fabric"]
+
+# How long a finished operation, and the idempotency key it was asked with, is kept.
+DEFAULT_OPERATION_RETENTION = timedelta(hours=24)
 
 # Operations that only change this stamp, checked and applied in one atomic step.
 LOCAL_OPERATIONS = {**HANDLERS, **REPLICA_HANDLERS}
@@ -69,7 +78,9 @@ class Fabric:
         durable: bool = True,
         clock: Callable[[], str] = utcnow,
         initial_state: dict[str, Any] | None = None,
+        operation_retention: timedelta | None = DEFAULT_OPERATION_RETENTION,
     ) -> None:
+        """``operation_retention`` ``None`` keeps every operation and key forever."""
         self.name = name
         self.lock = threading.RLock()
         self.store = Store(data_dir, durable=durable)
@@ -83,6 +94,9 @@ class Fabric:
         self._clock = clock
         self._frozen_at: str | None = None  # set by the admin API: tests bill by the minute
         self._crash_due = threading.Event()
+        self.operation_retention = operation_retention
+        # Operations and keys forgotten but not journalled yet: the next save writes them.
+        self._pruned: list[tuple[str, str]] = []
         self._recover()
 
     @property
@@ -161,6 +175,7 @@ class Fabric:
             )
         fingerprint = json.dumps([str(kind), params], sort_keys=True, default=str)
         with self.lock:
+            self._prune_operations()
             seen = self.state.keys.get(key)
             if seen is not None:
                 if seen["fingerprint"] != fingerprint:
@@ -262,6 +277,7 @@ class Fabric:
             self.capacity = dict(self._initial_capacity)
             self.faults.update(self._initial_faults)
             self._frozen_at = None
+            self._pruned = []
             self.store.save(self.state.data, full=True)
 
     # -- internals -------------------------------------------------------------
@@ -359,8 +375,18 @@ class Fabric:
             if interrupted:
                 log.warning("%d interrupted operation(s) marked failed", len(interrupted))
 
+    def _prune_operations(self) -> None:
+        """Forget the operations (and keys) finished longer ago than the retention."""
+        if self.operation_retention is None:
+            return
+        horizon = datetime.fromisoformat(self.now()) - self.operation_retention
+        if horizon.tzinfo is None:
+            horizon = horizon.replace(tzinfo=UTC)
+        self._pruned += self.state.prune_operations(horizon)
+
     def _save(self, *touched: tuple[str, str]) -> None:
-        self.store.save(self.state.data, touched=touched)
+        pruned, self._pruned = self._pruned, []
+        self.store.save(self.state.data, touched=[*pruned, *touched])
 
 
 _EVENTS = {

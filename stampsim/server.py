@@ -19,7 +19,9 @@ Conventions
   above plus ``interrupted`` (the stamp restarted under it; nothing changed)
   and ``target-unreachable`` (the peer stamp did not answer).  The same key
   again returns the same operation (keys are stored with the state and
-  survive restarts); the same key for another call is 409.
+  survive restarts); the same key for another call is 409.  An operation and
+  its key are forgotten ``--operation-retention-hours`` (default 24) after the
+  operation finished: the same key after that is a new call.
 * Checks run when the call arrives: a refusal (400/404/409) is answered at
   once and records nothing.  They run again, atomically with the change,
   when the operation runs; a refusal then fails the operation and changes
@@ -143,12 +145,13 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from . import protocol
 from .errors import ApiError, ErrorCode, bad_request
-from .fabric import Fabric
+from .fabric import DEFAULT_OPERATION_RETENTION, Fabric
 from .faults import Faults
 from .handlers import OpKind, guest_path, tree_at
 
@@ -528,6 +531,7 @@ def make_server(
     seed: int | None = None,
     durable: bool = True,
     on_crash: Callable[[], None] | None = None,
+    operation_retention: timedelta | None = DEFAULT_OPERATION_RETENTION,
 ) -> StampServer:
     """Build a bound (not yet serving) stampsim; ``port=0`` picks a free port."""
     faults = Faults(
@@ -543,6 +547,7 @@ def make_server(
         capacity=capacity,
         faults=faults,
         durable=durable,
+        operation_retention=operation_retention,
     )
     return StampServer((host, port), Api(fabric, token=token), on_crash=on_crash)
 

@@ -14,15 +14,23 @@ stamp: per VM (deleted ones included), a bounded list of snapshots of what is
 metered (size, power, kind, checkpoints, protection), one per change, each with
 its time.  A VM keeps at most ``HISTORY_EVENTS`` of them (the oldest kept one is
 a whole snapshot, so dropping older ones loses nothing after it) and a deleted
-VM's entry is dropped ``HISTORY_DAYS`` after its deletion.
+VM's entry is dropped ``HISTORY_DAYS`` after its deletion (looked for at a VM's
+deletion, at most once an hour of the stamp's clock: the look walks every entry).
+
+``operations`` and ``keys`` hold every operation and the idempotency key it was
+asked with, for a retention window the fabric sets (``prune_operations``): an
+operation finished longer ago than that is forgotten with its key, so the same key
+afterwards is a new call.
 
 ``Store`` keeps it in ``<data dir>`` as a snapshot (``state.json``) and a
 journal (``journal.jsonl``): every change appends one line holding the records
 it touched (whole records, or ``null`` for a removed one) and is ``fsync``-ed
 before the call is answered, so a change costs what it touched, not the size of
-the state.  A line is one change, all or nothing: a crash in the middle of an
-append leaves a torn last line, which loading ignores (that change was never
-answered).  When the journal outgrows the snapshot it is folded into a new
+the state: the inventory and history tables are ``Table``s, which note every id
+looked up or written through them, and a save compares only those records with
+what was saved last, never a whole table.  A line is one change, all or nothing:
+a crash in the middle of an append leaves a torn last line, which loading ignores
+(that change was never answered).  When the journal outgrows the snapshot it is folded into a new
 snapshot, written through a temporary file, ``fsync`` and ``os.replace``, and
 truncated; replaying a journal over a snapshot that already holds it changes
 nothing, so a crash between the two steps is harmless.  Without a data
@@ -60,6 +68,7 @@ __all__ = [
     "ReplicationState",
     "State",
     "Store",
+    "Table",
     "VmKind",
     "new_id",
     "public",
@@ -81,6 +90,8 @@ RESOURCES = (
 JOURNALED = (*RESOURCES, "history")
 HISTORY_EVENTS = 64
 HISTORY_DAYS = 35
+# The least time between two looks for deleted VMs' entries older than HISTORY_DAYS.
+HISTORY_PRUNE_EVERY = timedelta(hours=1)
 # What a history event copies from a VM record.
 _METERED_FIELDS = ("vcpus", "memory_mb", "disk_gb", "power_state", "kind")
 CAPACITY_KEYS = ("vcpus", "memory_mb", "storage_gb", "vms")
@@ -141,6 +152,71 @@ def public(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: copy.deepcopy(v) for k, v in obj.items() if k not in _PRIVATE_FIELDS}
 
 
+class Table(dict[str, dict[str, Any]]):
+    """A table of records that remembers which ids were looked up or written since
+    ``drain()``, so a save compares those records only, not the whole table.
+
+    A record can only be changed in place after it was fetched by its id (``t[id]``,
+    ``t.get(id)``, ``t.setdefault``), and every such fetch is noted; walking the table
+    (``values()``, ``items()``) is not, so code that changes a record must fetch it by
+    id, as the handlers do.  ``Store.CHECK_TRACKING`` (on in stampsim's tests) checks
+    that against a comparison of the whole table.
+    """
+
+    __slots__ = ("touched",)
+
+    def __init__(self, rows: dict[str, dict[str, Any]] | None = None) -> None:
+        super().__init__(rows or {})
+        self.touched: set[str] = set()
+
+    def __getitem__(self, obj_id: str) -> dict[str, Any]:
+        self.touched.add(obj_id)
+        return super().__getitem__(obj_id)
+
+    def get(self, obj_id: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.touched.add(obj_id)
+        return super().get(obj_id, default)
+
+    def setdefault(self, obj_id: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.touched.add(obj_id)
+        return super().setdefault(obj_id, default)
+
+    def __setitem__(self, obj_id: str, record: dict[str, Any]) -> None:
+        self.touched.add(obj_id)
+        super().__setitem__(obj_id, record)
+
+    def __delitem__(self, obj_id: str) -> None:
+        self.touched.add(obj_id)
+        super().__delitem__(obj_id)
+
+    def pop(self, obj_id: str, *default: Any) -> Any:  # type: ignore[override]
+        self.touched.add(obj_id)
+        return super().pop(obj_id, *default)
+
+    def popitem(self) -> tuple[str, dict[str, Any]]:
+        obj_id, record = super().popitem()
+        self.touched.add(obj_id)
+        return obj_id, record
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        rows = dict(*args, **kwargs)
+        self.touched.update(rows)
+        super().update(rows)
+
+    def __ior__(self, other: Any) -> Table:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        self.touched.update(self.keys())
+        super().clear()
+
+    def drain(self) -> set[str]:
+        """The ids noted since the last drain (and forget them)."""
+        touched, self.touched = self.touched, set()
+        return touched
+
+
 class State:
     """The fabric's objects and the queries the rules need.
 
@@ -150,8 +226,11 @@ class State:
     def __init__(self, data: dict[str, Any] | None = None) -> None:
         self.data: dict[str, Any] = data if data is not None else {}
         self.data.setdefault("schema", SCHEMA_VERSION)
-        for table in (*JOURNALED, "operations", "keys"):
+        for table in JOURNALED:
+            self.data[table] = Table(self.data.get(table))
+        for table in ("operations", "keys"):  # journalled by the ids the fabric names
             self.data.setdefault(table, {})
+        self._history_pruned_at: datetime | None = None
 
     # -- tables ----------------------------------------------------------
     def table(self, name: str) -> dict[str, dict[str, Any]]:
@@ -301,7 +380,12 @@ class State:
             self._prune_history(at)
 
     def _prune_history(self, now: str) -> None:
-        horizon = _when(now) - timedelta(days=HISTORY_DAYS)
+        moment = _when(now)
+        last = self._history_pruned_at
+        if last is not None and last <= moment < last + HISTORY_PRUNE_EVERY:
+            return  # looked less than an hour ago (a clock set back looks again)
+        self._history_pruned_at = moment
+        horizon = moment - timedelta(days=HISTORY_DAYS)
         for vm_id in [
             vm_id
             for vm_id, entry in self.history.items()
@@ -338,6 +422,31 @@ class State:
     def inventory(self) -> dict[str, list[dict[str, Any]]]:
         return {table: [public(o) for o in self.data[table].values()] for table in RESOURCES}
 
+    # -- operation history ---------------------------------------------------
+    def prune_operations(self, horizon: datetime) -> list[tuple[str, str]]:
+        """Forget every operation that finished before ``horizon``, with its idempotency
+        key; the ``(table, id)`` pairs removed, for the journal.
+
+        Operations are kept in the order they were accepted, so the walk stops at the
+        first one accepted at or after ``horizon``: a call costs what it removes, plus
+        the few older ones kept because they are still running or finished after it."""
+        expired = []
+        for op_id, op in self.operations.items():
+            if _when(op["created_at"]) >= horizon:
+                break
+            finished = op.get("finished_at")
+            if op["state"] != OperationState.RUNNING and finished and _when(finished) < horizon:
+                expired.append(op_id)
+        removed = []
+        for op_id in expired:
+            op = self.operations.pop(op_id)
+            removed.append(("operations", op_id))
+            key = op.get("key")
+            if key and self.keys.get(key, {}).get("operation") == op_id:
+                del self.keys[key]
+                removed.append(("keys", key))
+        return removed
+
 
 class Store:
     """Loads the state document and saves its changes as journal lines (or keeps nothing)."""
@@ -347,6 +456,10 @@ class Store:
     # The journal is folded into a new snapshot once it is this large, or
     # larger than twice the snapshot.
     COMPACT_BYTES = 4 * 1024 * 1024
+    # Also compare the whole tables at every save and fail if the ``Table``s missed a
+    # change (stampsim's tests turn it on, for their stamp processes too, through the
+    # environment; it costs what the tracking saves).
+    CHECK_TRACKING = os.environ.get("STAMPSIM_CHECK_JOURNAL") == "1"
 
     def __init__(self, data_dir: str | os.PathLike[str] | None, *, durable: bool = True) -> None:
         self.dir = Path(data_dir) if data_dir is not None else None
@@ -410,11 +523,13 @@ class Store:
     ) -> None:
         """Persist what changed since the last save.
 
-        The resource tables are compared with what was saved last (they hold
-        live objects only); the ever-growing ``operations`` and ``keys`` are
-        written only for the ``(table, id)`` pairs named in ``touched``.
-        ``full`` writes a whole new snapshot instead (after a reset).
+        Of the inventory and history tables, the records noted by their ``Table``
+        (looked up or written since the last save) are compared with what was saved
+        last, and the changed ones written; ``operations`` and ``keys`` are written
+        only for the ``(table, id)`` pairs named in ``touched``.  ``full`` writes a
+        whole new snapshot instead (after a reset).
         """
+        noted = {table: _drain(data.get(table)) for table in JOURNALED}
         if self.dir is None:
             return
         if full or not self._seen:
@@ -423,19 +538,27 @@ class Store:
         changes: list[list[Any]] = []
         for table in JOURNALED:
             rows, seen = data.get(table, {}), self._seen.setdefault(table, {})
-            for obj_id, record in rows.items():
-                if seen.get(obj_id) != record:
-                    seen[obj_id] = copy.deepcopy(record)
+            ids = noted[table] if noted[table] is not None else {*rows, *seen}
+            for obj_id in ids:
+                record = dict.get(rows, obj_id)  # not ``rows.get``: that would note it again
+                if record is None:
+                    if obj_id in seen:
+                        changes.append([table, obj_id, None])
+                elif seen.get(obj_id) != record:
                     changes.append([table, obj_id, record])
-            if len(seen) != len(rows) or any(obj_id not in rows for obj_id in seen):
-                for obj_id in [obj_id for obj_id in seen if obj_id not in rows]:
-                    del seen[obj_id]
-                    changes.append([table, obj_id, None])
+        if self.CHECK_TRACKING:
+            self._check_tracking(data, changes)
         for table, obj_id in touched:
             changes.append([table, obj_id, data.get(table, {}).get(obj_id)])
         if not changes:
             return
         line = json.dumps(changes, separators=(",", ":")).encode() + b"\n"
+        for table, obj_id, record in json.loads(line):  # copies of what was written
+            if table in self._seen:
+                if record is None:
+                    self._seen[table].pop(obj_id, None)
+                else:
+                    self._seen[table][obj_id] = record
         journal = self._open_journal()
         journal.write(line)
         journal.flush()
@@ -443,6 +566,17 @@ class Store:
             os.fsync(journal.fileno())
         if journal.tell() > max(self.COMPACT_BYTES, 2 * self._snapshot_bytes):
             self._snapshot(data)
+
+    def _check_tracking(self, data: dict[str, Any], changes: list[list[Any]]) -> None:
+        """What a comparison of the whole tables finds changed must be in ``changes``."""
+        found = {(table, obj_id) for table, obj_id, _ in changes}
+        for table in JOURNALED:
+            rows, seen = data.get(table, {}), self._seen.get(table, {})
+            for obj_id in {*rows, *seen}:
+                if dict.get(rows, obj_id) != seen.get(obj_id) and (table, obj_id) not in found:
+                    raise AssertionError(
+                        f"{table} {obj_id!r} changed without being noted by its Table"
+                    )
 
     def close(self) -> None:
         if self._journal is not None:
@@ -476,4 +610,10 @@ class Store:
         with self.journal_path.open("wb") as fh:  # what it held is in the snapshot now
             if self.durable:
                 os.fsync(fh.fileno())
-        self._seen = {table: copy.deepcopy(data.get(table, {})) for table in JOURNALED}
+        self._seen = {table: copy.deepcopy(dict(data.get(table, {}))) for table in JOURNALED}
+
+
+def _drain(rows: Any) -> set[str] | None:
+    """The ids a ``Table`` noted since the last save; ``None`` for a plain dict (which
+    is then compared whole)."""
+    return rows.drain() if isinstance(rows, Table) else None

@@ -1,4 +1,5 @@
-"""``manage.py bench provisioning``: a tiny run end to end, in embedded mode."""
+"""``manage.py bench provisioning``, ``scale`` and ``stampsim``: tiny runs end to end, in
+embedded mode."""
 
 import json
 import os
@@ -107,3 +108,41 @@ def test_a_tiny_jobs_run_compares_the_engine_with_celery_alone_in_both_pools(tmp
                 jobs["per_second"] / measured["celery"]["per_second"], abs=0.001)
         assert set(measured["cpu_cores"]) == {"celery", "noop", "stamp_call"}
     assert "ratio to celery" in result.stdout
+
+
+
+
+def test_a_tiny_stampsim_run_sends_the_same_calls_twice_and_only_the_pruned_stamp_forgets(
+        tmp_path):
+    # given embedded mode in a fresh var directory
+    env = {k: v for k, v in os.environ.items() if k not in SERVICES}
+    env["BUFFET_VAR_DIR"] = str(tmp_path)
+    # when 300 calls run against a stamp keeping operations one hour (a minute of its
+    # clock per call), then against one keeping them all
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bench", "stampsim", "--operations", "300", "--rate",
+         "0", "--slice", "100", "--retention-hours", "1", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    pruned, kept = figures["phases"]
+    # then both phases made the same 300 calls, without errors, in three slices each
+    assert pruned["made"] == kept["made"] and sum(pruned["made"].values()) == 300
+    for phase in (pruned, kept):
+        assert phase["error_count"] == 0, phase["errors"]
+        assert [(s["first"], s["last"]) for s in phase["slices"]] == [
+            (1, 100), (101, 200), (201, 300)]
+        assert all(0 < s["p50_ms"] <= s["p95_ms"] <= s["max_ms"] for s in phase["slices"])
+        assert phase["rows"]["vms"] == phase["vms"] == phase["slices"][-1]["vms"] > 0
+        assert phase["rows"]["keys"] == phase["rows"]["operations"]
+    # and the stamp that keeps everything holds every call (and the 20 of the set-up);
+    # the other only the last hour of its clock (60 calls, and up to 10 more between two
+    # moves of the clock)
+    assert kept["rows"]["operations"] == 320
+    assert 60 <= pruned["rows"]["operations"] <= 71
+    assert pruned["operations_bytes"] < kept["operations_bytes"] / 3
+    assert "pruned p50" in result.stdout and "operations (rows)" in result.stdout
+    # and both stamps it started are stopped
+    for phase in (pruned, kept):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{phase['url']}/v1/health", timeout=2)

@@ -78,3 +78,31 @@ def test_a_window_must_be_iso_times_in_order(tmp_path, clock):
         fabric.history("yesterday", None)
     with pytest.raises(ApiError):
         fabric.history(T0.isoformat(), (T0 - timedelta(minutes=1)).isoformat())
+
+
+
+def test_a_deleted_vm_is_forgotten_35_days_later_looked_for_at_most_hourly(tmp_path, clock):
+    # given VMs deleted at 10:00 and at 10:10
+    fabric, container = make(tmp_path, clock)
+
+    def deleted_at(moment, key):
+        clock.now = moment
+        vm_id = vm(fabric, container, key)
+        fabric.submit(OpKind.VM_DELETE, {"vm_id": vm_id}, f"del-{key}")
+        return vm_id
+
+    early, later = deleted_at(T0, "a"), deleted_at(T0 + timedelta(minutes=10), "b")
+    # when another VM is deleted 35 days and a minute later
+    deleted_at(T0 + timedelta(days=35, minutes=1), "c")
+    # then the one deleted at 10:00 is forgotten, the one of 10:10 not yet
+    assert early not in fabric.state.history and later in fabric.state.history
+    # and a deletion within the hour does not look again; one after the hour does
+    deleted_at(T0 + timedelta(days=35, minutes=30), "d")
+    assert later in fabric.state.history
+    deleted_at(T0 + timedelta(days=35, hours=1, minutes=2), "e")
+    assert later not in fabric.state.history
+    # and what is forgotten stays forgotten after a restart
+    fabric.store.close()
+    again = Fabric("s", data_dir=str(tmp_path), durable=False, clock=clock)
+    assert early not in again.state.history and later not in again.state.history
+    assert len(again.state.history) == 3

@@ -8,7 +8,7 @@ import pytest
 
 from stampsim.fabric import Fabric
 from stampsim.handlers import OpKind
-from stampsim.state import Store
+from stampsim.state import JOURNALED, Store, Table
 
 VM = {"vcpus": 1, "memory_mb": 512, "disk_gb": 10, "image": "debian-12"}
 
@@ -91,3 +91,45 @@ def test_a_crash_between_snapshot_and_truncation_replays_harmlessly(tmp_path: Pa
     (tmp_path / Store.JOURNAL).write_bytes(journal)  # ... but the old journal survived
     again = reopened(tmp_path)
     assert sorted(again.state.vms) == sorted(vms[1:])
+
+
+def test_a_save_compares_only_the_records_the_call_looked_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given 50 VMs
+    fabric = Fabric("s", data_dir=str(tmp_path), durable=False)
+    vms = populate(fabric, 50)
+    compared: list[set[str]] = []
+    drain = Table.drain
+
+    def noted(table: Table) -> set[str]:
+        ids = drain(table)
+        if table is fabric.state.vms:
+            compared.append(ids)
+        return ids
+
+    monkeypatch.setattr(Table, "drain", noted)
+    # when one of them is stopped
+    fabric.submit(OpKind.VM_STOP, {"vm_id": vms[7]}, "k-stop")
+    # then each save (accepted, finished) compared that VM only, not the 50
+    assert compared == [{vms[7]}, {vms[7]}]
+    assert reopened(tmp_path).get("vms", vms[7], "VM")["power_state"] == "stopped"
+
+
+def test_a_change_the_tables_did_not_note_fails_the_check(tmp_path: Path) -> None:
+    # given a VM changed through a walk of its table (not fetched by id: not noted)
+    fabric = Fabric("s", data_dir=str(tmp_path), durable=False)
+    populate(fabric, 2)
+    for vm in fabric.state.vms.values():
+        vm["name"] = "renamed behind the journal's back"
+    # when the next change is saved, with the check on (as in every test here)
+    assert Store.CHECK_TRACKING
+    with pytest.raises(AssertionError, match="changed without being noted"):
+        fabric.submit(OpKind.CONTAINER_CREATE, {"name": "d"}, "k-d")
+
+
+def test_a_stamp_without_a_data_directory_forgets_what_its_tables_noted() -> None:
+    fabric = Fabric("s", durable=False)
+    vms = populate(fabric, 5)
+    fabric.submit(OpKind.VM_DELETE, {"vm_id": vms[0]}, "k-del")
+    assert all(not fabric.state.table(name).touched for name in JOURNALED)

@@ -1,5 +1,5 @@
-"""``manage.py bench provisioning|dr|metering|scale|jobs``: benchmarks, most against a stack
-the command starts.
+"""``manage.py bench provisioning|jobs|dr|metering|scale|stampsim``: benchmarks, most
+against a stack the command starts.
 
 It runs on the database and broker of the current settings (set ``DATABASE_URL`` and
 ``CELERY_BROKER_URL`` to measure PostgreSQL and Redis; with neither, the embedded
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.bench import chart, dr, jobs, metering, provisioning, scale
+from portal.bench import chart, dr, jobs, metering, provisioning, scale, stampsim
 from portal.bench.stack import StackFailed
 
 
@@ -32,7 +32,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("scenario",
-                            choices=["provisioning", "dr", "metering", "scale", "jobs"])
+                            choices=["provisioning", "dr", "metering", "scale", "jobs",
+                                     "stampsim"])
         parser.add_argument("--vms", type=_positive, default=None,
                             help="dr: VMs in the protected subscription (default 200); "
                                  "metering: VMs on the stamp (default 100000)")
@@ -67,6 +68,19 @@ class Command(BaseCommand):
         parser.add_argument("--drain-timeout", type=float, default=900.0,
                             help="seconds to wait for the jobs to end after the clients "
                                  "stop; default %(default)s")
+        parser.add_argument("--operations", type=_positive, default=10_000,
+                            help="stampsim: calls per phase (default %(default)s)")
+        parser.add_argument("--rate", type=float, default=50.0,
+                            help="stampsim: calls a second, on schedule; 0 is as fast as "
+                                 "they go (default %(default)s)")
+        parser.add_argument("--retention-hours", type=float, default=24.0,
+                            help="stampsim: the operation retention of the pruned phase "
+                                 "(the other keeps everything); default %(default)s")
+        parser.add_argument("--slice", type=_positive, default=1000, dest="slice_size",
+                            help="stampsim: calls per line of figures (default %(default)s)")
+        parser.add_argument("--fsync", action="store_true",
+                            help="stampsim: let stampsim fsync its journal (it runs "
+                                 "with --no-fsync otherwise)")
         parser.add_argument("--json", action="store_true", dest="as_json",
                             help="also print the figures as one line of JSON")
 
@@ -80,6 +94,8 @@ class Command(BaseCommand):
             return self._metering(vms or 100_000, keep, as_json)
         if scenario == "jobs":
             return self._jobs(requests or 2000, options["pools"], worker_concurrency, as_json)
+        if scenario == "stampsim":
+            return self._stampsim(as_json, **options)
         if scenario == "scale":
             tenants = options["tenants"]
             try:
@@ -173,6 +189,28 @@ class Command(BaseCommand):
         if figures["rows"] != figures["expected_rows"]:
             raise CommandError(f"{figures['rows']} rows for the minute, expected "
                                f"{figures['expected_rows']}")
+
+    def _stampsim(self, as_json: bool, *, operations: int, rate: float,
+                  retention_hours: float, slice_size: int, fsync: bool, **_) -> None:
+        if rate < 0 or retention_hours <= 0:
+            raise CommandError("--rate must be >= 0 and --retention-hours > 0")
+        restore = self._stop_on_sigterm()
+        try:
+            figures = stampsim.run(operations=operations, rate=rate,
+                                   retention_hours=retention_hours, slice_size=slice_size,
+                                   fsync=fsync, say=self.stderr.write)
+        except (RuntimeError, TimeoutError) as exc:
+            raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise CommandError("Interrupted; the processes it started are stopped.") from None
+        finally:
+            restore()
+        self.stdout.write(stampsim.render(figures))
+        if as_json:
+            self.stdout.write(json.dumps(figures))
+        failed = sum(phase["error_count"] for phase in figures["phases"])
+        if failed:
+            raise CommandError(f"{failed} calls failed")
 
     @staticmethod
     def _stop_on_sigterm():
