@@ -110,8 +110,6 @@ def test_a_tiny_jobs_run_compares_the_engine_with_celery_alone_in_both_pools(tmp
     assert "ratio to celery" in result.stdout
 
 
-
-
 def test_a_tiny_stampsim_run_sends_the_same_calls_twice_and_only_the_pruned_stamp_forgets(
         tmp_path):
     # given embedded mode in a fresh var directory
