@@ -7,8 +7,8 @@ from html import escape
 
 __all__ = ["latency_svg"]
 
-WIDTH, HEIGHT = 900, 520
-LEFT, RIGHT, TOP, BOTTOM = 60, 330, 40, 50
+WIDTH, HEIGHT = 960, 540
+LEFT, RIGHT, TOP, BOTTOM = 60, 370, 40, 50
 GROUP_COLOURS = {"tenant API": "#1f77b4", "admin API": "#ff7f0e",
                  "tenant portal": "#2ca02c", "provider portal": "#d62728"}
 
@@ -47,8 +47,8 @@ def latency_svg(curve: list[dict], *, goal_ms: float, title: str) -> str:
               f'transform="rotate(-90 16 {(TOP + HEIGHT - BOTTOM) / 2})">p95 ms</text>',
               f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(goal_ms):.1f}" '
               f'y2="{y(goal_ms):.1f}" stroke="black" stroke-dasharray="6 4"/>',
-              f'<text x="{WIDTH - RIGHT + 4}" y="{y(goal_ms) + 4:.1f}">goal {goal_ms:.0f} ms'
-              '</text>']
+              f'<text x="{WIDTH - RIGHT - 4}" y="{y(goal_ms) - 4:.1f}" text-anchor="end">'
+              f'goal {goal_ms:.0f} ms</text>']
     labels = []
     for endpoint in endpoints:
         group = next((g for g in GROUP_COLOURS if endpoint.startswith(g)), "")
@@ -66,13 +66,15 @@ def latency_svg(curve: list[dict], *, goal_ms: float, title: str) -> str:
     for label_y, endpoint, ms in sorted(labels):  # the endpoints over the goal, named
         label_y = max(label_y, last_y + 13)
         last_y = label_y
-        short = endpoint if len(endpoint) <= 44 else endpoint[:41] + "..."
-        parts.append(f'<text x="{WIDTH - RIGHT + 64}" y="{label_y + 4:.1f}">'
+        short = endpoint if len(endpoint) <= 52 else endpoint[:49] + "..."
+        parts.append(f'<text x="{WIDTH - RIGHT + 8}" y="{label_y + 4:.1f}">'
                      f'{escape(short)} ({ms:.0f})</text>')
     legend_y = HEIGHT - BOTTOM - 14 * len(GROUP_COLOURS)
-    for i, (group, colour) in enumerate(GROUP_COLOURS.items()):
-        parts.append(f'<rect x="{LEFT + 8}" y="{legend_y + 14 * i - 8}" width="10" '
-                     f'height="3" fill="{colour}"/><text x="{LEFT + 22}" '
+    for i, (group, colour) in enumerate(GROUP_COLOURS.items()):  # right, under the labels
+        parts.append(f'<rect x="{WIDTH - RIGHT + 8}" y="{legend_y + 14 * i - 8}" width="10" '
+                     f'height="3" fill="{colour}"/><text x="{WIDTH - RIGHT + 22}" '
                      f'y="{legend_y + 14 * i - 4}">{group}</text>')
+    parts.append(f'<text x="{WIDTH - RIGHT + 8}" y="{HEIGHT - 12}">thick: over the goal at '
+                 'the largest size</text>')
     parts.append("</svg>")
     return "\n".join(parts)
