@@ -25,7 +25,7 @@ PUBLISHED = {
     "subscription-not-ready", "pool-exhausted", "vm-state", "network-default", "network-state",
     "network-in-use", "network-full", "snapshot-state", "job-state", "dr-state", "dr-busy",
     "drill-check", "invitation-invalid", "invitation-expired", "invitation-used",
-    "invitation-replaced", "stamp-disabled", "stamp-in-use",
+    "invitation-replaced", "stamp-disabled", "stamp-in-use", "stamp-incapable",
     "login-locked", "otp-required", "otp-invalid", "otp-enrolment-required",
     "otp-staff-device", "token-expired", "invoice-period-open", "task-busy", "task-run-state",
     "task-choices-unavailable",
