@@ -118,60 +118,44 @@ class Command(BaseCommand):
             if as_json:
                 self.stdout.write(json.dumps(figures, default=str))
             return None
-        restore = self._stop_on_sigterm()
-        try:
-            figures = provisioning.run(clients=clients, duration=duration, requests=requests,
-                                       worker_concurrency=worker_concurrency,
-                                       drain_timeout=drain_timeout, say=self.stderr.write)
-        except StackFailed as exc:
-            raise CommandError(str(exc)) from exc
-        except KeyboardInterrupt:
-            raise CommandError("Interrupted; the processes it started are stopped.") from None
-        finally:
-            restore()
-        self.stdout.write(provisioning.render(figures))
-        if as_json:
-            self.stdout.write(json.dumps(figures))
+        figures = self._measure(provisioning, as_json, clients=clients, duration=duration,
+                                requests=requests, worker_concurrency=worker_concurrency,
+                                drain_timeout=drain_timeout, say=self.stderr.write)
         jobs = figures["jobs"]
         if jobs["ended"] < jobs["total"]:
             raise CommandError(f"{jobs['total'] - jobs['ended']} jobs had not ended after "
                                f"{drain_timeout:.0f} s")
 
-    def _jobs(self, n: int, pools: str, worker_concurrency: int, as_json: bool) -> None:
-        chosen = [pool.strip() for pool in pools.split(",") if pool.strip()]
-        if not chosen or set(chosen) - set(jobs.POOLS):
-            raise CommandError(f"--pools takes {', '.join(jobs.POOLS)}, comma-separated")
+    def _measure(self, bench, as_json: bool, **arguments):
+        """Run ``bench.run(**arguments)`` with its stack stopped on SIGTERM, Ctrl-C or a
+        failure, print ``bench.render`` of its figures (and the JSON), and return them."""
         restore = self._stop_on_sigterm()
         try:
-            figures = jobs.run(jobs=n, pools=chosen, worker_concurrency=worker_concurrency,
-                               say=self.stderr.write)
+            figures = bench.run(**arguments)
         except StackFailed as exc:
             raise CommandError(str(exc)) from exc
         except KeyboardInterrupt:
             raise CommandError("Interrupted; the processes it started are stopped.") from None
         finally:
             restore()
-        self.stdout.write(jobs.render(figures))
+        self.stdout.write(bench.render(figures))
         if as_json:
             self.stdout.write(json.dumps(figures))
+        return figures
+
+    def _jobs(self, n: int, pools: str, worker_concurrency: int, as_json: bool) -> None:
+        chosen = [pool.strip() for pool in pools.split(",") if pool.strip()]
+        if not chosen or set(chosen) - set(jobs.POOLS):
+            raise CommandError(f"--pools takes {', '.join(jobs.POOLS)}, comma-separated")
+        self._measure(jobs, as_json, jobs=n, pools=chosen,
+                      worker_concurrency=worker_concurrency, say=self.stderr.write)
 
     def _dr(self, vms: int, latencies: str, as_json: bool) -> None:
         try:
             levels = [int(level) for level in latencies.split(",") if level.strip()]
         except ValueError:
             raise CommandError("--latencies takes whole milliseconds, e.g. 0,50") from None
-        restore = self._stop_on_sigterm()
-        try:
-            rows = dr.run(vms=vms, latencies=levels, say=self.stderr.write)
-        except StackFailed as exc:
-            raise CommandError(str(exc)) from exc
-        except KeyboardInterrupt:
-            raise CommandError("Interrupted; the processes it started are stopped.") from None
-        finally:
-            restore()
-        self.stdout.write(dr.render(rows))
-        if as_json:
-            self.stdout.write(json.dumps(rows))
+        self._measure(dr, as_json, vms=vms, latencies=levels, say=self.stderr.write)
 
     def _metering(self, vms: int, keep: bool, as_json: bool) -> None:
         restore = self._stop_on_sigterm()
