@@ -30,6 +30,7 @@ from django.views.generic import FormView, ListView
 from django.views.generic.edit import FormMixin
 
 from base.errors import ServiceError
+from base.pagination import BoundedCountPaginator
 from base.scoping import current_membership
 from base.web.forms import ListFilterForm, add_service_errors, error_messages
 
@@ -125,6 +126,7 @@ class SearchListMixin(ListView):
     """
 
     paginate_by = 25
+    paginator_class = BoundedCountPaginator
     search_fields: tuple[str, ...] = ()
     filter_form_class: type[ListFilterForm] | None = None
 

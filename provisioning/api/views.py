@@ -1,7 +1,6 @@
 """Jobs through the API: the tenant's own, and every job for the provider with retry and
 cancel (``provisioning.engine``)."""
 
-from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
 from rest_framework.decorators import action
@@ -9,12 +8,24 @@ from rest_framework.decorators import action
 from base.api.responses import accepted
 from base.api.viewsets import ProviderViewSet, TenantViewSet
 from provisioning import engine
-from provisioning.api.serializers import JobSerializer, ProviderJobSerializer
-from provisioning.models import Job, JobStep
+from provisioning.api.serializers import JobSerializer, ProviderJobSerializer, with_steps
+from provisioning.models import Job
 
 __all__ = ["JobViewSet", "ProviderJobViewSet"]
 
-JOBS = Job.objects.prefetch_related(Prefetch("steps", queryset=JobStep.objects.order_by("index")))
+# A job's inputs and outputs are the engine's: no answer shows them.
+JOBS = Job.objects.defer("inputs", "outputs")
+
+
+class _WithSteps:
+    """Jobs are answered with their steps, read as rows for the page (``with_steps``)."""
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return page if page is None else with_steps(page)
+
+    def get_object(self):
+        return with_steps([super().get_object()])[0]
 
 
 _JOB = ("A job ends `succeeded`, `failed`, `rolled_back` (a failed step's changes were undone) "
@@ -25,7 +36,7 @@ _JOB = ("A job ends `succeeded`, `failed`, `rolled_back` (a failed step's change
     list=extend_schema(summary="List the organisation's jobs"),
     retrieve=extend_schema(summary="Get a job", description=_JOB),
 )
-class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+class JobViewSet(_WithSteps, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     """The tenant's own jobs."""
 
     queryset = JOBS
@@ -37,10 +48,11 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet
     list=extend_schema(summary="List every job"),
     retrieve=extend_schema(summary="Get any job", description=_JOB),
 )
-class ProviderJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProviderViewSet):
+class ProviderJobViewSet(_WithSteps, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                         ProviderViewSet):
     """Every job, with retry and cancel."""
 
-    queryset = JOBS.select_related("stamp", "tenant")
+    queryset = JOBS  # tenant, stamp and requested_by are answered as ids
     serializer_class = ProviderJobSerializer
     filterset_fields = ["state", "runbook", "stamp", "tenant", "subscription", "resource_id"]
 
@@ -51,7 +63,8 @@ class ProviderJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Provi
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         job = engine.retry(self.get_object(), acting_user=request.user)
-        return accepted(self.get_serializer(self.get_queryset().get(pk=job.pk)).data, job.pk)
+        job = with_steps([self.get_queryset().get(pk=job.pk)])[0]
+        return accepted(self.get_serializer(job).data, job.pk)
 
     @extend_schema(summary="Cancel a job", request=None,
                    responses={202: ProviderJobSerializer},
@@ -60,4 +73,5 @@ class ProviderJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Provi
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = engine.cancel(self.get_object(), acting_user=request.user)
-        return accepted(self.get_serializer(self.get_queryset().get(pk=job.pk)).data, job.pk)
+        job = with_steps([self.get_queryset().get(pk=job.pk)])[0]
+        return accepted(self.get_serializer(job).data, job.pk)

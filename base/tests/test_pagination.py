@@ -1,0 +1,92 @@
+"""Counts of big lists: exact up to the limit, an estimate above it, and pages whose
+``next`` is right whatever the estimate."""
+
+import pytest
+from django.core.paginator import EmptyPage, PageNotAnInteger
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from base.pagination import BoundedCountPaginator
+from tenants.models import Tenant
+from tenants.tests.factories import TenantFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class Small(BoundedCountPaginator):
+    exact_limit = 3
+
+
+def tenants():
+    return Tenant.objects.order_by("name", "pk")
+
+
+@pytest.fixture
+def seven(db):
+    return [TenantFactory(name=f"t{i}") for i in range(7)]
+
+
+def test_a_list_within_the_limit_is_counted_exactly(seven):
+    paginator = BoundedCountPaginator(tenants(), 2)
+    assert paginator.count == 7
+    assert not paginator.is_estimated
+    assert paginator.num_pages == 4
+
+
+def test_above_the_limit_the_count_is_never_below_the_limit_and_pages_end_where_rows_do(
+        seven, postgres):
+    with CaptureQueriesContext(connection) as queries:
+        paginator = Small(tenants(), 3)
+        count = paginator.count
+    assert paginator.is_estimated
+    assert count >= 4
+    # the count stopped at the limit: it read four rows, not the table
+    assert "LIMIT 4" in queries.captured_queries[0]["sql"]
+    first, third = paginator.page(1), paginator.page(3)
+    assert [t.name for t in first] == ["t0", "t1", "t2"] and first.has_next()
+    assert not first.has_previous()
+    assert [t.name for t in paginator.page(2)] == ["t3", "t4", "t5"]
+    assert [t.name for t in third] == ["t6"]
+    assert not third.has_next() and third.has_previous()
+    assert third.start_index() == 7 and third.end_index() == 7
+    with pytest.raises(EmptyPage):
+        third.next_page_number()
+    with pytest.raises(EmptyPage):
+        paginator.page(4)
+    with pytest.raises(EmptyPage):
+        paginator.page(0)
+    with pytest.raises(PageNotAnInteger):
+        paginator.page("two")
+
+
+def test_a_filtered_list_below_the_limit_is_exact_even_in_a_big_table(seven, postgres):
+    paginator = Small(tenants().filter(name__in=["t1", "t2"]), 3)
+    assert paginator.count == 2 and not paginator.is_estimated
+
+
+def test_the_api_follows_next_to_the_last_row_of_an_estimated_list(seven, postgres,
+                                                                   monkeypatch):
+    from base.api import pagination
+
+    monkeypatch.setattr(pagination.Pagination, "django_paginator_class", Small)
+    page = pagination.Pagination()
+    page.page_size = 3
+
+    class Request:
+        query_params = {}
+
+        def build_absolute_uri(self):
+            return "http://testserver/x/"
+
+    request = Request()
+    seen, number = [], 1
+    while True:
+        request.query_params = {"page": str(number)}
+        rows = page.paginate_queryset(tenants(), request)
+        seen += [t.name for t in rows]
+        answer = page.get_paginated_response([]).data
+        assert answer["count"] >= 4
+        if answer["next"] is None:
+            break
+        number += 1
+    assert seen == [f"t{i}" for i in range(7)]
