@@ -37,6 +37,7 @@ from plans.models import (
     Subscription,
     SubscriptionState,
 )
+from portal import heap
 from provisioning.models import (
     Job,
     JobState,
@@ -294,6 +295,7 @@ def run(*, tenants: int = 10_000, subscriptions: int = 20_000, vms: int = 100_00
             endpoints = _endpoints(world)
             clients = _clients(world["owner"], staff)
             few = _queries(clients, endpoints)
+            heap.freeze()  # as the web server does once loaded (portal.wsgi)
             curve = [{"vms": 2, "p95_ms": _p95s(_time(clients, endpoints, requests))}]
             seeded = {"tenants": 0, "subscriptions": 0, "vms": 0, "jobs": 0, "steps": 0}
             home_vms, seed_seconds = BIG_TENANT_VMS, 0.0

@@ -31,9 +31,13 @@ __all__ = [
 ]
 
 
-def jobs_with_steps():
-    return Job.objects.prefetch_related(
-        Prefetch("steps", queryset=JobStep.objects.order_by("index")))
+def jobs_with_steps(*, logs: bool = True):
+    """Jobs and their steps; a list shows neither the steps' logs nor any job's inputs and
+    outputs, and a page of 25 jobs has hundreds of steps."""
+    steps = JobStep.objects.order_by("index")
+    if not logs:
+        steps = steps.only("job_id", "index", "name", "state", "started_at", "finished_at")
+    return Job.objects.defer("inputs", "outputs").prefetch_related(Prefetch("steps", steps))
 
 
 class JobListMixin(SearchListMixin):
@@ -75,7 +79,7 @@ class JobListView(TenantPortalMixin, JobListMixin):
         return {"tenant": self.tenant}
 
     def get_queryset(self):
-        jobs = (jobs_with_steps().restrict(self.tenant)
+        jobs = (jobs_with_steps(logs=False).restrict(self.tenant)
                 .select_related("subscription", "requested_by"))
         return self.search(self.filter(jobs.order_by("-created_at")))
 
@@ -96,7 +100,8 @@ class ProviderJobListView(ProviderPortalMixin, JobListMixin):
     search_fields = ("runbook", "error", "resource_id", "tenant__name", "stamp__name")
 
     def get_queryset(self):
-        jobs = jobs_with_steps().select_related("tenant", "stamp", "subscription", "requested_by")
+        jobs = jobs_with_steps(logs=False).select_related("tenant", "stamp", "subscription",
+                                                          "requested_by")
         return self.search(self.filter(jobs.order_by("-created_at")))
 
 
