@@ -132,7 +132,9 @@ class VirtualMachine(ConcurrentTransitionMixin, models.Model):
     state = FSMField(default=VmState.PROVISIONING, choices=VmState.choices, protected=True)
     fabric_id = models.CharField(max_length=64, blank=True)
     quota_held = models.BooleanField(default=True, help_text="Counts in the quota ledger now.")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No index of its own: VMs are listed per subscription, on (subscription, -created_at);
+    # one on created_at alone led the planner to walk all VMs newest first for one of them.
+    created_at = models.DateTimeField(auto_now_add=True)
     state_changed_at = models.DateTimeField(auto_now=True)
 
     objects = RestrictedQuerySet.as_manager()
