@@ -28,7 +28,9 @@ def seven(db):
 
 def test_a_list_within_the_limit_is_counted_exactly(seven):
     paginator = BoundedCountPaginator(tenants(), 2)
-    assert paginator.count == 7
+    with CaptureQueriesContext(connection) as queries:
+        assert paginator.count == 7
+    assert len(queries.captured_queries) == 1
     assert not paginator.is_estimated
     assert paginator.num_pages == 4
 
@@ -40,7 +42,9 @@ def test_above_the_limit_the_count_is_never_below_the_limit_and_pages_end_where_
         count = paginator.count
     assert paginator.is_estimated
     assert count >= 4
-    # the count stopped at the limit: it read four rows, not the table
+    # one statement, the same as within the limit: the count stopped at the limit (it
+    # read four rows, not the table), and the planner's estimate came with it
+    assert len(queries.captured_queries) == 1
     assert "LIMIT 4" in queries.captured_queries[0]["sql"]
     first, third = paginator.page(1), paginator.page(3)
     assert [t.name for t in first] == ["t0", "t1", "t2"] and first.has_next()
@@ -90,3 +94,11 @@ def test_the_api_follows_next_to_the_last_row_of_an_estimated_list(seven, postgr
             break
         number += 1
     assert seen == [f"t{i}" for i in range(7)]
+
+
+def test_an_annotated_list_is_counted_by_its_rows(seven, postgres):
+    from django.db.models import Count
+
+    listed = tenants().annotate(members=Count("memberships"))
+    assert BoundedCountPaginator(listed, 2).count == 7
+    assert Small(listed, 2).count >= 4
