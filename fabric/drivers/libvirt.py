@@ -18,9 +18,9 @@ How the driver keeps the ``Driver`` rules on a hypervisor that has no idempotenc
 
 A tenant container is a naming scope (an inactive network that only holds its
 metadata); a tenant network is a libvirt network in ``route``, ``nat`` or isolated mode,
-with a DHCP host entry per VM for its address.  Gateways, firewall and NAT rules,
-replication and guest files are not libvirt's: ``capabilities`` leaves them out and
-their calls raise ``Unsupported``.
+with a DHCP host entry per VM for its address (both in ``libvirt_networks``). Gateways,
+firewall and NAT rules, replication and guest files are not libvirt's: ``capabilities``
+leaves them out and their calls raise ``Unsupported``.
 
 One connection per URI per process: a ``test:///<file>.xml`` connection has its own
 fresh state, so every driver built in a process must share it (``forget`` drops it).
@@ -28,12 +28,11 @@ fresh state, so every driver built in a process must share it (``forget`` drops 
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
-from typing import Any, Self, TypeVar
+from datetime import datetime
+from typing import Any, Self
 
 import libvirt
 
@@ -44,13 +43,10 @@ from .base import (
     CheckpointInfo,
     Conflict,
     ConflictCode,
-    ContainerInfo,
     DriverError,
-    GatewayInfo,
     GuestFile,
     InvalidRequest,
     Inventory,
-    NetworkInfo,
     NotFound,
     PowerState,
     ReplicationInfo,
@@ -61,38 +57,25 @@ from .base import (
     VmKind,
     VmUsage,
 )
-from .libvirt_conn import INVALID, STATE, UNSUPPORTED, error_for, forget, lock, open_connection
+from .libvirt_conn import (
+    INVALID,
+    STATE,
+    UNSUPPORTED,
+    error_for,
+    forget,
+    open_connection,
+    translated,
+)
+from .libvirt_networks import LibvirtNetworking, container_info, network_info
 
 __all__ = ["LIBVIRT_CAPABILITIES", "LibvirtDriver", "forget"]
 
 LIBVIRT_CAPABILITIES: frozenset[Capability] = frozenset()  # see the module docstring
-_NETWORK_KINDS = ("routed", "nat", "isolated")
 _GIB = 1024**3
 
 # -- the driver -----------------------------------------------------------------------------
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-def _call(operation: str) -> Callable[[F], F]:
-    """Turn libvirt's errors in ``operation`` into ``DriverError``s."""
-
-    def wrap(fn: F) -> F:
-        @functools.wraps(fn)
-        def wrapper(self: LibvirtDriver, *args: Any, **kwargs: Any) -> Any:
-            if "key" in kwargs and (not isinstance(kwargs["key"], str) or not kwargs["key"]):
-                raise ValueError(f"{operation}: an idempotency key (non-empty string) is required")
-            try:
-                with lock(self.endpoint):
-                    return fn(self, *args, **kwargs)
-            except libvirt.libvirtError as exc:
-                raise self._error(operation, exc) from None
-
-        return wrapper  # type: ignore[return-value]
-
-    return wrap
-
-
-class LibvirtDriver:
+class LibvirtDriver(LibvirtNetworking):
     """A libvirt host as a stamp (see the module docstring).
 
     ``timeout`` bounds a graceful shutdown before the VM is powered off; ``pool`` names
@@ -178,38 +161,6 @@ class LibvirtDriver:
             if meta is not None:
                 yield domain, meta
 
-    def _networks(self) -> Iterator[tuple[libvirt.virNetwork, lx.NetworkMeta | lx.ContainerMeta]]:
-        for network in self._conn.listAllNetworks():
-            meta = lx.parse_network_meta(network.XMLDesc(0))
-            if meta is not None:
-                yield network, meta
-
-    def _find_network(self, object_id: str) -> libvirt.virNetwork | None:
-        try:
-            return self._conn.networkLookupByUUIDString(object_id)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-                return None
-            raise
-        except ValueError:
-            return None
-
-    def _container(self, operation: str, container_id: str) -> lx.ContainerMeta:
-        network = self._find_network(container_id)
-        meta = lx.parse_network_meta(network.XMLDesc(0)) if network is not None else None
-        if not isinstance(meta, lx.ContainerMeta):
-            raise NotFound(self.name, operation, f"no container {container_id!r}",
-                           code="not-found")
-        return meta
-
-    def _network(self, operation: str, network_id: str) -> tuple[libvirt.virNetwork,
-                                                                  lx.NetworkMeta]:
-        network = self._find_network(network_id)
-        meta = lx.parse_network_meta(network.XMLDesc(0)) if network is not None else None
-        if network is None or not isinstance(meta, lx.NetworkMeta):
-            raise NotFound(self.name, operation, f"no network {network_id!r}", code="not-found")
-        return network, meta
-
     def _pool(self) -> libvirt.virStoragePool | None:
         conn = self._conn
         if self.pool_name:
@@ -239,7 +190,7 @@ class LibvirtDriver:
                               created_at=created)
 
     # -- reads --------------------------------------------------------------------------
-    @_call("health")
+    @translated("health")
     def health(self) -> StampHealth:
         conn = self._conn
         _model, memory_mb, cpus, *_ = conn.getInfo()
@@ -260,14 +211,14 @@ class LibvirtDriver:
             allocated=Capacity(vcpus=vcpus, memory_mb=memory_kib // 1024, storage_gb=used,
                                vms=len(domains)))
 
-    @_call("inventory")
+    @translated("inventory")
     def inventory(self) -> Inventory:
         containers, networks = [], []
         for _network, meta in self._networks():
             if isinstance(meta, lx.ContainerMeta):
-                containers.append(_container_info(meta))
+                containers.append(container_info(meta))
             else:
-                networks.append(_network_info(meta))
+                networks.append(network_info(meta))
         vms, checkpoints = [], []
         for domain, meta in self._domains():
             vms.append(self._vm_info(domain, meta))
@@ -280,21 +231,21 @@ class LibvirtDriver:
     def external_addresses(self) -> set[str]:
         return set()  # no gateways nor NAT rules hold any
 
-    @_call("vm.get")
+    @translated("vm.get")
     def get_vm(self, vm_id: str) -> VmInfo:
         return self._vm_info(*self._domain("vm.get", vm_id))
 
-    @_call("checkpoint.list")
+    @translated("checkpoint.list")
     def list_checkpoints(self, vm_id: str) -> list[CheckpointInfo]:
         domain, meta = self._domain("checkpoint.list", vm_id)
         return [self._checkpoint_info(meta.id, s) for s in domain.listAllSnapshots()]
 
-    @_call("replication.status")
+    @translated("replication.status")
     def replication_status(self, vm_id: str) -> ReplicationInfo | None:
         self._domain("replication.status", vm_id)  # NotFound for a VM that is gone
         return None
 
-    @_call("usage")
+    @translated("usage")
     def usage(self) -> list[VmUsage]:
         result = []
         for domain, meta in self._domains():
@@ -307,120 +258,8 @@ class LibvirtDriver:
     def usage_history(self, since: datetime, until: datetime) -> list[VmHistory]:
         raise self._unsupported("history", "usage history (libvirt keeps none)")
 
-    # -- containers and networking ----------------------------------------------------------
-    @_call("container.create")
-    def create_container(self, *, key: str, name: str) -> ContainerInfo:
-        container_id = lx.derived_id("container", key)
-        network = self._find_network(container_id)
-        if network is not None:
-            meta = lx.parse_network_meta(network.XMLDesc(0))
-            if not isinstance(meta, lx.ContainerMeta) or meta.name != name:
-                raise self._mismatch("container.create", key)
-            return _container_info(meta)
-        meta = lx.new_container_meta(container_id, name)
-        self._conn.networkDefineXML(lx.container_xml(meta))  # defined only: no bridge
-        return _container_info(meta)
-
-    @_call("container.delete")
-    def delete_container(self, *, key: str, container_id: str, force: bool = False) -> None:
-        try:
-            self._container("container.delete", container_id)
-        except NotFound:
-            return
-        vms = [(d, m) for d, m in self._domains() if m.container_id == container_id]
-        networks = [(n, m) for n, m in self._networks()
-                    if isinstance(m, lx.NetworkMeta) and m.container_id == container_id]
-        if (vms or networks) and not force:
-            raise Conflict(self.name, "container.delete",
-                           f"container {container_id!r} still holds {len(vms)} VM(s) and "
-                           f"{len(networks)} network(s); delete them first or pass force=true",
-                           code=ConflictCode.IN_USE)
-        for domain, meta in vms:
-            self._remove_domain(domain, meta)
-        for network, _meta in networks:
-            _remove_network(network)
-        marker = self._find_network(container_id)
-        if marker is not None:
-            marker.undefine()
-
-    def create_gateway(self, *, key: str, container_id: str, external_ip: str,
-                       name: str = "edge") -> GatewayInfo:
-        raise self._unsupported("gateway.create", "edge gateways")
-
-    def delete_gateway(self, *, key: str, gateway_id: str) -> None:
-        return None  # there are none: nothing to delete
-
-    @_call("network.create")
-    def create_network(self, *, key: str, container_id: str, name: str, cidr: str,
-                       kind: str = "routed") -> NetworkInfo:
-        operation = "network.create"
-        network_id = lx.derived_id("network", key)
-        fp = lx.fingerprint(container_id=container_id, name=name, cidr=cidr, kind=kind)
-        existing = self._find_network(network_id)
-        if existing is not None:
-            meta = lx.parse_network_meta(existing.XMLDesc(0))
-            if not isinstance(meta, lx.NetworkMeta) or meta.fp != fp:
-                raise self._mismatch(operation, key)
-            if not existing.isActive():  # defined by an interrupted try: start it now
-                existing.create()
-            return _network_info(meta)
-        self._container(operation, container_id)
-        if kind not in _NETWORK_KINDS:
-            raise InvalidRequest(self.name, operation,
-                                 f"kind must be one of {', '.join(_NETWORK_KINDS)}")
-        try:
-            network = ipaddress.ip_network(cidr)
-        except ValueError:
-            raise InvalidRequest(self.name, operation, f"{cidr!r} is not a network") from None
-        if network.version != 4 or network.num_addresses < 4:
-            raise InvalidRequest(self.name, operation,
-                                 f"cidr {cidr} must be IPv4 with a gateway and a host")
-        for _other, other in self._networks():
-            if (isinstance(other, lx.NetworkMeta) and other.container_id == container_id
-                    and network.overlaps(ipaddress.ip_network(other.cidr))):
-                raise Conflict(self.name, operation,
-                               f"{cidr} overlaps network {other.id!r} ({other.cidr})",
-                               code=ConflictCode.CIDR_OVERLAP)
-        meta = lx.NetworkMeta(id=network_id, container_id=container_id, name=name,
-                              cidr=str(network), kind=kind, fp=fp)
-        created = self._conn.networkDefineXML(lx.network_xml(meta))
-        created.create()
-        try:
-            created.setAutostart(1)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() not in UNSUPPORTED:
-                raise
-        return _network_info(meta)
-
-    @_call("network.delete")
-    def delete_network(self, *, key: str, network_id: str) -> None:
-        try:
-            network, _meta = self._network("network.delete", network_id)
-        except NotFound:
-            return
-        attached = [m for _d, m in self._domains() if m.network_id == network_id]
-        if attached:
-            raise Conflict(self.name, "network.delete",
-                           f"network {network_id!r} still has {len(attached)} VM(s) attached",
-                           code=ConflictCode.IN_USE)
-        _remove_network(network)
-
-    def add_nat_rule(self, *, key: str, container_id: str, internal_cidr: str,
-                     external_ip: str) -> str:
-        raise self._unsupported("nat.create", "NAT rules (use a network of kind nat)")
-
-    def delete_nat_rule(self, *, key: str, rule_id: str) -> None:
-        return None
-
-    def add_firewall_rule(self, *, key: str, container_id: str, direction: str, action: str,
-                          source: str, destination: str, ports: str = "any") -> str:
-        raise self._unsupported("firewall.create", "firewall rules")
-
-    def delete_firewall_rule(self, *, key: str, rule_id: str) -> None:
-        return None
-
     # -- VMs ----------------------------------------------------------------------------------
-    @_call("vm.create")
+    @translated("vm.create")
     def create_vm(self, *, key: str, container_id: str, name: str, vcpus: int, memory_mb: int,
                   disk_gb: int, image: str, network_id: str | None,
                   ip_address: str | None = None, power_on: bool = True) -> VmInfo:
@@ -578,7 +417,7 @@ class LibvirtDriver:
         meta = self._record(domain, meta, lx.Op(key, operation, fp, True))
         return self._vm_info(domain, meta)
 
-    @_call("vm.start")
+    @translated("vm.start")
     def start_vm(self, *, key: str, vm_id: str) -> VmInfo:
         def start(domain: libvirt.virDomain, _meta: lx.VmMeta) -> bool:
             if domain.isActive():
@@ -588,7 +427,7 @@ class LibvirtDriver:
 
         return self._keyed("vm.start", key, vm_id, "", needs_running=False, act=start)
 
-    @_call("vm.stop")
+    @translated("vm.stop")
     def stop_vm(self, *, key: str, vm_id: str) -> VmInfo:
         return self._keyed("vm.stop", key, vm_id, "", needs_running=True, act=self._power_off)
 
@@ -610,7 +449,7 @@ class LibvirtDriver:
             domain.destroy()
         return True
 
-    @_call("vm.restart")
+    @translated("vm.restart")
     def restart_vm(self, *, key: str, vm_id: str) -> VmInfo:
         def reboot(domain: libvirt.virDomain, _meta: lx.VmMeta) -> bool:
             if not domain.isActive():
@@ -621,7 +460,7 @@ class LibvirtDriver:
 
         return self._keyed("vm.restart", key, vm_id, "", needs_running=True, act=reboot)
 
-    @_call("vm.resize")
+    @translated("vm.resize")
     def resize_vm(self, *, key: str, vm_id: str, vcpus: int, memory_mb: int) -> VmInfo:
         operation = "vm.resize"
         if vcpus < 1 or memory_mb < 64:
@@ -638,7 +477,7 @@ class LibvirtDriver:
 
         return self._keyed(operation, key, vm_id, fp, needs_running=False, act=resize)
 
-    @_call("vm.delete")
+    @translated("vm.delete")
     def delete_vm(self, *, key: str, vm_id: str) -> None:
         try:
             domain, meta = self._domain("vm.delete", vm_id)
@@ -674,7 +513,7 @@ class LibvirtDriver:
             domain.undefine()
 
     # -- checkpoints ---------------------------------------------------------------------------
-    @_call("checkpoint.create")
+    @translated("checkpoint.create")
     def create_checkpoint(self, *, key: str, vm_id: str, name: str) -> CheckpointInfo:
         domain, meta = self._domain("checkpoint.create", vm_id)
         snapshot_name = lx.snapshot_name(key)
@@ -689,7 +528,7 @@ class LibvirtDriver:
             raise self._mismatch("checkpoint.create", key)
         return info
 
-    @_call("checkpoint.restore")
+    @translated("checkpoint.restore")
     def restore_checkpoint(self, *, key: str, vm_id: str, checkpoint_id: str) -> VmInfo:
         operation = "checkpoint.restore"
 
@@ -709,7 +548,7 @@ class LibvirtDriver:
         return self._keyed(operation, key, vm_id, lx.fingerprint(checkpoint=checkpoint_id),
                            needs_running=False, act=revert)
 
-    @_call("checkpoint.delete")
+    @translated("checkpoint.delete")
     def delete_checkpoint(self, *, key: str, vm_id: str, checkpoint_id: str) -> None:
         try:
             domain, _meta = self._domain("checkpoint.delete", vm_id)
@@ -761,20 +600,3 @@ def _affect(network: libvirt.virNetwork) -> int:
     if network.isActive():
         flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
     return flags
-
-
-def _remove_network(network: libvirt.virNetwork) -> None:
-    if network.isActive():
-        network.destroy()
-    network.undefine()
-
-
-def _container_info(meta: lx.ContainerMeta) -> ContainerInfo:
-    created = datetime.fromisoformat(meta.created_at) if meta.created_at else datetime.now(UTC)
-    return ContainerInfo(id=meta.id, name=meta.name, created_at=created)
-
-
-def _network_info(meta: lx.NetworkMeta) -> NetworkInfo:
-    cidr = ipaddress.ip_network(meta.cidr)
-    return NetworkInfo(id=meta.id, container_id=meta.container_id, name=meta.name,
-                       cidr=meta.cidr, gateway_address=str(next(cidr.hosts())), kind=meta.kind)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import libvirt
 
@@ -22,7 +23,8 @@ from .base import (
     Unsupported,
 )
 
-__all__ = ["INVALID", "STATE", "UNSUPPORTED", "error_for", "forget", "lock", "open_connection"]
+__all__ = ["INVALID", "STATE", "UNSUPPORTED", "error_for", "forget", "lock", "open_connection",
+           "translated"]
 
 # libvirt's error codes (virterror.h) and what they mean to the portal
 NOT_FOUND = {libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK,
@@ -118,3 +120,26 @@ def error_for(stamp: str, uri: str, operation: str, exc: libvirt.libvirtError) -
     if code in INVALID:
         return InvalidRequest(stamp, operation, detail)
     return OperationFailed(stamp, operation, detail)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def translated(operation: str) -> Callable[[F], F]:
+    """A driver method whose libvirt errors in ``operation`` become ``DriverError``s, run
+    under the URI's lock; a ``key`` it is given must be a non-empty string."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if "key" in kwargs and (not isinstance(kwargs["key"], str) or not kwargs["key"]):
+                raise ValueError(f"{operation}: an idempotency key (non-empty string) is required")
+            try:
+                with lock(self.endpoint):
+                    return fn(self, *args, **kwargs)
+            except libvirt.libvirtError as exc:
+                raise self._error(operation, exc) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return wrap
