@@ -228,7 +228,9 @@ def _save_step(row: JobStep, state: str, ctx: StepContext) -> None:
 
 def _finish(job: Job, runbook: Runbook) -> Job:
     with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job.pk)
+        # No read first: the save is ``UPDATE ... WHERE state = 'running'``
+        # (ConcurrentTransitionMixin), which locks the row for ``on_success`` and fails if
+        # another worker ended the job since; the job in hand has the steps' outputs.
         job.succeed()
         job.finished_at = clock.now()
         job.save(update_fields=["state", "finished_at"])
