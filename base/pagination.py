@@ -10,6 +10,7 @@ exact whatever the estimate. On other databases the count is always exact.
 
 from functools import cached_property
 
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
 
@@ -32,8 +33,11 @@ class BoundedCountPaginator(Paginator):
         bounded = listed if listed.query.annotations or listed.query.distinct \
             else listed.values("pk")  # the rows' ids are enough to count them
         bounded = bounded[: self.exact_limit + 1].query
-        with connections[queryset.db].cursor() as cursor:
+        try:
             inner, params = bounded.sql_with_params()
+        except EmptyResultSet:  # a filter no row can meet (``pk__in=[]``)
+            return 0
+        with connections[queryset.db].cursor() as cursor:
             full = cursor.mogrify(*listed.query.sql_with_params()).decode()
             # the ORM's own SQL around ours; every value is a parameter
             sql = ("SELECT n, CASE WHEN n > %s THEN buffet_row_estimate(%s) END "  # noqa: S608

@@ -68,6 +68,11 @@ def test_a_filtered_list_below_the_limit_is_exact_even_in_a_big_table(seven, pos
     assert paginator.count == 2 and not paginator.is_estimated
 
 
+def test_a_filter_no_row_can_meet_counts_none(seven, postgres):
+    paginator = Small(tenants().filter(pk__in=[]), 3)
+    assert paginator.count == 0 and list(paginator.page(1)) == []
+
+
 def test_the_api_follows_next_to_the_last_row_of_an_estimated_list(seven, postgres,
                                                                    monkeypatch):
     from base.api import pagination
