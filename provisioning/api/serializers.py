@@ -6,14 +6,14 @@ from rest_framework import serializers
 
 from provisioning.models import Job, JobStep, StepState
 
-__all__ = ["JobSerializer", "JobStepSerializer", "ProviderJobSerializer", "with_steps"]
+__all__ = ["STEP_FIELDS", "JobSerializer", "JobStepSerializer", "ProviderJobSerializer"]
 
 STEP_FIELDS = ("name", "state", "started_at", "finished_at", "log")
 _DONE = {StepState.SUCCEEDED, StepState.UNDONE, StepState.SKIPPED}
 
 
 class JobStepSerializer(serializers.ModelSerializer):
-    """A step from its row (``with_steps``): a page of jobs carries hundreds of steps, and
+    """A step from its row (``api.views.with_steps``): a page of jobs carries hundreds of steps, and
     a row costs a fraction of a model instance and of DRF's path through each field."""
 
     class Meta:
@@ -26,19 +26,8 @@ class JobStepSerializer(serializers.ModelSerializer):
                 "finished_at": when(row["finished_at"]), "log": row["log"]}
 
 
-def with_steps(jobs):
-    """``jobs`` with their steps as rows (``step_rows``), in index order, in one query."""
-    by_id = {job.pk: job for job in jobs}
-    for job in jobs:
-        job.step_rows = []
-    for row in (JobStep.objects.filter(job_id__in=by_id).order_by("job_id", "index")
-                .values("job_id", *STEP_FIELDS)):
-        by_id[row.pop("job_id")].step_rows.append(row)
-    return jobs
-
-
 class JobSerializer(serializers.ModelSerializer):
-    """A job and its steps; the job comes through ``with_steps``."""
+    """A job and its steps; the job comes through ``api.views.with_steps``."""
 
     steps = JobStepSerializer(many=True, read_only=True, source="step_rows")
     progress = serializers.SerializerMethodField(help_text="Finished steps / all steps.")

@@ -8,13 +8,24 @@ from rest_framework.decorators import action
 from base.api.responses import accepted
 from base.api.viewsets import ProviderViewSet, TenantViewSet
 from provisioning import engine
-from provisioning.api.serializers import JobSerializer, ProviderJobSerializer, with_steps
-from provisioning.models import Job
+from provisioning.api.serializers import STEP_FIELDS, JobSerializer, ProviderJobSerializer
+from provisioning.models import Job, JobStep
 
 __all__ = ["JobViewSet", "ProviderJobViewSet"]
 
 # A job's inputs and outputs are the engine's: no answer shows them.
 JOBS = Job.objects.defer("inputs", "outputs")
+
+
+def with_steps(jobs):
+    """``jobs`` with their steps as rows (``step_rows``), in index order, in one query."""
+    by_id = {job.pk: job for job in jobs}
+    for job in jobs:
+        job.step_rows = []
+    for row in (JobStep.objects.filter(job_id__in=by_id).order_by("job_id", "index")
+                .values("job_id", *STEP_FIELDS)):
+        by_id[row.pop("job_id")].step_rows.append(row)
+    return jobs
 
 
 class _WithSteps:
@@ -26,6 +37,11 @@ class _WithSteps:
 
     def get_object(self):
         return with_steps([super().get_object()])[0]
+
+    def _answer(self, job):
+        """202 with the job as the action left it."""
+        job = with_steps([self.get_queryset().get(pk=job.pk)])[0]
+        return accepted(self.get_serializer(job).data, job.pk)
 
 
 _JOB = ("A job ends `succeeded`, `failed`, `rolled_back` (a failed step's changes were undone) "
@@ -62,9 +78,7 @@ class ProviderJobViewSet(_WithSteps, mixins.ListModelMixin, mixins.RetrieveModel
                                "first unfinished step.")
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        job = engine.retry(self.get_object(), acting_user=request.user)
-        job = with_steps([self.get_queryset().get(pk=job.pk)])[0]
-        return accepted(self.get_serializer(job).data, job.pk)
+        return self._answer(engine.retry(self.get_object(), acting_user=request.user))
 
     @extend_schema(summary="Cancel a job", request=None,
                    responses={202: ProviderJobSerializer},
@@ -72,6 +86,4 @@ class ProviderJobViewSet(_WithSteps, mixins.ListModelMixin, mixins.RetrieveModel
                                "to stop and undo what it did.")
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        job = engine.cancel(self.get_object(), acting_user=request.user)
-        job = with_steps([self.get_queryset().get(pk=job.pk)])[0]
-        return accepted(self.get_serializer(job).data, job.pk)
+        return self._answer(engine.cancel(self.get_object(), acting_user=request.user))
