@@ -1,0 +1,53 @@
+"""What a worker process keeps from one task to the next.
+
+**Its database connection.** Celery's Django fixup closes every connection before and
+after each task, unless ``DB_REUSE_MAX`` says otherwise: each job then paid for a new
+PostgreSQL session (a backend forked, authenticated and set up), which was most of the
+database's work for a short job. A worker follows Django's own rules instead, as a web
+process does around a request: before and after each task, ``close_old_connections``
+drops a connection older than ``CONN_MAX_AGE``, one left in a transaction, and one that
+raised a database error and no longer answers (``CONN_HEALTH_CHECKS`` also checks a
+reused connection before its first query). A task that ended in an exception closes its
+connections outright: nothing it left half-done is carried into the next.
+
+**Its heap.** What the process loaded before its first task is frozen out of the
+collector's reach, as in the web process (``portal.heap``).
+"""
+
+from celery.signals import task_postrun, task_prerun, worker_process_init
+from django.db import close_old_connections, connections
+
+__all__ = ["REUSE_MAX"]
+
+# The fixup's own count (in tasks, twice over: it counts both ends): high enough that
+# the age and the health of a connection decide when it goes, not a count.
+REUSE_MAX = 1_000_000
+
+
+def _in_worker(task) -> bool:
+    """Not a task called in the caller's process (``apply``), whose connection and
+    transaction are the caller's."""
+    return task is not None and not getattr(task.request, "is_eager", False)
+
+
+@task_prerun.connect(weak=False)
+def _before_task(task=None, **_):
+    if _in_worker(task):
+        close_old_connections()
+
+
+@task_postrun.connect(weak=False)
+def _after_task(task=None, state=None, **_):
+    if not _in_worker(task):
+        return
+    if state == "SUCCESS":
+        close_old_connections()
+    else:
+        connections.close_all()
+
+
+@worker_process_init.connect(weak=False)
+def _freeze_heap(**_):
+    from portal import heap  # needs the loaded apps
+
+    heap.freeze()
