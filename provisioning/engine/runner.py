@@ -14,9 +14,12 @@ Each step's state, output and log are recorded as it goes, so that:
 """
 
 import logging
+import os
 import threading
+import time
 import traceback as tb
 from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -39,28 +42,53 @@ INTERRUPTED = "interrupted"  # the stamp's code for an operation a restart cut s
 MAX_INTERRUPTIONS = 5  # restarts in a row under one step before it fails
 
 
-class _Heartbeat:
-    """Keeps ``heartbeat_at`` fresh while a step blocks on the fabric."""
+class _Heartbeats:
+    """Keeps ``heartbeat_at`` fresh for the jobs a process has in hand, while their steps
+    block on the fabric: one thread per process, started with its first job, that beats
+    every third of the lease for whatever jobs are in hand then (none, most of the time:
+    a short job ends before the first beat). A thread per job cost more than the job."""
 
-    def __init__(self, job_id, interval: float):
-        self.job_id, self.interval = job_id, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._jobs: dict[Any, int] = {}
+        self._pid = None  # the thread does not survive a fork: the child starts its own
+
+    @contextmanager
+    def beating(self, job_id):
+        with self._lock:
+            self._jobs[job_id] = self._jobs.get(job_id, 0) + 1
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._beat, name="job-heartbeats", daemon=True).start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._jobs[job_id] -= 1
+                if not self._jobs[job_id]:
+                    del self._jobs[job_id]
 
     def _beat(self):
-        try:
-            while not self._stop.wait(self.interval):
-                Job.objects.filter(pk=self.job_id).update(heartbeat_at=clock.now())
-        finally:
-            connection.close()
+        while True:
+            time.sleep(_beat_interval())
+            with self._lock:
+                in_hand = list(self._jobs)
+            if not in_hand:
+                continue
+            try:
+                Job.objects.filter(pk__in=in_hand).update(heartbeat_at=clock.now())
+            except Exception:  # noqa: BLE001 - the next beat tries again
+                log.warning("could not record the heartbeat of %s jobs", len(in_hand),
+                            exc_info=True)
+            finally:
+                connection.close()
 
-    def __enter__(self):
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=self.interval + 5)
+def _beat_interval() -> float:
+    return max(1.0, settings.BUFFET_JOB_LEASE_SECONDS / 3)
+
+
+_heartbeats = _Heartbeats()
 
 
 def lease() -> timedelta:
@@ -121,8 +149,7 @@ def _run(job_id, worker: str) -> Job | None:
     if job is None:
         return None
     runbook = get_runbook(job.runbook)
-    interval = max(1.0, settings.BUFFET_JOB_LEASE_SECONDS / 3)
-    with _Heartbeat(job.pk, interval):
+    with _heartbeats.beating(job.pk):
         if job.state == JobState.COMPENSATING:
             return _compensate(job, runbook, job.error, job.traceback)
         if job.attempts > job.max_attempts:
@@ -149,7 +176,7 @@ def _run(job_id, worker: str) -> Job | None:
                 # The database went away under the step (a killed connection, a failover):
                 # not the step's failure, and nothing can be recorded now. The job is left
                 # running, as by a dead worker: the relay hands it on after its lease. (The
-                # worker drops the broken connection after the task: Celery's Django fixup.)
+                # worker drops the broken connection after the task: portal.worker_process.)
                 log.warning("job %s: the database went away during step %s; it resumes "
                             "after its lease", job.pk, row.index, exc_info=True)
                 return None
@@ -223,14 +250,16 @@ def _save_step(row: JobStep, state: str, ctx: StepContext) -> None:
     row.finished_at = clock.now()
     row.log = "\n".join(filter(None, [row.log, *ctx.lines]))
     ctx.lines.clear()
-    row.save(update_fields=["state", "finished_at", "log", "output"])
+    JobStep.objects.filter(pk=row.pk).update(state=row.state, finished_at=row.finished_at,
+                                             log=row.log, output=row.output)
 
 
 def _finish(job: Job, runbook: Runbook) -> Job:
-    with transaction.atomic():
-        # No read first: the save is ``UPDATE ... WHERE state = 'running'``
-        # (ConcurrentTransitionMixin), which locks the row for ``on_success`` and fails if
-        # another worker ended the job since; the job in hand has the steps' outputs.
+    # No read first: the save is ``UPDATE ... WHERE state = 'running'``
+    # (ConcurrentTransitionMixin), which fails if another worker ended the job since (and
+    # locks the row for ``on_success``); the job in hand has the steps' outputs. Without an
+    # ``on_success``, the UPDATE is the whole end: no transaction around it.
+    with transaction.atomic() if runbook.on_success else nullcontext():
         job.succeed()
         job.finished_at = clock.now()
         job.save(update_fields=["state", "finished_at"])
