@@ -96,17 +96,26 @@ def lease() -> timedelta:
     return timedelta(seconds=settings.BUFFET_JOB_LEASE_SECONDS)
 
 
-def _claim(job_id, worker: str) -> Job | None:
-    """Take the job for this worker, or None if it is finished or someone else has it."""
+def _claim(job_id, worker: str) -> tuple[Job, list[JobStep] | None] | None:
+    """Take the job for this worker, or None if it is finished or someone else has it;
+    with the job, its steps when they were read with it (None: not read yet)."""
     now = clock.now()
     # A job's first delivery (queued, waiting for no other job): one conditional UPDATE
-    # takes it, which no other delivery can also win; anything else is looked at under
-    # the row's lock below.
+    # takes it, which no other delivery can also win, and one read brings the job, its
+    # stamp and its steps (the steps' ordering joins the job's row anyway). Anything
+    # else is looked at under the row's lock below.
     if Job.objects.filter(pk=job_id, state=JobState.QUEUED, after__isnull=True,
                           attempts__lte=F("max_attempts")).update(
             state=JobState.RUNNING, attempts=F("attempts") + 1, worker=worker,
             heartbeat_at=now, started_at=Coalesce("started_at", now)):
-        return Job.objects.select_related("stamp").get(pk=job_id)
+        steps = list(JobStep.objects.filter(job_id=job_id).select_related("job__stamp")
+                     .order_by("index"))
+        if not steps:
+            return Job.objects.select_related("stamp").get(pk=job_id), []
+        job = steps[0].job
+        for row in steps:
+            row.job = job  # one job in hand, not one a row
+        return job, steps
     with transaction.atomic():
         job = Job.objects.select_for_update().select_related("stamp").filter(pk=job_id).first()
         if job is None or job.is_finished:
@@ -133,7 +142,7 @@ def _claim(job_id, worker: str) -> Job | None:
             job.start()
             job.started_at = job.started_at or now
         job.save(update_fields=["state", "attempts", "worker", "heartbeat_at", "started_at"])
-        return job
+        return job, None
 
 
 def run(job_id, *, worker: str = "") -> Job | None:
@@ -145,9 +154,10 @@ def run(job_id, *, worker: str = "") -> Job | None:
 
 
 def _run(job_id, worker: str) -> Job | None:
-    job = _claim(job_id, worker)
-    if job is None:
+    claimed = _claim(job_id, worker)
+    if claimed is None:
         return None
+    job, steps = claimed
     runbook = get_runbook(job.runbook)
     with _heartbeats.beating(job.pk):
         if job.state == JobState.COMPENSATING:
@@ -156,7 +166,7 @@ def _run(job_id, worker: str) -> Job | None:
             return _stop(job, runbook, f"Gave up after {job.max_attempts} deliveries to a "
                                        "worker (each one died or was lost).", "")
         fresh = True  # the claim has just read whether the job is to be cancelled
-        for row in list(job.steps.all()):
+        for row in steps if steps is not None else list(job.steps.all()):
             if row.state in (StepState.SUCCEEDED, StepState.SKIPPED):
                 continue
             if not fresh:

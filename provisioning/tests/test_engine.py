@@ -432,9 +432,9 @@ def test_a_step_that_outputs_nothing_costs_its_own_row_only(stamp):
     # when a worker runs it
     with CaptureQueriesContext(connection) as queries:
         engine.run(job.pk, worker="w1")
-    # then it succeeds, its step says so, and the run was: claim and read it (2), read
-    # the steps, start and end the step (2), end the job (one UPDATE: no read before it,
-    # no transaction around it), look for the jobs waiting
+    # then it succeeds, its step says so, and the run was: claim it, read it with its
+    # stamp and steps (one read), start and end the step (2), end the job (one UPDATE:
+    # no read before it, no transaction around it), look for the jobs waiting
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED and job.outputs == {}
     assert [s.state for s in job.steps.all()] == [StepState.SUCCEEDED]
@@ -442,4 +442,4 @@ def test_a_step_that_outputs_nothing_costs_its_own_row_only(stamp):
     assert len([s for s in sql if s.startswith("UPDATE")]) == 4, sql
     assert not [s for s in sql if "FOR UPDATE" in s], sql
     assert not [s for s in sql if s.startswith(("BEGIN", "SAVEPOINT"))], sql
-    assert len(sql) == 7, sql
+    assert len(sql) == 6, sql
