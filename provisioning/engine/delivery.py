@@ -16,7 +16,7 @@ task module (``provisioning.tasks`` imports the engine, never the reverse).
 import logging
 
 from celery import current_task, shared_task
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from provisioning.engine import runner
 from provisioning.engine.clock import clock
@@ -28,8 +28,12 @@ __all__ = ["publish", "run", "run_job", "settle"]
 log = logging.getLogger(__name__)
 
 
+# A database error out of a run (a connection the server dropped, a deadlock) is not the
+# job's failure: the message is delivered again, and the run takes up where it was (a
+# job claimed before the error is its worker's until its lease runs out).
 @shared_task(name="provisioning.run_job", acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+             ignore_result=True, autoretry_for=(InterfaceError, OperationalError),
+             retry_backoff=1, retry_backoff_max=30, max_retries=5)
 def run_job(job_id: str) -> None:
     run(job_id, worker=current_task.request.hostname or "")
 
