@@ -13,7 +13,7 @@ from provisioning.models import VirtualMachine
 def instant_jobs(monkeypatch):
     """Every job runs to its end the moment its transaction commits, as a worker that is
     faster than the web process would."""
-    monkeypatch.setattr(outbox, "publish", engine.run)
+    monkeypatch.setattr(outbox, "publish", lambda job_id, **_: engine.run(job_id))
 
 
 @pytest.mark.django_db(transaction=True)

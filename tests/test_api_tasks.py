@@ -30,7 +30,7 @@ DAY_TWO = datetime(2026, 11, 5, 14, 0, tzinfo=UTC)
 
 @pytest.fixture
 def instant_jobs(monkeypatch):
-    monkeypatch.setattr(outbox, "publish", engine.run)
+    monkeypatch.setattr(outbox, "publish", lambda job_id, **_: engine.run(job_id))
 
 
 def _client_for(tenant_id, role: Role) -> APIClient:

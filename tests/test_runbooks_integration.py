@@ -208,7 +208,7 @@ def test_a_job_never_published_is_published_by_the_relay(fabric, signup, monkeyp
                                                         settings):
     # given the web process died between commit and publish
     world = fabric()
-    monkeypatch.setattr(engine.outbox, "publish", lambda job_id: False)
+    monkeypatch.setattr(engine.outbox, "publish", lambda job_id, **_: False)
     owner = signup()
     subscription = subscribe(owner, world["plan"])
     monkeypatch.undo()

@@ -46,21 +46,30 @@ def run(job_id, *, worker: str = "") -> Job | None:
     return job
 
 
-def publish(job_id) -> bool:
+def publish(job_id, *, queue: str | None = None) -> bool:
     """Send the job to its stamp's queue; a job still waiting its turn stays queued here,
     and one whose turn will never come is rolled back. A broker failure is left to the
-    relay."""
-    job = Job.objects.select_related("stamp", "after").filter(pk=job_id).first()
-    if job is None or job.is_finished:
-        return False
-    if job.state == JobState.QUEUED and job.after is not None:
-        if not job.after.is_finished:
-            return False  # settled when the job it waits for ends
-        if job.after.state != JobState.SUCCEEDED:
-            _abandon(job.pk, job.after)
+    relay.
+
+    ``queue``: the stamp's queue, from the caller that has just committed the job waiting
+    for no other (``enqueue``): nothing to look up. Were the job to have ended or gone
+    since, its delivery finds so and does nothing, as for any message sent twice."""
+    if queue is None:
+        try:
+            job = Job.objects.select_related("stamp", "after").get(pk=job_id)
+        except Job.DoesNotExist:
             return False
+        if job.is_finished:
+            return False
+        if job.state == JobState.QUEUED and job.after is not None:
+            if not job.after.is_finished:
+                return False  # settled when the job it waits for ends
+            if job.after.state != JobState.SUCCEEDED:
+                _abandon(job.pk, job.after)
+                return False
+        queue = job.stamp.queue
     try:
-        run_job.apply_async(args=[str(job.pk)], queue=job.stamp.queue)
+        run_job.apply_async(args=[str(job_id)], queue=queue)
     except Exception:  # noqa: BLE001 - the broker may be down; the relay will publish it
         log.exception("could not publish job %s; the relay will", job_id)
         return False

@@ -60,7 +60,9 @@ def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | No
     )
     JobStep.objects.bulk_create(
         JobStep(job=job, index=i, name=step.name) for i, step in enumerate(runbook.steps, 1))
-    transaction.on_commit(partial(publish, job.pk))
+    # Published at commit: one waiting for another job, once its turn has come.
+    transaction.on_commit(partial(publish, job.pk) if after is not None
+                          else partial(publish, job.pk, queue=stamp.queue))
     return job
 
 

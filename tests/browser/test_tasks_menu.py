@@ -25,7 +25,7 @@ PASSWORD = "correct horse battery"  # the signup fixture's
 
 @pytest.fixture
 def world(page, catalog, signup, commission, monkeypatch):
-    monkeypatch.setattr(outbox, "publish", engine.run)
+    monkeypatch.setattr(outbox, "publish", lambda job_id, **_: engine.run(job_id))
     services.publish_builtins([Plan.objects.get(pk=catalog["plan"]["id"])])
     owner = signup()
     sid = owner.post("/api/v1/subscriptions/", {"plan": catalog["plan"]["id"]},
