@@ -8,9 +8,9 @@ process does around a request: before and after each task, ``close_old_connectio
 drops a connection older than ``CONN_MAX_AGE``, one left in a transaction, and one that
 raised a database error and no longer answers. ``CONN_HEALTH_CHECKS`` checks a reused
 connection before a task's first query (a ``SELECT 1``: what a connection that sat idle
-needs, the server may have dropped it), except one that a task ended with less than
-``FRESH_SECONDS`` ago: at a hundred jobs a second the check was one round trip in seven.
-A connection dropped in that moment fails the task's first statement, and the task is
+needs, the server may have dropped it), except one that a task of the same thread ended
+with less than ``FRESH_SECONDS`` ago: at a hundred jobs a second the check was one round
+trip in seven. A connection dropped in that moment fails the task's first statement, and the task is
 delivered again (``provisioning.run_job`` retries on a database error). A task that
 ended in an exception closes its connections outright: nothing it left half-done is
 carried into the next.
@@ -19,6 +19,7 @@ carried into the next.
 collector's reach, as in the web process (``portal.heap``).
 """
 
+import threading
 import time
 
 from celery.signals import task_postrun, task_prerun, worker_process_init
@@ -33,7 +34,9 @@ REUSE_MAX = 1_000_000
 FRESH_SECONDS = 1.0
 
 _monotonic = time.monotonic
-_last_task_ended: float | None = None
+# When this thread's last task ended well (a thread pool's threads each have their own
+# connections: one thread's task vouches for no other's).
+_ended = threading.local()
 
 
 def _in_worker(task) -> bool:
@@ -47,7 +50,8 @@ def _before_task(task=None, **_):
     if not _in_worker(task):
         return
     close_old_connections()
-    if _last_task_ended is not None and _monotonic() - _last_task_ended < FRESH_SECONDS:
+    ended = getattr(_ended, "at", None)
+    if ended is not None and _monotonic() - ended < FRESH_SECONDS:
         for conn in connections.all(initialized_only=True):
             if conn.connection is not None:
                 # What close_old_connections leaves open has passed its other checks.
@@ -56,15 +60,14 @@ def _before_task(task=None, **_):
 
 @task_postrun.connect(weak=False)
 def _after_task(task=None, state=None, **_):
-    global _last_task_ended
     if not _in_worker(task):
         return
     if state == "SUCCESS":
         close_old_connections()
-        _last_task_ended = _monotonic()
+        _ended.at = _monotonic()
     else:
         connections.close_all()
-        _last_task_ended = None
+        _ended.at = None
 
 
 @worker_process_init.connect(weak=False)

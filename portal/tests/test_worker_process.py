@@ -1,6 +1,7 @@
 """A worker process keeps its connection between tasks, and asks whether it is alive only
 when it may not be."""
 
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -25,7 +26,7 @@ class Clock:
 def clock(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(worker_process, "_monotonic", clock)
-    monkeypatch.setattr(worker_process, "_last_task_ended", None)
+    monkeypatch.setattr(worker_process, "_ended", threading.local())
     return clock
 
 
@@ -84,6 +85,25 @@ def test_a_connection_a_task_ended_with_a_moment_ago_is_not_asked(postgres, cloc
     worker_process._after_task(task=TASK, state="FAILURE")
     # and the failed task closed it: the one after works on a new connection
     assert connection.connection is None
+    assert _one_task(clock) != first
+
+
+def test_a_task_another_thread_ended_a_moment_ago_does_not_vouch_for_this_ones(postgres,
+                                                                               clock):
+    # given a thread of a thread pool whose connection sat idle, and the server dropping it
+    first = _one_task(clock)
+    clock.now += worker_process.FRESH_SECONDS + 1
+    _kill(first)
+
+    # and a task another thread of the pool ended a moment ago, on its own connection
+    def other_thread():
+        _one_task(clock)
+        connection.close()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    # when this thread's next task starts, then its connection is checked and replaced
     assert _one_task(clock) != first
 
 
