@@ -10,10 +10,10 @@ raised a database error and no longer answers. ``CONN_HEALTH_CHECKS`` checks a r
 connection before a task's first query (a ``SELECT 1``: what a connection that sat idle
 needs, the server may have dropped it), except one that a task of the same thread ended
 with less than ``FRESH_SECONDS`` ago: at a hundred jobs a second the check was one round
-trip in seven. A connection dropped in that moment fails the task's first statement, and the task is
-delivered again (``provisioning.run_job`` retries on a database error). A task that
-ended in an exception closes its connections outright: nothing it left half-done is
-carried into the next.
+trip in seven. A connection dropped in that moment fails the task's first statement, and
+the task is delivered again (``provisioning.run_job`` retries on a database error). A
+task that ended in an exception closes its connections outright: nothing it left
+half-done is carried into the next.
 
 **Its heap.** What the process loaded before its first task is frozen out of the
 collector's reach, as in the web process (``portal.heap``).
