@@ -79,6 +79,9 @@ def publish(job_id, *, queue: str | None = None) -> bool:
 
 def settle(job: Job) -> None:
     """Deliver the jobs that wait for ``job``, which has ended."""
+    runbook = registered().get(job.runbook)
+    if runbook is not None and not runbook.awaited:
+        return  # no job waits for one of these: enqueue refuses it
     for waiting_id in Job.objects.filter(after=job, state=JobState.QUEUED).values_list(
             "pk", flat=True):
         publish(waiting_id)

@@ -36,6 +36,10 @@ def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | No
     """
     if isinstance(runbook, str):
         runbook = get_runbook(runbook)
+    if after is not None and not get_runbook(after.runbook).awaited:
+        # Its end would not look for this job, which would wait for ever.
+        raise ValueError(f"No job can wait for a '{after.runbook}' job: that runbook is "
+                         "not declared awaited.")
     if missing := stamp.lacks(*runbook.needs):
         # Refused now, with the reason, rather than a job that fails at the step.
         raise Conflict(f"Stamp '{stamp.name}' ({stamp.driver}) cannot run '{runbook.name}': "

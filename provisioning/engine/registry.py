@@ -44,6 +44,8 @@ class Runbook:
     resource state (and quota) changes together with the job's final state.
     ``compensate`` False makes a runbook that only moves forward (a decommission, a
     failover): a failure leaves the job ``failed`` at the failed step for a retry.
+    ``awaited`` True lets other jobs wait for one of its jobs (``enqueue(after=...)``);
+    only the end of such a job looks for jobs waiting.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Runbook:
     on_rollback: Callable[[Job], None] | None = None
     on_retry: Callable[[Job], None] | None = None
     compensate: bool = True
+    awaited: bool = False
     description: str = ""
     max_attempts: int = 5
 

@@ -54,7 +54,8 @@ def _retried(job):
 CREATE = register(Runbook(
     name="network.create", description="Create a routed tenant network on the gateway.",
     steps=(Step("Create the network", create_network, delete_created_network),),
-    on_success=_ready, on_rollback=_failed, on_retry=_retried))
+    on_success=_ready, on_rollback=_failed, on_retry=_retried,
+    awaited=True))  # the VM creates on a network still provisioning
 
 
 def delete_network(ctx):

@@ -212,6 +212,7 @@ COMMISSION = engine.register(Runbook(
     on_success=_commissioned,
     on_rollback=_commission_failed,
     on_retry=_commission_retried,
+    awaited=True,  # the network and VM creates of a subscription still provisioning
 ))
 
 

@@ -22,7 +22,7 @@ def _do(ctx):
 
 WAITING_RUNBOOK = engine.register(Runbook(
     name="test.waiting", steps=(Step("only", _do, lambda ctx: None),),
-    on_rollback=lambda job: ROLLED_BACK.append(job.inputs["name"])))
+    on_rollback=lambda job: ROLLED_BACK.append(job.inputs["name"]), awaited=True))
 
 
 @pytest.fixture(autouse=True)
@@ -159,3 +159,39 @@ def test_a_waiting_job_cannot_be_retried_before_the_job_it_waits_for(stamp, sent
     engine.retry(second)
     engine.run(second.pk)
     assert state(second) == JobState.SUCCEEDED
+
+
+PLAIN_RUNBOOK = engine.register(Runbook(
+    name="test.not-awaited", steps=(Step("only", _do, lambda ctx: None),)))
+
+
+def test_no_job_can_wait_for_a_job_whose_runbook_is_not_awaited(stamp, sent):
+    # given a job of a runbook no job is meant to wait for
+    plain = engine.enqueue(PLAIN_RUNBOOK, stamp=stamp, inputs={"name": "plain"})
+    # when a job is enqueued to wait for it, then it is refused and nothing is recorded
+    # (its end would never look for the waiting job)
+    with pytest.raises(ValueError, match="not declared awaited"):
+        job(stamp, "waiting", after=plain)
+    assert list(Job.objects.values_list("runbook", flat=True)) == [PLAIN_RUNBOOK.name]
+
+
+def test_the_end_of_a_job_no_job_can_wait_for_does_not_look_for_any(stamp, sent):
+    # given a job of a runbook that is not awaited, and one that is
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    plain = engine.enqueue(PLAIN_RUNBOOK, stamp=stamp, inputs={"name": "plain"})
+    awaited = job(stamp, "awaited")
+    # when each runs to its end
+    ran = {}
+    for one in (plain, awaited):
+        with CaptureQueriesContext(connection) as queries:
+            engine.run(one.pk)
+        ran[one.pk] = [q["sql"] for q in queries.captured_queries]
+    # then only the awaited one's end read the jobs waiting for it
+    assert state(plain) == state(awaited) == JobState.SUCCEEDED
+    def looks(sql):
+        return [s for s in sql if '"after_id" = ' in s and s.startswith("SELECT")]
+
+    assert not looks(ran[plain.pk])
+    assert len(looks(ran[awaited.pk])) == 1
