@@ -5,10 +5,13 @@ that stops there, so its cost does not grow with a table (the provider's jobs gr
 every change every tenant makes). Above that, on PostgreSQL, the count is the planner's
 estimate of the query's rows, never below the limit; pages then learn whether there is
 a next one by reading one row more than they show, so ``next`` and ``previous`` stay
-exact whatever the estimate. On other databases the count is always exact.
+exact whatever the estimate; the last page (``?page=last``) is found by counting
+exactly, the one request that pays for the count it asks for. On other databases the
+count is always exact.
 """
 
 from functools import cached_property
+from math import ceil
 
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
@@ -51,6 +54,13 @@ class BoundedCountPaginator(Paginator):
     @cached_property
     def is_estimated(self) -> bool:
         return self.count > self.exact_limit
+
+    def last_page_number(self) -> int:
+        """The number of the page with the last row: ``num_pages`` of an estimate may lie
+        past the rows or short of them, so an estimated list is counted exactly here."""
+        if not self.is_estimated:
+            return self.num_pages
+        return max(1, ceil(self.object_list.count() / self.per_page))
 
     def validate_number(self, number):
         if not self.is_estimated:

@@ -107,3 +107,55 @@ def test_an_annotated_list_is_counted_by_its_rows(seven, postgres):
     listed = tenants().annotate(members=Count("memberships"))
     assert BoundedCountPaginator(listed, 2).count == 7
     assert Small(listed, 2).count >= 4
+
+
+class Overestimated(Small):
+    """The planner's estimate far above the rows (a table not analysed since it shrank)."""
+    count = 100
+
+
+def test_the_last_page_of_an_estimated_list_is_the_page_of_its_last_row(seven, postgres):
+    # given a list whose estimate puts its last page past its rows (34 pages of 3)
+    paginator = Overestimated(tenants(), 3)
+    assert paginator.is_estimated and paginator.num_pages == 34
+    # when the last page is asked for, then it is counted exactly: the page of t6
+    number = paginator.last_page_number()
+    assert number == 3 and [t.name for t in paginator.page(number)] == ["t6"]
+
+
+def test_the_api_answers_page_last_of_an_estimated_list_with_its_last_rows(seven, postgres,
+                                                                          monkeypatch):
+    from base.api import pagination
+
+    monkeypatch.setattr(pagination.Pagination, "django_paginator_class", Overestimated)
+    page = pagination.Pagination()
+    page.page_size = 3
+
+    class Request:
+        query_params = {"page": "last"}
+
+        def build_absolute_uri(self):
+            return "http://testserver/x/?page=last"
+
+    rows = page.paginate_queryset(tenants(), Request())
+    assert [t.name for t in rows] == ["t6"]
+    answer = page.get_paginated_response([]).data
+    assert answer["next"] is None and answer["previous"] is not None
+
+
+def test_the_portal_shows_page_last_of_an_estimated_list_with_its_last_rows(seven, staff,
+                                                                           postgres,
+                                                                           monkeypatch):
+    from conftest import web_login
+    from provisioning.views.tenants import ProviderTenantListView
+    from tenants.models import User
+
+    # given the provider's tenant list, estimated past its rows, 3 a page
+    monkeypatch.setattr(ProviderTenantListView, "paginator_class", Overestimated)
+    monkeypatch.setattr(ProviderTenantListView, "paginate_by", 3)
+    provider = web_login(User.objects.get(email=staff.email))
+    # when the provider asks for the last page, then it is there, not a 404
+    response = provider.get("/admin/tenants/?page=last")
+    assert response.status_code == 200
+    page = response.context["page_obj"]
+    assert page.number == 3 and len(page.object_list) == 1 and not page.has_next()

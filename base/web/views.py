@@ -168,6 +168,13 @@ class SearchListMixin(ListView):
         """Add what is summed over other tables to the rows of the page only (a grouped
         query per figure, for 25 rows), not to every row the list could show."""
 
+    def get_paginator(self, *args, **kwargs):
+        paginator = super().get_paginator(*args, **kwargs)
+        if self.request.GET.get(self.page_kwarg) == "last" and self.page_kwarg not in self.kwargs:
+            # ListView turns "last" into num_pages, which of an estimate may miss the rows
+            self.kwargs[self.page_kwarg] = paginator.last_page_number()
+        return paginator
+
     def paginate_queryset(self, queryset, page_size):
         paginator, page, rows, is_paginated = super().paginate_queryset(queryset, page_size)
         rows = list(rows)
