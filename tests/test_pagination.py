@@ -73,21 +73,30 @@ def test_a_filter_no_row_can_meet_counts_none(seven, postgres):
     assert paginator.count == 0 and list(paginator.page(1)) == []
 
 
-def test_the_api_follows_next_to_the_last_row_of_an_estimated_list(seven, postgres,
-                                                                   monkeypatch):
+class _Request:
+    """What the API's pagination reads of a request."""
+
+    def __init__(self, **query_params):
+        self.query_params = query_params
+
+    def build_absolute_uri(self):
+        return "http://testserver/x/"
+
+
+def _api_pages(monkeypatch, paginator_class, page_size: int):
+    """The API's pagination, on ``paginator_class``, ``page_size`` rows a page."""
     from base.api import pagination
 
-    monkeypatch.setattr(pagination.Pagination, "django_paginator_class", Small)
+    monkeypatch.setattr(pagination.Pagination, "django_paginator_class", paginator_class)
     page = pagination.Pagination()
-    page.page_size = 3
+    page.page_size = page_size
+    return page
 
-    class Request:
-        query_params = {}
 
-        def build_absolute_uri(self):
-            return "http://testserver/x/"
-
-    request = Request()
+def test_the_api_follows_next_to_the_last_row_of_an_estimated_list(seven, postgres,
+                                                                   monkeypatch):
+    page = _api_pages(monkeypatch, Small, 3)
+    request = _Request()
     seen, number = [], 1
     while True:
         request.query_params = {"page": str(number)}
@@ -125,19 +134,8 @@ def test_the_last_page_of_an_estimated_list_is_the_page_of_its_last_row(seven, p
 
 def test_the_api_answers_page_last_of_an_estimated_list_with_its_last_rows(seven, postgres,
                                                                           monkeypatch):
-    from base.api import pagination
-
-    monkeypatch.setattr(pagination.Pagination, "django_paginator_class", Overestimated)
-    page = pagination.Pagination()
-    page.page_size = 3
-
-    class Request:
-        query_params = {"page": "last"}
-
-        def build_absolute_uri(self):
-            return "http://testserver/x/?page=last"
-
-    rows = page.paginate_queryset(tenants(), Request())
+    page = _api_pages(monkeypatch, Overestimated, 3)
+    rows = page.paginate_queryset(tenants(), _Request(page="last"))
     assert [t.name for t in rows] == ["t6"]
     answer = page.get_paginated_response([]).data
     assert answer["next"] is None and answer["previous"] is not None

@@ -101,9 +101,8 @@ def _claim(job_id, worker: str) -> tuple[Job, list[JobStep] | None] | None:
     with the job, its steps when they were read with it (None: not read yet)."""
     now = clock.now()
     # A job's first delivery (queued, waiting for no other job): one conditional UPDATE
-    # takes it, which no other delivery can also win, and one read brings the job, its
-    # stamp and its steps (the steps' ordering joins the job's row anyway). Anything
-    # else is looked at under the row's lock below.
+    # takes it, which no other delivery can also win, and one read brings its steps with
+    # the job and its stamp. Anything else is looked at under the row's lock below.
     if Job.objects.filter(pk=job_id, state=JobState.QUEUED, after__isnull=True,
                           attempts__lte=F("max_attempts")).update(
             state=JobState.RUNNING, attempts=F("attempts") + 1, worker=worker,

@@ -190,8 +190,9 @@ def test_the_end_of_a_job_no_job_can_wait_for_does_not_look_for_any(stamp, sent)
         ran[one.pk] = [q["sql"] for q in queries.captured_queries]
     # then only the awaited one's end read the jobs waiting for it
     assert state(plain) == state(awaited) == JobState.SUCCEEDED
-    def looks(sql):
-        return [s for s in sql if '"after_id" = ' in s and s.startswith("SELECT")]
+    assert not _reads_of_waiting_jobs(ran[plain.pk])
+    assert len(_reads_of_waiting_jobs(ran[awaited.pk])) == 1
 
-    assert not looks(ran[plain.pk])
-    assert len(looks(ran[awaited.pk])) == 1
+
+def _reads_of_waiting_jobs(sql: list[str]) -> list[str]:
+    return [s for s in sql if '"after_id" = ' in s and s.startswith("SELECT")]
