@@ -25,6 +25,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # What the libvirt worker listens on before there is a libvirt stamp (nothing is sent
 # there): Celery needs a queue to start with.
 LIBVIRT_IDLE_QUEUE = "libvirt.idle"
+# The same for the stamps' worker before any stamp is registered.
+STAMPS_IDLE_QUEUE = "stamps.idle"
+# Threads of the stamps' worker: its steps wait on the stamps' HTTP answers, not the CPU.
+STAMP_THREADS = 8
 
 
 def _wait_http(url: str, deadline: float, supervisor: processes.Supervisor) -> bool:
@@ -134,12 +138,15 @@ def _start(port: int, stamps: list[tuple[str, int]], var: Path, env: dict[str, s
     _django_setup()
     from fabric.models import DriverKind, Stamp
 
-    # The worker follows the stamps: one registered while it runs has its queue consumed
-    # too. libvirt stamps have a worker of their own, one process with threads: a
-    # ``test:///`` host lives inside the process that opened it, so every job of such a
-    # stamp must run in the same process (a prefork pool would give each child a host).
+    # The stamps' queues have a worker of their own, one process with threads: a step
+    # spends its time waiting for its stamp to answer, and a thread waiting holds no
+    # process. The prefork worker runs beat's periodic tasks on ``default``. The stamps'
+    # worker follows the stamps: one registered while it runs has its queue consumed too.
+    # libvirt stamps have a worker of their own, also with threads: a ``test:///`` host
+    # lives inside the process that opened it, so every job of such a stamp must run in
+    # the same process (a prefork pool would give each child a host).
     others = [kind for kind in DriverKind.values if kind != DriverKind.LIBVIRT]
-    queues = ",".join(["default", *(s.queue for s in Stamp.objects.filter(driver__in=others))])
+    stamp_queues = ",".join(s.queue for s in Stamp.objects.filter(driver__in=others))
     libvirt_queues = ",".join(s.queue for s in Stamp.objects.filter(driver=DriverKind.LIBVIRT))
     # A child that dies is started again (with backoff) by the supervisor; only Ctrl-C,
     # SIGTERM or the terminal going away (SIGHUP, which no longer reaches the children in
@@ -154,8 +161,10 @@ def _start(port: int, stamps: list[tuple[str, int]], var: Path, env: dict[str, s
         for name, stamp_port in stamps:
             supervisor.start(name, processes.local(
                 processes.stampsim(name, stamp_port, str(var / "stampsim" / name))))
-        supervisor.start("worker", processes.local(
-            processes.worker(queues=queues, stamp_drivers=",".join(others))))
+        supervisor.start("worker", processes.local(processes.worker(queues="default")))
+        supervisor.start("worker-stamps", processes.local(processes.worker(
+            queues=stamp_queues or STAMPS_IDLE_QUEUE, concurrency=STAMP_THREADS,
+            pool="threads", stamp_drivers=",".join(others))))
         if importlib.util.find_spec("libvirt") is not None:  # the libvirt extra is installed
             supervisor.start("worker-libvirt", processes.local(processes.worker(
                 queues=libvirt_queues or LIBVIRT_IDLE_QUEUE, pool="threads",

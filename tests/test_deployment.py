@@ -27,8 +27,8 @@ def test_compose_file_is_valid():
 
 def test_compose_has_every_process_with_health_checks_and_volumes():
     services = COMPOSE["services"]
-    assert {"postgres", "redis", "migrate", "web", "web-provider", "worker", "beat", "stampsim-a",
-            "stampsim-b"} <= set(services)
+    assert {"postgres", "redis", "migrate", "web", "web-provider", "worker", "worker-stamps",
+            "beat", "stampsim-a", "stampsim-b"} <= set(services)
     for name in ("postgres", "redis", "web", "web-provider", "stampsim-a", "stampsim-b"):
         assert "healthcheck" in services[name], name
     assert {"pgdata", "redisdata"} <= set(COMPOSE["volumes"])
@@ -38,7 +38,10 @@ def test_compose_has_every_process_with_health_checks_and_volumes():
     ("web", processes.web(8000, host="0.0.0.0")),  # noqa: S104 - inside the container
     # the provider's face on a listener of its own (base.faces)
     ("web-provider", processes.web(8001, host="0.0.0.0")),  # noqa: S104
-    ("worker", processes.worker(queues="default,stamp.stamp-a,stamp.stamp-b")),
+    ("worker", processes.worker(queues="default")),
+    # the stamps' steps wait on HTTP: threads, not a process each
+    ("worker-stamps", processes.worker(queues="stamp.stamp-a,stamp.stamp-b", concurrency=8,
+                                       pool="threads")),
     ("beat", processes.beat()),
     ("migrate", processes.migrate()),
     ("stampsim-a", processes.stampsim("stamp-a", 8101, "/var/lib/buffet/stampsim/stamp-a",
