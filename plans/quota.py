@@ -1,10 +1,11 @@
 """The quota ledger and the cloud capacity ledger: reserve and release.
 
-A reservation is one statement per ledger: ``UPDATE ... SET used = used + d WHERE used +
-d <= limit`` over the rows of every dimension it needs, each row checked against its own
-limit (PostgreSQL re-checks a row that a concurrent reservation changed before it
-updates it). If a row refuses, the error names every dimension that is over, with
-requested, used and limit, and the caller's transaction rolls back.
+A reservation is one ``UPDATE ... SET used = used + d WHERE used + d <= limit`` per
+ledger over the rows of every dimension it needs, each row checked against its own limit
+(PostgreSQL re-checks a row that a concurrent reservation changed before it updates it);
+on PostgreSQL the quota's and the cloud's are one statement, the cloud's rows locked only
+once the quota has taken all. If a row refuses, the error names every dimension that is
+over, with requested, used and limit, and the caller's transaction rolls back.
 
 A subscription that opted in to its plan's burst (and has not reached its monthly cap)
 may go above its quota by the plan's burst room: the condition is then ``used + d <=
@@ -12,6 +13,7 @@ limit + room``, and the limit an error names is that sum.
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from django.db import connection, transaction
 
@@ -44,89 +46,149 @@ def burst_room(subscription: Subscription, *, fresh: bool = True) -> dict[str, i
     return {d: row[f"plan__burst_{d}"] for d in BURST_DIMENSIONS if row[f"plan__burst_{d}"]}
 
 
-def _take(model, owner_field: str, owner_id, deltas: Mapping[str, int],
-          room: Mapping[str, int]) -> set[str]:
-    """One ``UPDATE ... RETURNING``: each row of ``deltas`` that stays within its limit
-    (and room) takes its share (a negative share always does), and the dimensions that
-    did are returned.
+@dataclass(frozen=True)
+class _Ledger:
+    """What one reservation asks of one ledger: ``deltas`` of the rows of ``owner_id``."""
+
+    model: type
+    owner_field: str
+    owner_id: object
+    deltas: Mapping[str, int]
+    room: Mapping[str, int]
+    refused_title: str = ""
+
+    def back(self, taken) -> "_Ledger":
+        """What gives back the ``taken`` dimensions of this reservation."""
+        return replace(self, deltas={d: -self.deltas[d] for d in taken}, room={})
+
+
+def _update(ledger: _Ledger, *, only_if: str = "") -> tuple[str, list]:
+    """``UPDATE ... RETURNING dimension``: each row of the ledger's deltas that stays within
+    its limit (and room) takes its share (a negative share always does). ``only_if``, a
+    condition without parameters, must hold for any row to be locked or changed.
 
     Raw SQL, because the ORM's ``update`` cannot say which rows it changed, and this is
     the statement every create in a cloud waits on: one round trip, not one a row."""
+    model = ledger.model
     quote = connection.ops.quote_name
-    owner = model._meta.get_field(owner_field.removesuffix("_id"))
+    owner = model._meta.get_field(ledger.owner_field.removesuffix("_id"))
     dimension, used, limit = quote("dimension"), quote("used"), quote("limit")
     add, fits, add_params, fit_params = [], [], [], []
-    for name, amount in deltas.items():
+    for name, amount in ledger.deltas.items():
         add.append("WHEN %s THEN %s")
         add_params += [name, amount]
         if amount > 0:
             fits.append(f"({dimension} = %s AND {used} + %s <= {limit} + %s)")
-            fit_params += [name, amount, room.get(name, 0)]
+            fit_params += [name, amount, ledger.room.get(name, 0)]
         else:
             fits.append(f"{dimension} = %s")
             fit_params.append(name)
     table, key = quote(model._meta.db_table), quote(model._meta.pk.column)
-    owner_value = owner.target_field.get_db_prep_value(owner_id, connection)
+    owner_value = owner.target_field.get_db_prep_value(ledger.owner_id, connection)
     where, where_params = f"{quote(owner.column)} = %s", [owner_value]
     if connection.vendor == "postgresql":
         # Rows are locked in the order of their dimension before any is changed: an
         # UPDATE alone would lock them in the order it finds them, which moves as their
         # versions do, and two reservations would deadlock.
-        names = ", ".join(["%s"] * len(deltas))
+        names = ", ".join(["%s"] * len(ledger.deltas))
         where = (f"{key} IN (SELECT {key} FROM {table} WHERE {where} "  # noqa: S608
-                 f"AND {dimension} IN ({names}) ORDER BY {dimension} FOR UPDATE)")
-        where_params += list(deltas)
+                 f"AND {dimension} IN ({names}){only_if} ORDER BY {dimension} FOR UPDATE)")
+        where_params += list(ledger.deltas)
     # Names come from the model's meta; every value is a parameter.
     sql = (f"UPDATE {table} "  # noqa: S608
            f"SET {used} = {used} + CASE {dimension} {' '.join(add)} END "
            f"WHERE {where} AND ({' OR '.join(fits)}) RETURNING {dimension}")
+    return sql, [*add_params, *where_params, *fit_params]
+
+
+def _take(ledger: _Ledger) -> set[str]:
+    """The dimensions of the ledger that took their share."""
+    sql, params = _update(ledger)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*add_params, *where_params, *fit_params])
+        cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
 
 
-def _reserve_rows(model, owner_field: str, owner_id, deltas: Mapping[str, int],
-                  *, error_title: str, room: Mapping[str, int]) -> QuotaExceeded | None:
-    """Take ``deltas`` from the rows, or take nothing and return the refusal."""
-    nonzero = {d: n for d, n in sorted(deltas.items()) if n}
-    if not nonzero:
+def _take_in_turn(ledgers: list[_Ledger]) -> list[set[str]]:
+    """What each ledger took, each only if every one before it took all it asked for
+    (else nothing: a later one is not even locked).
+
+    On PostgreSQL one statement: each ledger's ``UPDATE`` is a data-modifying ``WITH``
+    query, and the next one's rows are locked only once the count of the rows it
+    returned says it took all. Elsewhere one statement a ledger."""
+    if connection.vendor != "postgresql" or len(ledgers) == 1:
+        taken = []
+        for ledger in ledgers:
+            taken.append(_take(ledger) if all(
+                len(t) == len(before.deltas) for t, before in zip(taken, ledgers, strict=False))
+                else set())
+        return taken
+    # Only the ledgers' indexes and counts go into the text; every value is a parameter.
+    parts, params = [], []
+    for i, ledger in enumerate(ledgers):
+        only_if = (f" AND (SELECT count(*) FROM taken_{i - 1}) = "  # noqa: S608
+                   f"{len(ledgers[i - 1].deltas)}") if i else ""
+        sql, ledger_params = _update(ledger, only_if=only_if)
+        parts.append(f"taken_{i} AS ({sql})")
+        params += ledger_params
+    dimension = connection.ops.quote_name("dimension")
+    union = " UNION ALL ".join(f"SELECT {i}, {dimension} FROM taken_{i}"  # noqa: S608
+                               for i in range(len(ledgers)))
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} {union}", params)
+        taken = [set() for _ in ledgers]
+        for i, dimension in cursor.fetchall():
+            taken[i].add(dimension)
+        return taken
+
+
+def _reserve_in_turn(ledgers: list[_Ledger]) -> QuotaExceeded | None:
+    """Take the deltas of every ledger, or take nothing and return the first refusal."""
+    ledgers = [replace(ledger, deltas={d: n for d, n in sorted(ledger.deltas.items()) if n})
+               for ledger in ledgers]
+    ledgers = [ledger for ledger in ledgers if ledger.deltas]
+    if not ledgers:
         return None
-    taken = _take(model, owner_field, owner_id, nonzero, room)
-    refused = [d for d in nonzero if d not in taken]
-    if not refused:
-        return None
-    if taken:  # ours and locked by us: giving it back is exact
-        _take(model, owner_field, owner_id, {d: -nonzero[d] for d in taken}, {})
-    current = {r.dimension: r for r in model.objects.filter(
-        **{owner_field: owner_id}, dimension__in=refused)}
+    taken = _take_in_turn(ledgers)
+    for i, ledger in enumerate(ledgers):
+        refused = [d for d in ledger.deltas if d not in taken[i]]
+        if not refused:
+            continue
+        for earlier, its_taken in zip(ledgers[:i + 1], taken, strict=False):
+            if its_taken:  # ours and locked by us: giving it back is exact
+                _take(earlier.back(its_taken))
+        return _refusal(ledger, refused)
+    return None
+
+
+def _refusal(ledger: _Ledger, refused: list[str]) -> QuotaExceeded:
+    current = {r.dimension: r for r in ledger.model.objects.filter(
+        **{ledger.owner_field: ledger.owner_id}, dimension__in=refused)}
     over = {}
     for dimension in refused:
         row = current.get(dimension)
-        over[dimension] = {"requested": nonzero[dimension], "used": row.used if row else 0,
-                           "limit": (row.limit if row else 0) + room.get(dimension, 0)}
-    return QuotaExceeded(f"{error_title}: {', '.join(over)}.", errors=over)
+        over[dimension] = {"requested": ledger.deltas[dimension],
+                           "used": row.used if row else 0,
+                           "limit": (row.limit if row else 0) + ledger.room.get(dimension, 0)}
+    return QuotaExceeded(f"{ledger.refused_title}: {', '.join(over)}.", errors=over)
 
 
 def reserve(subscription: Subscription, deltas: Mapping[str, int], *, cloud_id=None) -> None:
     """Reserve quota (and, with ``cloud_id``, cloud capacity) or raise QuotaExceeded,
     having taken nothing.
 
-    Without a savepoint: in the caller's transaction that is two statements (one per
-    ledger). Callers reserve last, so that the rows every other request of the
-    subscription and of the cloud waits on stay locked only until the commit."""
+    Without a savepoint: in the caller's transaction that is one statement on PostgreSQL
+    (one per ledger elsewhere). Callers reserve last, so that the rows every other
+    request of the subscription and of the cloud waits on stay locked only until the
+    commit."""
     with transaction.atomic(savepoint=False):
         room = _burst_room(subscription) if any(n > 0 for n in deltas.values()) else {}
-        refusal = _reserve_rows(QuotaLedger, "subscription_id", subscription.pk, deltas,
-                                room=room,
-                                error_title="The subscription's quota would be exceeded")
-        if refusal is None and cloud_id is not None:
-            refusal = _reserve_rows(CloudCapacity, "cloud_id", cloud_id, _capacity(deltas),
-                                    room={}, error_title="The provider's cloud has no "
-                                                         "capacity left for")
-            if refusal is not None:
-                back = {d: -n for d, n in deltas.items() if n}
-                if back:
-                    _take(QuotaLedger, "subscription_id", subscription.pk, back, {})
+        ledgers = [_Ledger(QuotaLedger, "subscription_id", subscription.pk, deltas, room,
+                           "The subscription's quota would be exceeded")]
+        if cloud_id is not None:
+            ledgers.append(_Ledger(CloudCapacity, "cloud_id", cloud_id, _capacity(deltas), {},
+                                   "The provider's cloud has no capacity left for"))
+        refusal = _reserve_in_turn(ledgers)
     if refusal is not None:
         raise refusal
 
@@ -148,10 +210,10 @@ def release(subscription: Subscription, deltas: Mapping[str, int], *, cloud_id=N
     back = {d: -n for d, n in deltas.items() if n}
     with transaction.atomic():
         if back:
-            _take(QuotaLedger, "subscription_id", subscription.pk, back, {})
+            _take(_Ledger(QuotaLedger, "subscription_id", subscription.pk, back, {}))
         capacity = _capacity(back)
         if cloud_id is not None and capacity:
-            _take(CloudCapacity, "cloud_id", cloud_id, capacity, {})
+            _take(_Ledger(CloudCapacity, "cloud_id", cloud_id, capacity, {}))
 
 
 def set_limits(subscription: Subscription, limits: Mapping[str, int]) -> None:

@@ -1,6 +1,8 @@
 """Quota and capacity never break, whatever the concurrency (PostgreSQL row locks)."""
 
+import contextlib
 import random
+import threading
 
 import pytest
 from django.db import connection
@@ -152,10 +154,36 @@ def test_the_ledger_refuses_to_go_negative_in_the_database(postgres, transaction
                        [subscription.pk])
 
 
-def test_a_create_does_not_wait_for_the_address_another_is_claiming(ready_subscription):
-    import threading
-
+@contextlib.contextmanager
+def held_open(action):
+    """Run ``action`` in a transaction of another thread, kept open (then rolled back)
+    while the block runs."""
     from django.db import connections, transaction
+
+    ready, done = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                action()
+                ready.set()
+                done.wait(timeout=30)
+                transaction.set_rollback(True)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert ready.wait(timeout=30)
+        yield
+    finally:
+        done.set()
+        holder.join(timeout=30)
+
+
+def test_a_create_does_not_wait_for_the_address_another_is_claiming(ready_subscription):
+    from django.db import transaction
 
     from provisioning import holdings
 
@@ -163,32 +191,39 @@ def test_a_create_does_not_wait_for_the_address_another_is_claiming(ready_subscr
                                        "vms": 4, "networks": 1, "snapshots": 1})
     network = subscription.networks.get()
     first_free = next(holdings.free_addresses(network))
-    claimed, done, got = threading.Event(), threading.Event(), {}
+    def claim_first():
+        holdings.claim_address(network, VirtualMachine(network=network), [first_free])
 
-    def slow_create():  # claims the first free address and holds its transaction open
-        try:
-            with transaction.atomic():
-                holdings.claim_address(network, VirtualMachine(network=network),
-                                       [first_free])
-                claimed.set()
-                done.wait(timeout=30)
-                transaction.set_rollback(True)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=slow_create)
-    holder.start()
-    try:
-        assert claimed.wait(timeout=30)
-        # when another create looks for an address meanwhile, unable to wait for locks
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '2s'")
-            got["address"] = holdings.claim_address(
-                network, VirtualMachine(network=network), holdings.free_addresses(network))
-            transaction.set_rollback(True)
-    finally:
-        done.set()
-        holder.join(timeout=30)
+    # given a create that claimed the first free address, its transaction still open; when
+    # another create looks for an address meanwhile, unable to wait for locks
+    with held_open(claim_first), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")
+        address = holdings.claim_address(
+            network, VirtualMachine(network=network), holdings.free_addresses(network))
+        transaction.set_rollback(True)
     # then it got the next address at once instead of queueing behind the first
-    assert got["address"] != first_free
+    assert address != first_free
+
+
+def test_a_create_the_quota_refuses_never_locks_the_clouds_capacity(ready_subscription):
+    from django.db import transaction
+
+    from plans import quota
+
+    subscription = ready_subscription({"vcpus": 8, "memory_mb": 8192, "storage_gb": 100,
+                                       "vms": 0, "networks": 1, "snapshots": 1})
+    cloud_id = subscription.plan.cloud_id
+
+    def refused_create():
+        with pytest.raises(QuotaExceeded):
+            quota.reserve(subscription, {"vcpus": 1, "vms": 1}, cloud_id=cloud_id)
+
+    # given a reservation the quota refused (no room for a VM), its transaction still open;
+    # when another transaction locks the cloud's rows without waiting
+    with held_open(refused_create), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT used FROM fabric_cloudcapacity WHERE cloud_id = %s "
+                       "AND dimension IN ('vcpus', 'vms') FOR UPDATE NOWAIT", [cloud_id])
+        used = sorted(row[0] for row in cursor.fetchall())
+    # then it got them at once: the refused reservation never locked them, nor took any
+    assert used == [0, 0]
