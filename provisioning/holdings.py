@@ -16,8 +16,8 @@ from base.errors import Conflict, ErrorCode
 from plans import quota
 from provisioning.models import Network, NetworkAddress, VirtualMachine
 
-__all__ = ["allocate_address", "claim_address", "free_addresses", "give_back", "network_full",
-           "take_back"]
+__all__ = ["allocate_address", "claim_address", "claim_free_address", "free_addresses",
+           "give_back", "network_full", "take_back"]
 
 
 def allocate_address(network: Network, vm: VirtualMachine, prefer: str | None = None) -> str:
@@ -25,10 +25,63 @@ def allocate_address(network: Network, vm: VirtualMachine, prefer: str | None = 
     return claim_address(network, vm, free_addresses(network, prefer))
 
 
+def claim_free_address(network: Network, vm: VirtualMachine) -> str:
+    """The network's first host that no other VM holds or is claiming, now ``vm``'s: on
+    PostgreSQL in one statement, which never waits (see ``_claim_on_postgresql``).
+
+    ``vm`` may be unsaved: its row must be written in the same transaction (the foreign
+    key is checked at commit)."""
+    if connection.vendor == "postgresql":
+        address = _claim_first_on_postgresql(network, vm)
+        if address is not None:
+            return address
+    return claim_address(network, vm, free_addresses(network))
+
+
+# How many hosts past the number held the one-statement claim looks at: room for this
+# many creates claiming in the network at the same moment.
+_CLAIM_WINDOW = 64
+
+
+def _claim_first_on_postgresql(network: Network, vm: VirtualMachine) -> str | None:
+    """The first free host, or None when every host of the window is held or being
+    claimed (the caller then reads what is free).
+
+    The network's first ``held + _CLAIM_WINDOW`` hosts hold at least that many free ones
+    less those being claimed; the inner query (kept apart by ``OFFSET 0``) finds the free
+    ones in host order, the outer one takes the first whose advisory lock it gets."""
+    table = NetworkAddress._meta.db_table
+    cidr = ipaddress.ip_network(network.cidr)
+    hosts = cidr.num_addresses - 2
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (network_id, address, vm_id, allocated_at) "  # noqa: S608
+            "SELECT %(network)s, free.address, %(vm)s, %(now)s FROM ("
+            "  SELECT %(base)s::inet + n AS address FROM generate_series(1, LEAST(%(hosts)s,"
+            f"   (SELECT count(*) FROM {table} WHERE network_id = %(network)s) + %(window)s)"
+            "  ) AS n WHERE %(base)s::inet + n <> %(gateway)s::inet AND NOT EXISTS ("
+            f"   SELECT 1 FROM {table} held WHERE held.network_id = %(network)s"
+            "    AND held.address = %(base)s::inet + n) OFFSET 0) AS free "
+            "WHERE pg_try_advisory_xact_lock(%(key)s,"
+            "  (free.address - '0.0.0.0'::inet - 2147483648)::int) "
+            "LIMIT 1 ON CONFLICT DO NOTHING RETURNING host(address)",
+            {"network": network.pk, "vm": vm.pk, "now": timezone.now(),
+             "base": str(cidr.network_address), "hosts": hosts, "window": _CLAIM_WINDOW,
+             "gateway": network.gateway_address, "key": _lock_key(network)})
+        row = cursor.fetchone()
+    return row[0] if row is not None else None
+
+
+def _lock_key(network: Network) -> int:
+    """The first key of the advisory locks of the network's addresses (the second is the
+    address, less 2**31)."""
+    return uuid.UUID(str(network.pk)).int & 0x7FFFFFFF
+
+
 def free_addresses(network: Network, prefer: str | None = None) -> Iterator[str]:
     """The network's hosts no VM holds, ``prefer`` first, as they were when the first one
     was asked for (one query then)."""
-    taken = set(network.addresses.values_list("address", flat=True))
+    taken = set(network.addresses.order_by().values_list("address", flat=True))
     taken.add(network.gateway_address)
     hosts = (str(h) for h in ipaddress.ip_network(network.cidr).hosts())
     return (address for address in itertools.chain([prefer] if prefer else [], hosts)
@@ -59,8 +112,7 @@ def _claim_on_postgresql(network: Network, vm: VirtualMachine, address: str) -> 
     transaction's end to learn whether the address is free, and creates in one network
     would queue behind each other."""
     table = NetworkAddress._meta.db_table
-    lock = (uuid.UUID(str(network.pk)).int & 0x7FFFFFFF,
-            int(ipaddress.ip_address(address)) - 2**31)
+    lock = (_lock_key(network), int(ipaddress.ip_address(address)) - 2**31)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (network_id, address, vm_id, allocated_at) "  # noqa: S608

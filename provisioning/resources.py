@@ -9,10 +9,10 @@ provisioning is accepted: its job waits for the job that makes what it needs
 does not succeed."""
 
 import ipaddress
-import itertools
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Exists, FilteredRelation, Q
 from django_fsm import TransitionNotAllowed
 
 from base import events
@@ -76,14 +76,28 @@ def active_site(subscription: Subscription) -> Site:
     return site
 
 
-def _placement(subscription: Subscription, network: Network | None = None
-               ) -> tuple[Site, Job | None]:
-    """Where new work on the subscription goes, and the job it waits for: the commission
-    while the subscription is provisioning, the network's create job while the network
-    is (a default network is made by the commission)."""
-    site = (Site.objects.select_related("cloud__stamp")
-            .filter(subscription=subscription, is_active=True)
-            .exclude(state=SiteState.DELETED).first())
+def _with_active_site(networks):
+    """The networks, each with its subscription's active site (``active_site``, None
+    without one) and the site's cloud and stamp, in the same query."""
+    active_site = FilteredRelation(
+        "subscription__sites", condition=Q(subscription__sites__is_active=True)
+        & ~Q(subscription__sites__state=SiteState.DELETED))
+    return networks.annotate(active_site=active_site).select_related(
+        "active_site__cloud__stamp")
+
+
+def _placement(subscription: Subscription) -> tuple[Site, Job | None]:
+    """Where new work on the subscription goes, and the job it waits for (see
+    ``_placed``)."""
+    return _placed(Site.objects.select_related("cloud__stamp")
+                   .filter(subscription=subscription, is_active=True)
+                   .exclude(state=SiteState.DELETED).first())
+
+
+def _placed(site: Site | None, network: Network | None = None) -> tuple[Site, Job | None]:
+    """Where new work on the subscription of the active ``site`` goes, and the job it
+    waits for: the commission while the subscription is provisioning, the network's
+    create job while the network is (a default network is made by the commission)."""
     if site is None or site.state not in (SiteState.READY, SiteState.PROVISIONING):
         raise Conflict("The subscription is not set up on its stamp.",
                        code=ErrorCode.SUBSCRIPTION_NOT_READY)
@@ -222,8 +236,13 @@ def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple
     _require_active(subscription, or_provisioning=True)
     template = subscription.plan.templates.filter(pk=spec.template_id).first()
     live = subscription.networks.exclude(state=NetworkState.DELETED)
-    network = (live.filter(pk=spec.network_id) if spec.network_id is not None
-               else live.filter(is_default=True)).first()
+    # The network, with what else the create needs to know in the same query: whether
+    # the name is taken, and the subscription's active site.
+    name_taken = Exists(subscription.vms.exclude(state=VmState.DELETED).filter(
+        name=spec.name))
+    network = _with_active_site(
+        live.filter(pk=spec.network_id) if spec.network_id is not None
+        else live.filter(is_default=True)).annotate(vm_name_taken=name_taken).first()
     errors = {}
     if template is None:
         errors["template"] = ["Not a template of the subscription's plan."]
@@ -236,27 +255,21 @@ def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple
     if errors:
         raise Invalid("The VM cannot be created from this request.", errors=errors)
     _check_size(subscription, template, spec.vcpus, spec.memory_mb, spec.disk_gb)
-    if subscription.vms.exclude(state=VmState.DELETED).filter(name=spec.name).exists():
+    if network.vm_name_taken:
         raise Invalid("A VM with this name exists.", errors={"name": ["Already used."]})
-    placement = site, _ = _placement(subscription, network)
-    # The address the VM will most likely get, read before anything is locked ...
-    addresses = holdings.free_addresses(network)
+    placement = site, _ = _placed(network.active_site, network)
     vm = VirtualMachine(subscription=subscription, name=spec.name, template=template,
                         network=network, vcpus=spec.vcpus, memory_mb=spec.memory_mb,
-                        disk_gb=spec.disk_gb, ip_address=next(addresses, None))
-    if vm.ip_address is None:
-        raise holdings.network_full(network)
+                        disk_gb=spec.disk_gb)
+    # The address first: its claim makes no other create wait (one being claimed is
+    # skipped), and the VM's row is written with it.
+    vm.ip_address = holdings.claim_free_address(network, vm)
     vm.save()
     job = _enqueue(vm_runbooks.CREATE, subscription, vm, acting_user=acting_user,
                    placement=placement, vm=str(vm.pk))
-    # ... then what other creates wait on, in the order they take it, at the end of the
-    # transaction: the network's next address, the quota, the cloud's capacity.
-    address = holdings.claim_address(network, vm, itertools.chain([vm.ip_address], addresses))
-    if address != vm.ip_address:  # another create claimed it since
-        vm.ip_address = address
-        VirtualMachine.objects.filter(pk=vm.pk).update(ip_address=address)
     events.record(Event.VM_REQUESTED, vm, acting_user=acting_user,
                   after=events.values(vm, _VM_FIELDS), job=job.pk)
+    # What other creates wait on, last: the quota's rows, then the cloud's capacity's.
     quota.reserve(subscription, vm.usage(), cloud_id=site.cloud_id)
     return vm, job
 

@@ -1,6 +1,7 @@
 """Quota and capacity never break, whatever the concurrency (PostgreSQL row locks)."""
 
 import contextlib
+import itertools
 import random
 import threading
 
@@ -227,3 +228,36 @@ def test_a_create_the_quota_refuses_never_locks_the_clouds_capacity(ready_subscr
         used = sorted(row[0] for row in cursor.fetchall())
     # then it got them at once: the refused reservation never locked them, nor took any
     assert used == [0, 0]
+
+
+def test_the_one_statement_claim_skips_addresses_being_claimed_and_reads_past_its_window(
+        ready_subscription, monkeypatch):
+    from django.db import transaction
+
+    from provisioning import holdings
+
+    subscription = ready_subscription({"vcpus": 8, "memory_mb": 8192, "storage_gb": 100,
+                                       "vms": 4, "networks": 1, "snapshots": 1})
+    network = subscription.networks.get()
+    first, second, third = list(itertools.islice(holdings.free_addresses(network), 3))
+    # a window of one host past those held: the claims below exhaust it
+    monkeypatch.setattr(holdings, "_CLAIM_WINDOW", 2)
+
+    def claim_two():
+        for address in (first, second):
+            holdings.claim_address(network, VirtualMachine(network=network), [address])
+
+    # given another create claiming the first two free hosts, its transaction still open;
+    # when a create claims the network's first free host meanwhile, unable to wait
+    with held_open(claim_two), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")
+        address = holdings.claim_free_address(network, VirtualMachine(network=network))
+        transaction.set_rollback(True)
+    # then it got the next one (read past the window: the first two of it being claimed),
+    # never the gateway
+    assert address == third != network.gateway_address
+    # and with nothing claimed, the first free host in one statement
+    with transaction.atomic():
+        assert holdings.claim_free_address(network, VirtualMachine(network=network)) == first
+        transaction.set_rollback(True)

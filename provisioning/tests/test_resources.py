@@ -140,9 +140,10 @@ def test_a_vm_create_takes_the_rows_others_wait_on_last_in_few_statements(subscr
     statements = [q["sql"].replace('"', "") for q in queries.captured_queries]
     writes = [" ".join(s.split(None, 3)[:3]) for s in statements
               if s.startswith(("INSERT", "UPDATE", "WITH"))]
-    # then the network's address, the quota and the cloud's capacity are taken last, so
-    # concurrent creates wait on them only until the commit: on PostgreSQL the quota and
-    # the capacity in one statement, the capacity's rows after the quota's
+    # then the address is claimed first (a claim makes no other create wait), and the
+    # quota and the cloud's capacity are taken last, so concurrent creates wait on them
+    # only until the commit: on PostgreSQL in one statement, the capacity's rows after the
+    # quota's
     reservation = ["UPDATE plans_quotaledger SET", "UPDATE fabric_cloudcapacity SET"]
     if connection.vendor == "postgresql":
         assert writes[-1] == "WITH taken_0 AS"
@@ -153,6 +154,10 @@ def test_a_vm_create_takes_the_rows_others_wait_on_last_in_few_statements(subscr
     else:
         assert writes[-2:] == reservation
     assert writes[-3] == "INSERT INTO base_auditevent"
-    assert writes[-4] == "INSERT INTO provisioning_networkaddress"
-    # and the whole create is a bounded number of round trips
-    assert len(statements) <= 16, [" ".join(s.split()[:2]) for s in statements]
+    assert writes[:2] == ["INSERT INTO provisioning_networkaddress",
+                          "INSERT INTO provisioning_virtualmachine"]
+    # and the whole create is a bounded number of round trips: on PostgreSQL two reads
+    # (the template; the network with its subscription's site and whether the name is
+    # used) and six writes, between the savepoint and its release
+    most = 10 if connection.vendor == "postgresql" else 14
+    assert len(statements) <= most, [" ".join(s.split()[:3]) for s in statements]
