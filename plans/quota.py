@@ -117,11 +117,11 @@ def _take_in_turn(ledgers: list[_Ledger]) -> list[set[str]]:
     query, and the next one's rows are locked only once the count of the rows it
     returned says it took all. Elsewhere one statement a ledger."""
     if connection.vendor != "postgresql" or len(ledgers) == 1:
-        taken = []
+        taken, refused = [], False
         for ledger in ledgers:
-            taken.append(_take(ledger) if all(
-                len(t) == len(before.deltas) for t, before in zip(taken, ledgers, strict=False))
-                else set())
+            got = set() if refused else _take(ledger)
+            refused = refused or len(got) < len(ledger.deltas)
+            taken.append(got)
         return taken
     # Only the ledgers' indexes and counts go into the text; every value is a parameter.
     parts, params = [], []

@@ -66,9 +66,7 @@ class VmSpec:
 
 def active_site(subscription: Subscription) -> Site:
     """The site the subscription's resources run on now."""
-    site = (Site.objects.select_related("cloud__stamp")
-            .filter(subscription=subscription, is_active=True)
-            .exclude(state=SiteState.DELETED).first())
+    site = _active_site_of(subscription)
     if site is None or site.state != SiteState.READY:
         raise Conflict("The subscription is still being set up on its stamp; try again "
                        "when its commission job has finished.",
@@ -86,12 +84,17 @@ def _with_active_site(networks):
         "active_site__cloud__stamp")
 
 
+def _active_site_of(subscription: Subscription) -> Site | None:
+    """The subscription's active site, with its cloud and stamp, whatever its state."""
+    return (Site.objects.select_related("cloud__stamp")
+            .filter(subscription=subscription, is_active=True)
+            .exclude(state=SiteState.DELETED).first())
+
+
 def _placement(subscription: Subscription) -> tuple[Site, Job | None]:
     """Where new work on the subscription goes, and the job it waits for (see
     ``_placed``)."""
-    return _placed(Site.objects.select_related("cloud__stamp")
-                   .filter(subscription=subscription, is_active=True)
-                   .exclude(state=SiteState.DELETED).first())
+    return _placed(_active_site_of(subscription))
 
 
 def _placed(site: Site | None, network: Network | None = None) -> tuple[Site, Job | None]:
