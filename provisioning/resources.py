@@ -11,11 +11,12 @@ does not succeed."""
 import ipaddress
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, FilteredRelation, Q
 from django_fsm import TransitionNotAllowed
 
 from base import events
+from base.constraints import violated
 from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
 from plans import quota
@@ -233,8 +234,23 @@ def _check_size(subscription: Subscription, template, vcpus: int, memory_mb: int
         raise Invalid("The VM size does not fit the template or the plan.", errors=errors)
 
 
-@transaction.atomic
 def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple[
+        VirtualMachine, Job]:
+    try:
+        return _create_vm(subscription, spec, acting_user=acting_user)
+    except IntegrityError as exc:
+        # A create of the same name committed between this one's check and its insert:
+        # the live-name constraint refused this one, and nothing of it is left.
+        if not violated(exc, VirtualMachine, "vm_name_unique_live"):
+            raise
+        raise Invalid(_NAME_USED, errors={"name": ["Already used."]}) from None
+
+
+_NAME_USED = "A VM with this name exists."
+
+
+@transaction.atomic
+def _create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple[
         VirtualMachine, Job]:
     _require_active(subscription, or_provisioning=True)
     template = subscription.plan.templates.filter(pk=spec.template_id).first()
@@ -259,7 +275,7 @@ def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple
         raise Invalid("The VM cannot be created from this request.", errors=errors)
     _check_size(subscription, template, spec.vcpus, spec.memory_mb, spec.disk_gb)
     if network.vm_name_taken:
-        raise Invalid("A VM with this name exists.", errors={"name": ["Already used."]})
+        raise Invalid(_NAME_USED, errors={"name": ["Already used."]})
     placement = site, _ = _placed(network.active_site, network)
     vm = VirtualMachine(subscription=subscription, name=spec.name, template=template,
                         network=network, vcpus=spec.vcpus, memory_mb=spec.memory_mb,

@@ -261,3 +261,74 @@ def test_the_one_statement_claim_skips_addresses_being_claimed_and_reads_past_it
     with transaction.atomic():
         assert holdings.claim_free_address(network, VirtualMachine(network=network)) == first
         transaction.set_rollback(True)
+
+
+def test_a_create_whose_name_another_committed_meanwhile_is_told_and_leaves_nothing(
+        ready_subscription):
+    import time
+
+    from django.db import connections, transaction
+
+    from base.errors import Invalid
+
+    subscription = ready_subscription({"vcpus": 8, "memory_mb": 8192, "storage_gb": 100,
+                                       "vms": 4, "networks": 1, "snapshots": 1})
+    user = subscription.tenant.memberships.get().user
+    network = subscription.networks.get()
+
+    def spec():
+        return resources.VmSpec("web", subscription.template_id, 1, 512, 10, network.pk)
+
+    outcome, written, blocked = {}, threading.Event(), threading.Event()
+
+    def first_create():
+        # A create of "web" that commits only once the other one waits on its row.
+        try:
+            with transaction.atomic():
+                resources.create_vm(subscription, spec(), acting_user=user)
+                written.set()
+                outcome["first"] = blocked.wait(timeout=30)
+        finally:
+            written.set()
+            connections.close_all()
+
+    # given a create of "web" not yet committed, that commits once a second create of the
+    # same name waits on the database's live-name constraint
+    first = threading.Thread(target=first_create)
+    first.start()
+    try:
+        assert written.wait(timeout=30)
+        with connections["default"].cursor() as cursor:
+            deadline = time.monotonic() + 30
+            cursor.execute("SELECT pg_backend_pid()")
+            me = cursor.fetchone()[0]
+
+            def watch():
+                from django.db import connections as conns
+                try:
+                    with conns["default"].cursor() as watcher:
+                        while time.monotonic() < deadline and not blocked.is_set():
+                            watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE "
+                                            "pid = %s AND wait_event_type = 'Lock'", [me])
+                            if watcher.fetchone()[0]:
+                                blocked.set()
+                            time.sleep(0.01)  # polling interval, bounded by the deadline
+                finally:
+                    conns.close_all()
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            # when the second create, having passed the name check, writes its row
+            with pytest.raises(Invalid) as refused:
+                resources.create_vm(subscription, spec(), acting_user=user)
+            watcher.join(timeout=30)
+    finally:
+        blocked.set()
+        first.join(timeout=30)
+    # then it waited for the first one, and was told the name is used, not a server error
+    assert outcome == {"first": True}
+    assert refused.value.errors == {"name": ["Already used."]}
+    # and it left nothing: one VM, one address, the quota of one VM
+    assert list(subscription.vms.values_list("name", flat=True)) == ["web"]
+    assert network.addresses.count() == 1
+    assert QuotaLedger.objects.get(subscription=subscription, dimension="vms").used == 1
