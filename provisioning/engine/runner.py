@@ -27,9 +27,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
+from django_fsm import ConcurrentTransition
 
 from base import requestid
 from fabric.drivers import DriverError
+from provisioning.engine import statements
 from provisioning.engine.clock import backoff, clock
 from provisioning.engine.registry import Runbook, Step, StepContext, get_runbook
 from provisioning.models import Job, JobState, JobStep, StepState
@@ -102,8 +104,12 @@ def _claim(job_id, worker: str) -> tuple[Job, list[JobStep] | None] | None:
     now = clock.now()
     # A job's first delivery (queued, waiting for no other job): one conditional UPDATE
     # takes it, which no other delivery can also win, and one read brings its steps with
-    # the job and its stamp. Anything else is looked at under the row's lock below.
-    if Job.objects.filter(pk=job_id, state=JobState.QUEUED, after__isnull=True,
+    # the job and its stamp (on PostgreSQL, both are one statement). Anything else is
+    # looked at under the row's lock below.
+    if statements.supported():
+        if claimed := statements.claim(job_id, worker, now):
+            return claimed
+    elif Job.objects.filter(pk=job_id, state=JobState.QUEUED, after__isnull=True,
                           attempts__lte=F("max_attempts")).update(
             state=JobState.RUNNING, attempts=F("attempts") + 1, worker=worker,
             heartbeat_at=now, started_at=Coalesce("started_at", now)):
@@ -165,7 +171,12 @@ def _run(job_id, worker: str) -> Job | None:
             return _stop(job, runbook, f"Gave up after {job.max_attempts} deliveries to a "
                                        "worker (each one died or was lost).", "")
         fresh = True  # the claim has just read whether the job is to be cancelled
-        for row in steps if steps is not None else list(job.steps.all()):
+        rows = steps if steps is not None else list(job.steps.all())
+        # The last step's row is written with the job's end when both can be one statement.
+        ends_with = rows[-1] if rows and statements.supported() and not runbook.on_success \
+            else None
+        written_at_end = None
+        for row in rows:
             if row.state in (StepState.SUCCEEDED, StepState.SKIPPED):
                 continue
             if not fresh:
@@ -180,7 +191,8 @@ def _run(job_id, worker: str) -> Job | None:
                 _skip(row, f"skipped: stamp '{job.stamp.name}' has no {', '.join(missing)}")
                 continue
             try:
-                _do(job, row, step)
+                if _do(job, row, step, at_end=row is ends_with):
+                    written_at_end = row
             except (OperationalError, InterfaceError):
                 # The database went away under the step (a killed connection, a failover):
                 # not the step's failure, and nothing can be recorded now. The job is left
@@ -191,7 +203,7 @@ def _run(job_id, worker: str) -> Job | None:
                 return None
             except Exception as exc:  # noqa: BLE001 - every failure becomes job state
                 return _stop(job, runbook, f"Step '{step.name}' failed: {exc}", tb.format_exc())
-        return _finish(job, runbook)
+        return _finish(job, runbook, written_at_end)
 
 
 def _with_transient_retries(call: Callable[[StepContext], Any], step: Step, ctx: StepContext,
@@ -221,7 +233,10 @@ def _with_transient_retries(call: Callable[[StepContext], Any], step: Step, ctx:
             attempt, waited = attempt + 1, waited + delay
 
 
-def _do(job: Job, row: JobStep, step: Step) -> None:
+def _do(job: Job, row: JobStep, step: Step, *, at_end: bool = False) -> bool:
+    """Run the step, recording it as it goes. ``at_end``: the job ends with this step and
+    its end can write the step's row too; True if it is left for the end to write (done,
+    and nothing for the job's outputs)."""
     ctx = StepContext(job=job, step=row)
     now = clock.now()
     JobStep.objects.filter(pk=row.pk).update(
@@ -236,12 +251,16 @@ def _do(job: Job, row: JobStep, step: Step) -> None:
     ctx.log("done")
     row.output = output
     if not output:  # nothing for the job's outputs: the step's row alone says it is done
+        if at_end:
+            _record_step(row, StepState.SUCCEEDED, ctx)
+            return True
         _save_step(row, StepState.SUCCEEDED, ctx)
-        return
+        return False
     with transaction.atomic():
         job.outputs = {**job.outputs, **output}
         Job.objects.filter(pk=job.pk).update(outputs=job.outputs, heartbeat_at=clock.now())
         _save_step(row, StepState.SUCCEEDED, ctx)
+    return False
 
 
 def _skip(row: JobStep, reason: str) -> None:
@@ -254,16 +273,23 @@ def _skip(row: JobStep, reason: str) -> None:
     _save_step(row, StepState.SKIPPED, ctx)
 
 
-def _save_step(row: JobStep, state: str, ctx: StepContext) -> None:
+def _record_step(row: JobStep, state: str, ctx: StepContext) -> None:
+    """The step's end, in hand: its state, ``finished_at`` and the lines it logged."""
     row.state = state
     row.finished_at = clock.now()
     row.log = "\n".join(filter(None, [row.log, *ctx.lines]))
     ctx.lines.clear()
+
+
+def _save_step(row: JobStep, state: str, ctx: StepContext) -> None:
+    _record_step(row, state, ctx)
     JobStep.objects.filter(pk=row.pk).update(state=row.state, finished_at=row.finished_at,
                                              log=row.log, output=row.output)
 
 
-def _finish(job: Job, runbook: Runbook) -> Job:
+def _finish(job: Job, runbook: Runbook, last: JobStep | None = None) -> Job:
+    """End the job, succeeded; ``last``: the last step's row, done but not yet written,
+    written with the end in the same statement (no ``on_success``, PostgreSQL)."""
     # No read first: the save is ``UPDATE ... WHERE state = 'running'``
     # (ConcurrentTransitionMixin), which fails if another worker ended the job since (and
     # locks the row for ``on_success``); the job in hand has the steps' outputs. Without an
@@ -271,7 +297,11 @@ def _finish(job: Job, runbook: Runbook) -> Job:
     with transaction.atomic() if runbook.on_success else nullcontext():
         job.succeed()
         job.finished_at = clock.now()
-        job.save(update_fields=["state", "finished_at"])
+        if last is None:
+            job.save(update_fields=["state", "finished_at"])
+        elif not statements.end(job, last):
+            raise ConcurrentTransition("Cannot save object! The state has been changed "
+                                       "since fetched from the database!")
         if runbook.on_success:
             runbook.on_success(job)
     return job
