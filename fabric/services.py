@@ -1,5 +1,9 @@
 """Use cases of the provider's fabric catalog: stamps, clouds, templates."""
 
+import hashlib
+import json
+import os
+import threading
 import time
 from dataclasses import asdict
 from typing import Any
@@ -14,8 +18,8 @@ from base.events import Event
 from fabric.models import Cloud, CloudCapacity, Health, Stamp, StampCheck, Template
 from tenants.models import User
 
-__all__ = ["check_stamp", "delete_stamp", "driver_for", "save_cloud", "save_stamp",
-           "save_template", "stamp_users"]
+__all__ = ["check_stamp", "delete_stamp", "driver_for", "kept_driver", "save_cloud",
+           "save_stamp", "save_template", "stamp_users"]
 
 
 CHECK_HISTORY = 288  # a day of checks at one a five minutes
@@ -123,6 +127,35 @@ def driver_for(stamp: Stamp, *, timeout: float | None = None):
         credentials=stamp.credentials,
         timeout=timeout or settings.BUFFET_DRIVER_TIMEOUT,
     )
+
+
+_kept = threading.local()
+
+
+def kept_driver(stamp: Stamp):
+    """The stamp's driver kept by this thread, where its kind keeps something worth
+    keeping between jobs (``reusable``: a keep-alive HTTP client), so that a worker's jobs
+    on one stamp reuse one connection instead of building a client and connecting for
+    each job. Kept while the stamp's driver, endpoint and credentials stay as they are
+    (a changed one is built anew and the old one closed); a kind that is not reusable is
+    built for each call, as ``driver_for`` does. One per thread: a threads pool's jobs
+    never share a client; a forked process starts with none of its parent's."""
+    if getattr(_kept, "pid", None) != os.getpid():
+        _kept.pid, _kept.drivers = os.getpid(), {}
+    credentials = hashlib.sha256(json.dumps(stamp.credentials, sort_keys=True, default=str)
+                                 .encode()).hexdigest()
+    key = (stamp.driver, stamp.name, stamp.endpoint, credentials,
+           settings.BUFFET_DRIVER_TIMEOUT)
+    held = _kept.drivers.get(stamp.pk)
+    if held is not None and held[0] == key:
+        return held[1]
+    driver = driver_for(stamp)
+    if not getattr(driver, "reusable", False):
+        return driver
+    if held is not None:
+        _kept.drivers.pop(stamp.pk)[1].close()
+    _kept.drivers[stamp.pk] = (key, driver)
+    return driver
 
 
 def check_stamp(stamp: Stamp, *, acting_user: User | None = None) -> Stamp:

@@ -25,6 +25,7 @@ class SimulatedDriver(StampApiDriver):
     """
 
     kind = "simulated"
+    reusable = True  # one client for many calls: its connections are kept alive
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from base.errors import Invalid
 from fabric.drivers import Capability
-from fabric.services import driver_for
+from fabric.services import kept_driver
 from provisioning.models import Job, JobStep
 
 __all__ = ["Runbook", "Step", "StepContext", "get_runbook", "register", "registered"]
@@ -117,4 +117,4 @@ class StepContext:
 
     @cached_property
     def driver(self):
-        return driver_for(self.job.stamp)
+        return kept_driver(self.job.stamp)
