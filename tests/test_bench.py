@@ -104,10 +104,11 @@ def test_a_tiny_jobs_run_compares_the_engine_with_celery_alone_in_both_pools(tmp
         for phase in ("noop", "stamp_call"):
             jobs = measured[phase]
             assert jobs["jobs"] == 20 and jobs["per_second"] > 0, (pool, phase)
+            assert 0 < jobs["enqueue_s"] <= jobs["seconds"], (pool, phase)
             assert jobs["ratio_to_celery"] == pytest.approx(
                 jobs["per_second"] / measured["celery"]["per_second"], abs=0.001)
         assert set(measured["cpu_cores"]) == {"celery", "noop", "stamp_call"}
-    assert "ratio to celery" in result.stdout
+    assert "ratio to celery" in result.stdout and "enqueued in s" in result.stdout
 
 
 def test_a_tiny_stampsim_run_sends_the_same_calls_twice_and_only_the_pruned_stamp_forgets(

@@ -8,9 +8,11 @@ the API, as ``bench provisioning`` does). Then, one phase after the other:
 
 1. **celery**: N messages of a task that does nothing, published as fast as the bench
    can, until the broker holds none, delivered or not yet acknowledged: the floor;
-2. **noop jobs**: N jobs of a one-step runbook whose step does nothing, enqueued in one
-   transaction (each published at its commit, as a request's would be): what the engine
-   adds to a message (claim, step rows, the end, the jobs waiting for it);
+2. **noop jobs**: N jobs of a one-step runbook whose step does nothing, enqueued in
+   transactions of ``BATCH`` (each published at its commit, as requests' would be, so the
+   worker starts on the first ones while the rest are written, as it does on the celery
+   phase's first messages): what the engine adds to a message (the job's rows written and
+   published, claim, step rows, the end, the jobs waiting for it);
 3. **stamp-call jobs**: N jobs whose one step asks the stamp for its health: a job with
    one fabric round trip, as most VM jobs are.
 
@@ -45,6 +47,7 @@ __all__ = ["POOLS", "render", "run"]
 
 POOLS = ("prefork", "threads")
 PHASES = ("celery", "noop", "stamp_call")
+BATCH = 50  # jobs enqueued in one transaction
 TIMEOUT = 900.0
 
 
@@ -125,10 +128,14 @@ def _celery(stack: Stack, queue: str, n: int) -> dict:
 
 
 def _jobs(stack: Stack, stamp: Stamp, runbook, n: int) -> dict:
-    """N jobs of ``runbook`` enqueued in one transaction, until every one has ended."""
+    """N jobs of ``runbook`` enqueued ``BATCH`` a transaction, until every one has ended."""
     started = time.time()
-    with transaction.atomic():
-        ids = [engine.enqueue(runbook, stamp=stamp).pk for _ in range(n)]
+    ids = []
+    for first in range(0, n, BATCH):
+        with transaction.atomic():
+            ids += [engine.enqueue(runbook, stamp=stamp).pk
+                    for _ in range(min(BATCH, n - first))]
+    enqueued = time.time() - started
     deadline = time.monotonic() + TIMEOUT
     with tqdm(desc=runbook.name, total=n, unit="job", disable=None, leave=False) as bar:
         while time.monotonic() < deadline:
@@ -147,7 +154,8 @@ def _jobs(stack: Stack, stamp: Stamp, runbook, n: int) -> dict:
     if failed:
         raise StackFailed(f"{failed} of {n} {runbook.name} jobs did not succeed")
     seconds = max(row[3] for row in rows).timestamp() - started
-    return {"jobs": n, "seconds": round(seconds, 3), "per_second": round(n / seconds, 1),
+    return {"jobs": n, "enqueue_s": round(enqueued, 3), "seconds": round(seconds, 3),
+            "per_second": round(n / seconds, 1),
             "queued_p50_ms": _median_ms([row[2] - row[1] for row in rows]),
             "running_p50_ms": _median_ms([row[3] - row[2] for row in rows])}
 
@@ -165,11 +173,15 @@ def render(figures: dict) -> str:
              f"{'processes or threads':<30}"
              + "".join(f"{pools[p]['concurrency']:>12}" for p in names),
              f"{'celery no-op tasks/s':<30}"
-             + "".join(f"{pools[p]['celery']['per_second']:>12.1f}" for p in names)]
+             + "".join(f"{pools[p]['celery']['per_second']:>12.1f}" for p in names),
+             f"{'  published in s':<30}"
+             + "".join(f"{pools[p]['celery']['publish_s']:>12.2f}" for p in names)]
     for phase, label in (("noop", "no-op jobs"), ("stamp_call", "stamp-call jobs")):
         lines += [
             f"{label + '/s':<30}"
             + "".join(f"{pools[p][phase]['per_second']:>12.1f}" for p in names),
+            f"{'  enqueued in s':<30}"
+            + "".join(f"{pools[p][phase]['enqueue_s']:>12.2f}" for p in names),
             f"{'  ratio to celery':<30}"
             + "".join(f"{pools[p][phase]['ratio_to_celery'] or 0:>12.3f}" for p in names),
             f"{'  median queued / running ms':<30}"
