@@ -147,14 +147,14 @@ def kept_driver(stamp: Stamp):
     key = (stamp.driver, stamp.name, stamp.endpoint, credentials,
            settings.BUFFET_DRIVER_TIMEOUT)
     held = _kept.drivers.get(stamp.pk)
-    if held is not None and held[0] == key:
-        return held[1]
-    driver = driver_for(stamp)
-    if not getattr(driver, "reusable", False):
-        return driver
     if held is not None:
-        _kept.drivers.pop(stamp.pk)[1].close()
-    _kept.drivers[stamp.pk] = (key, driver)
+        if held[0] == key:
+            return held[1]
+        del _kept.drivers[stamp.pk]
+        held[1].close()
+    driver = driver_for(stamp)
+    if getattr(driver, "reusable", False):
+        _kept.drivers[stamp.pk] = (key, driver)
     return driver
 
 
