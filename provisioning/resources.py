@@ -12,7 +12,6 @@ import ipaddress
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, FilteredRelation, Q
 from django_fsm import TransitionNotAllowed
 
 from base import events
@@ -21,7 +20,7 @@ from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
 from plans import quota
 from plans.models import Subscription, SubscriptionState
-from provisioning import engine, holdings, sizing
+from provisioning import engine, holdings, reads, sizing
 from provisioning.engine import Runbook
 from provisioning.models import (
     Job,
@@ -73,16 +72,6 @@ def active_site(subscription: Subscription) -> Site:
                        "when its commission job has finished.",
                        code=ErrorCode.SUBSCRIPTION_NOT_READY)
     return site
-
-
-def _with_active_site(networks):
-    """The networks, each with its subscription's active site (``active_site``, None
-    without one) and the site's cloud and stamp, in the same query."""
-    active_site = FilteredRelation(
-        "subscription__sites", condition=Q(subscription__sites__is_active=True)
-        & ~Q(subscription__sites__state=SiteState.DELETED))
-    return networks.annotate(active_site=active_site).select_related(
-        "active_site__cloud__stamp")
 
 
 def _active_site_of(subscription: Subscription) -> Site | None:
@@ -234,10 +223,12 @@ def _check_size(subscription: Subscription, template, vcpus: int, memory_mb: int
         raise Invalid("The VM size does not fit the template or the plan.", errors=errors)
 
 
-def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple[
-        VirtualMachine, Job]:
+def create_vm(subscription: Subscription, spec: VmSpec, *, acting_user, tenant=None
+              ) -> tuple[VirtualMachine, Job]:
+    """A VM of ``spec`` on ``subscription`` (the subscription or its id; with ``tenant``,
+    one of the tenant's that is not deleted, else a 400 on ``subscription``)."""
     try:
-        return _create_vm(subscription, spec, acting_user=acting_user)
+        return _create_vm(subscription, spec, acting_user=acting_user, tenant=tenant)
     except IntegrityError as exc:
         # A create of the same name committed between this one's check and its insert:
         # the live-name constraint refused this one, and nothing of it is left.
@@ -250,18 +241,18 @@ _NAME_USED = "A VM with this name exists."
 
 
 @transaction.atomic
-def _create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tuple[
+def _create_vm(subscription, spec: VmSpec, *, acting_user, tenant) -> tuple[
         VirtualMachine, Job]:
+    # The subscription, its plan, the template, the network with the subscription's active
+    # site, and whether the name is taken: one statement.
+    read = reads.vm_create_reads(getattr(subscription, "pk", subscription),
+                                 template_id=spec.template_id, network_id=spec.network_id,
+                                 name=spec.name, tenant=tenant)
+    if read is None:
+        raise Invalid("No such subscription.",
+                      errors={"subscription": ["Not a subscription of yours."]})
+    subscription, template, network = read.subscription, read.template, read.network
     _require_active(subscription, or_provisioning=True)
-    template = subscription.plan.templates.filter(pk=spec.template_id).first()
-    live = subscription.networks.exclude(state=NetworkState.DELETED)
-    # The network, with what else the create needs to know in the same query: whether
-    # the name is taken, and the subscription's active site.
-    name_taken = Exists(subscription.vms.exclude(state=VmState.DELETED).filter(
-        name=spec.name))
-    network = _with_active_site(
-        live.filter(pk=spec.network_id) if spec.network_id is not None
-        else live.filter(is_default=True)).annotate(vm_name_taken=name_taken).first()
     errors = {}
     if template is None:
         errors["template"] = ["Not a template of the subscription's plan."]
@@ -274,7 +265,7 @@ def _create_vm(subscription: Subscription, spec: VmSpec, *, acting_user) -> tupl
     if errors:
         raise Invalid("The VM cannot be created from this request.", errors=errors)
     _check_size(subscription, template, spec.vcpus, spec.memory_mb, spec.disk_gb)
-    if network.vm_name_taken:
+    if read.name_taken:
         raise Invalid(_NAME_USED, errors={"name": ["Already used."]})
     placement = site, _ = _placed(network.active_site, network)
     vm = VirtualMachine(subscription=subscription, name=spec.name, template=template,

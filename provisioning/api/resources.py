@@ -175,8 +175,8 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
         spec = resources.VmSpec(name=data["name"], template_id=data["template_id"],
                                 vcpus=data["vcpus"], memory_mb=data["memory_mb"],
                                 disk_gb=data["disk_gb"], network_id=data.get("network_id"))
-        vm, job = resources.create_vm(self.subscription(data["subscription_id"]), spec,
-                                      acting_user=request.user)
+        vm, job = resources.create_vm(data["subscription_id"], spec, acting_user=request.user,
+                                      tenant=self.tenant)
         return with_job(self.get_serializer(vm).data, job)
 
     @extend_schema(summary="Delete a VM", responses={202: VmAcceptedSerializer, **problems(409)},

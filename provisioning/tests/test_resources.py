@@ -156,8 +156,66 @@ def test_a_vm_create_takes_the_rows_others_wait_on_last_in_few_statements(subscr
     assert writes[-3] == "INSERT INTO base_auditevent"
     assert writes[:2] == ["INSERT INTO provisioning_networkaddress",
                           "INSERT INTO provisioning_virtualmachine"]
-    # and the whole create is a bounded number of round trips: on PostgreSQL two reads
-    # (the template; the network with its subscription's site and whether the name is
-    # used) and six writes, between the savepoint and its release
-    most = 10 if connection.vendor == "postgresql" else 14
+    # and it reads in one statement (the subscription, its plan, the template, the
+    # network, the active site, whether the name is used) before it writes; on SQLite the
+    # network's free addresses follow
+    reads = [s for s in statements if s.startswith("SELECT")]
+    assert len(reads) == (1 if connection.vendor == "postgresql" else 2), reads
+    assert reads[0].startswith("SELECT s.id") and statements.index(reads[0]) <= 1
+    # and the whole create is a bounded number of round trips: on PostgreSQL the read and
+    # six writes, between the savepoint and its release
+    most = 9 if connection.vendor == "postgresql" else 13
     assert len(statements) <= most, [" ".join(s.split()[:3]) for s in statements]
+
+
+def test_a_create_finds_only_a_subscription_of_the_callers_tenant_that_is_not_deleted(
+        subscription):
+    other = CommissionedSubscriptionFactory(plan=subscription.plan)
+    refused = {"subscription": ["Not a subscription of yours."]}
+    # when a tenant asks for a VM on another tenant's subscription
+    with pytest.raises(Invalid) as asked:
+        resources.create_vm(subscription.pk, spec(subscription), acting_user=None,
+                            tenant=other.tenant)
+    # then it is told there is no such subscription of its own, and nothing is written
+    assert asked.value.errors == refused
+    # when it asks on its own subscription, deleted
+    type(subscription).objects.filter(pk=subscription.pk).update(
+        state=SubscriptionState.DELETED)
+    with pytest.raises(Invalid) as asked:
+        resources.create_vm(subscription.pk, spec(subscription), acting_user=None,
+                            tenant=subscription.tenant)
+    # then the same, and no VM is left of either
+    assert asked.value.errors == refused
+    assert not VirtualMachine.objects.filter(subscription=subscription).exists()
+    assert quota.summary(subscription)["vms"]["used"] == 0
+
+
+def test_a_create_reads_what_it_checks_as_the_orm_would(subscription):
+    # given a VM of the name, deleted, and a network that is not the default
+    from provisioning.reads import vm_create_reads
+
+    resources.create_vm(subscription, spec(subscription), acting_user=None)
+    VirtualMachine.objects.filter(name="web-1").update(state="deleted")
+    network = NetworkFactory(subscription=subscription, cidr="10.9.0.0/24")
+    template = subscription.plan.templates.get()
+    # when a create of that name reads what it needs, on the default network and on the
+    # other one, with the plan's template and with another
+    default = vm_create_reads(subscription.pk, template_id=template.pk, network_id=None,
+                              name="web-1")
+    named = vm_create_reads(subscription.pk, template_id=TemplateFactory().pk,
+                            network_id=network.pk, name="web-1")
+    # then each finds the subscription with its plan, the network asked for with the
+    # subscription's active site (its cloud and stamp), the template only if the plan
+    # offers it, and a deleted VM does not take the name
+    site = subscription.sites.get(is_active=True)
+    assert default.subscription == subscription and default.subscription.plan == \
+        subscription.plan
+    assert default.template == template and named.template is None
+    assert default.network.is_default and named.network == network
+    assert default.network.active_site == site == named.network.active_site
+    assert default.network.active_site.cloud.stamp == subscription.plan.cloud.stamp
+    assert not default.name_taken
+    # and a live VM of the name takes it
+    VirtualMachine.objects.filter(name="web-1").update(state="running")
+    assert vm_create_reads(subscription.pk, template_id=template.pk, network_id=None,
+                           name="web-1").name_taken

@@ -1,0 +1,101 @@
+"""What a VM create reads, in one statement.
+
+A create needs the subscription with its plan, the template (if the plan offers it), the
+network (the one named, or the default), the subscription's active site with its cloud
+and stamp, and whether a live VM already has the name. The ORM's three queries for them
+cost a third of a create's CPU to build, several times what the database takes to run
+them; this is the same read written once, on PostgreSQL and SQLite alike.
+"""
+
+from dataclasses import dataclass
+
+from django.db import connection
+
+from base.selection import Part, Selection
+from fabric.models import Cloud, Stamp, Template
+from plans.models import Plan, Subscription, SubscriptionState
+from provisioning.models import Network, NetworkState, Site, SiteState, VirtualMachine, VmState
+
+__all__ = ["VmCreateReads", "vm_create_reads"]
+
+
+@dataclass(frozen=True)
+class VmCreateReads:
+    subscription: Subscription  # with its plan
+    template: object | None  # a Template of the plan, or None
+    network: Network | None  # with ``active_site`` (its cloud and stamp) or None
+    name_taken: bool
+
+
+# The stamp's credentials are decrypted only if a caller reads them (none does here).
+_SELECTION = Selection(Part(Subscription, "s"), Part(Plan, "p"), Part(Template, "t"),
+                       Part(Network, "n"), Part(Site, "si"), Part(Cloud, "c"),
+                       Part(Stamp, "st", defer=("credentials",)))
+_STATEMENTS: dict[tuple[str, bool], str] = {}
+
+
+def _statement(*, default_network: bool, tenant: bool) -> str:
+    key = (connection.vendor, default_network, tenant)
+    if key not in _STATEMENTS:
+        quote = connection.ops.quote_name
+        templates = Plan.templates.field
+        through = templates.remote_field.through._meta.db_table
+        network = ("n.is_default" if default_network else "n.id = %(network)s")
+        _STATEMENTS[key] = (
+            f"SELECT {_SELECTION.columns(connection)}, EXISTS (SELECT 1 FROM "  # noqa: S608
+            f"{quote(VirtualMachine._meta.db_table)} v WHERE v.subscription_id = s.id"
+            "  AND v.name = %(name)s AND v.state <> %(vm_deleted)s) "
+            f"FROM {quote(Subscription._meta.db_table)} s "
+            f"JOIN {quote(Plan._meta.db_table)} p ON p.id = s.plan_id "
+            f"LEFT JOIN {quote(through)} pt ON pt.{quote(templates.m2m_column_name())} = p.id"
+            f"  AND pt.{quote(templates.m2m_reverse_name())} = %(template)s "
+            f"LEFT JOIN {quote(Template._meta.db_table)} t"
+            f"  ON t.id = pt.{quote(templates.m2m_reverse_name())} "
+            f"LEFT JOIN {quote(Network._meta.db_table)} n ON n.subscription_id = s.id"
+            f"  AND n.state <> %(network_deleted)s AND {network} "
+            f"LEFT JOIN {quote(Site._meta.db_table)} si ON si.subscription_id = s.id"
+            "  AND si.is_active AND si.state <> %(site_deleted)s "
+            f"LEFT JOIN {quote(Cloud._meta.db_table)} c ON c.id = si.cloud_id "
+            f"LEFT JOIN {quote(Stamp._meta.db_table)} st ON st.id = c.stamp_id "
+            "WHERE s.id = %(subscription)s"
+            + (" AND s.tenant_id = %(tenant)s AND s.state <> %(subscription_deleted)s"
+               if tenant else ""))
+    return _STATEMENTS[key]
+
+
+def _uuid(model, value):
+    return model._meta.pk.get_db_prep_value(value, connection)
+
+
+def vm_create_reads(subscription_id, *, template_id, network_id, name: str, tenant=None
+                    ) -> VmCreateReads | None:
+    """What a create of ``name`` from ``template_id`` on ``network_id`` (None: the default
+    network) reads; None when there is no such subscription (with ``tenant``: of the
+    tenant's, and not deleted)."""
+    params = {"subscription": _uuid(Subscription, subscription_id),
+              "template": _uuid(Template, template_id), "name": name,
+              "vm_deleted": VmState.DELETED, "network_deleted": NetworkState.DELETED,
+              "site_deleted": SiteState.DELETED}
+    if network_id is not None:
+        params["network"] = _uuid(Network, network_id)
+    if tenant is not None:
+        params.update(tenant=_uuid(type(tenant), tenant.pk),
+                      subscription_deleted=SubscriptionState.DELETED)
+    statement = _statement(default_network=network_id is None, tenant=tenant is not None)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    subscription, plan, template, network, site, cloud, stamp, name_taken = (
+        _SELECTION.read(row, connection))
+    subscription.plan = plan
+    if site is not None:
+        cloud.stamp = stamp
+        site.cloud = cloud
+        site.subscription = subscription
+    if network is not None:
+        network.subscription = subscription
+        network.active_site = site
+    return VmCreateReads(subscription=subscription, template=template, network=network,
+                         name_taken=bool(name_taken))
