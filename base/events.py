@@ -25,6 +25,7 @@ from typing import Any
 from django.db import models
 
 from base import requestid
+from base.batch import Pending
 from base.models import AuditEvent
 
 __all__ = ["REDACTED", "Event", "changes", "is_secret", "record", "redact", "values"]
@@ -201,17 +202,18 @@ def _tenant_id(obj: models.Model | None):
 
 def record(event: Event, obj: models.Model | None, *, acting_user=None,
            before: Mapping[str, Any] | None = None, after: Mapping[str, Any] | None = None,
-           tenant=None, **detail) -> AuditEvent:
+           tenant=None, writes: Pending | None = None, **detail) -> AuditEvent:
     """Write the audit row of ``event`` on ``obj`` (who, which tenant, what).
 
     ``before``/``after``: the object's field values before and after the change (e.g.
     from ``values``); only those that differ are kept. ``tenant`` when the object does not
     lead to one (a user). ``obj`` may be None for an account that does not exist (a
-    failed login names only the email it was tried with)."""
+    failed login names only the email it was tried with). With ``writes``, the row is
+    added to them, for the caller to write."""
     before, after = changes(before, after)
     context = requestid.current()
     address = context.get("address") or None
-    return AuditEvent.objects.create(
+    row = AuditEvent(
         event=Event(event).value,
         actor=acting_user if acting_user is not None and acting_user.is_authenticated else None,
         tenant_id=tenant.pk if tenant is not None else _tenant_id(obj),
@@ -223,3 +225,8 @@ def record(event: Event, obj: models.Model | None, *, acting_user=None,
         address=address,
         face=str(context.get("face", ""))[:16],
     )
+    if writes is not None:
+        writes.add(row)
+    else:
+        row.save(force_insert=True)
+    return row

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from django.db import connection, transaction
 
+from base.batch import Pending
 from base.errors import QuotaExceeded
 from fabric.models import CloudCapacity
 from plans.models import BURST_DIMENSIONS, QuotaDimension, QuotaLedger, Subscription
@@ -109,14 +110,16 @@ def _take(ledger: _Ledger) -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def _take_in_turn(ledgers: list[_Ledger]) -> list[set[str]]:
+def _take_in_turn(ledgers: list[_Ledger], writes: Pending) -> list[set[str]]:
     """What each ledger took, each only if every one before it took all it asked for
-    (else nothing: a later one is not even locked).
+    (else nothing: a later one is not even locked), once ``writes`` are written.
 
-    On PostgreSQL one statement: each ledger's ``UPDATE`` is a data-modifying ``WITH``
-    query, and the next one's rows are locked only once the count of the rows it
-    returned says it took all. Elsewhere one statement a ledger."""
-    if connection.vendor != "postgresql" or len(ledgers) == 1:
+    On PostgreSQL one statement: the writes and each ledger's ``UPDATE`` are
+    data-modifying ``WITH`` queries, and the next ledger's rows are locked only once the
+    count of the rows the one before returned says it took all. Elsewhere the writes,
+    then one statement a ledger."""
+    if connection.vendor != "postgresql" or (len(ledgers) == 1 and not writes):
+        writes.save()
         taken, refused = [], False
         for ledger in ledgers:
             got = set() if refused else _take(ledger)
@@ -124,7 +127,7 @@ def _take_in_turn(ledgers: list[_Ledger]) -> list[set[str]]:
             taken.append(got)
         return taken
     # Only the ledgers' indexes and counts go into the text; every value is a parameter.
-    parts, params = [], []
+    parts, params = writes.ctes()
     for i, ledger in enumerate(ledgers):
         only_if = (f" AND (SELECT count(*) FROM taken_{i - 1}) = "  # noqa: S608
                    f"{len(ledgers[i - 1].deltas)}") if i else ""
@@ -136,20 +139,23 @@ def _take_in_turn(ledgers: list[_Ledger]) -> list[set[str]]:
                                for i in range(len(ledgers)))
     with connection.cursor() as cursor:
         cursor.execute(f"WITH {', '.join(parts)} {union}", params)
+        writes.written()
         taken = [set() for _ in ledgers]
         for i, dimension in cursor.fetchall():
             taken[i].add(dimension)
         return taken
 
 
-def _reserve_in_turn(ledgers: list[_Ledger]) -> QuotaExceeded | None:
-    """Take the deltas of every ledger, or take nothing and return the first refusal."""
+def _reserve_in_turn(ledgers: list[_Ledger], writes: Pending) -> QuotaExceeded | None:
+    """Take the deltas of every ledger, or take nothing and return the first refusal
+    (``writes`` are written either way: the caller's transaction rolls them back)."""
     ledgers = [replace(ledger, deltas={d: n for d, n in sorted(ledger.deltas.items()) if n})
                for ledger in ledgers]
     ledgers = [ledger for ledger in ledgers if ledger.deltas]
     if not ledgers:
+        writes.save()
         return None
-    taken = _take_in_turn(ledgers)
+    taken = _take_in_turn(ledgers, writes)
     for i, ledger in enumerate(ledgers):
         refused = [d for d in ledger.deltas if d not in taken[i]]
         if not refused:
@@ -173,14 +179,17 @@ def _refusal(ledger: _Ledger, refused: list[str]) -> QuotaExceeded:
     return QuotaExceeded(f"{ledger.refused_title}: {', '.join(over)}.", errors=over)
 
 
-def reserve(subscription: Subscription, deltas: Mapping[str, int], *, cloud_id=None) -> None:
+def reserve(subscription: Subscription, deltas: Mapping[str, int], *, cloud_id=None,
+            writes: Pending | None = None) -> None:
     """Reserve quota (and, with ``cloud_id``, cloud capacity) or raise QuotaExceeded,
     having taken nothing.
 
     Without a savepoint: in the caller's transaction that is one statement on PostgreSQL
     (one per ledger elsewhere). Callers reserve last, so that the rows every other
     request of the subscription and of the cloud waits on stay locked only until the
-    commit."""
+    commit. ``writes``: the caller's new rows, written in the same statement (they are
+    written before a refusal is raised: the caller's transaction must roll back)."""
+    writes = writes if writes is not None else Pending()
     with transaction.atomic(savepoint=False):
         room = _burst_room(subscription) if any(n > 0 for n in deltas.values()) else {}
         ledgers = [_Ledger(QuotaLedger, "subscription_id", subscription.pk, deltas, room,
@@ -188,7 +197,7 @@ def reserve(subscription: Subscription, deltas: Mapping[str, int], *, cloud_id=N
         if cloud_id is not None:
             ledgers.append(_Ledger(CloudCapacity, "cloud_id", cloud_id, _capacity(deltas), {},
                                    "The provider's cloud has no capacity left for"))
-        refusal = _reserve_in_turn(ledgers)
+        refusal = _reserve_in_turn(ledgers, writes)
     if refusal is not None:
         raise refusal
 

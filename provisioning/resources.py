@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django_fsm import TransitionNotAllowed
 
 from base import events
+from base.batch import Pending
 from base.constraints import violated
 from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
@@ -135,11 +136,12 @@ def _transition(obj, transition, verb: str) -> None:
 
 
 def _enqueue(runbook: Runbook, subscription: Subscription, resource, *, acting_user,
-             placement: tuple[Site, Job | None] | None = None, **inputs) -> Job:
+             placement: tuple[Site, Job | None] | None = None, writes: Pending | None = None,
+             **inputs) -> Job:
     site, after = placement or (active_site(subscription), None)
     return engine.enqueue(runbook, stamp=site.cloud.stamp, subscription=subscription,
                           resource=resource, acting_user=acting_user, after=after,
-                          inputs={"site": str(site.pk), **inputs})
+                          inputs={"site": str(site.pk), **inputs}, writes=writes)
 
 
 # --- networks -------------------------------------------------------------------------
@@ -274,13 +276,16 @@ def _create_vm(subscription, spec: VmSpec, *, acting_user, tenant) -> tuple[
     # The address first: its claim makes no other create wait (one being claimed is
     # skipped), and the VM's row is written with it.
     vm.ip_address = holdings.claim_free_address(network, vm)
-    vm.save()
+    # The VM, its job and steps and its audit row are written in the reservation's
+    # statement (on PostgreSQL; before it elsewhere). What other creates wait on, last:
+    # the quota's rows, then the cloud's capacity's.
+    writes = Pending()
+    writes.add(vm)
     job = _enqueue(vm_runbooks.CREATE, subscription, vm, acting_user=acting_user,
-                   placement=placement, vm=str(vm.pk))
+                   placement=placement, writes=writes, vm=str(vm.pk))
     events.record(Event.VM_REQUESTED, vm, acting_user=acting_user,
-                  after=events.values(vm, _VM_FIELDS), job=job.pk)
-    # What other creates wait on, last: the quota's rows, then the cloud's capacity's.
-    quota.reserve(subscription, vm.usage(), cloud_id=site.cloud_id)
+                  after=events.values(vm, _VM_FIELDS), job=job.pk, writes=writes)
+    quota.reserve(subscription, vm.usage(), cloud_id=site.cloud_id, writes=writes)
     return vm, job
 
 

@@ -14,6 +14,7 @@ from django.db import transaction
 from django_fsm import TransitionNotAllowed
 
 from base import events
+from base.batch import Pending
 from base.errors import Conflict, ErrorCode, Invalid
 from base.events import Event
 from fabric.models import Stamp
@@ -27,9 +28,10 @@ __all__ = ["cancel", "enqueue", "publish", "retry"]
 
 def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | None = None,
             subscription=None, tenant=None, resource=None, acting_user=None,
-            after: Job | None = None) -> Job:
+            after: Job | None = None, writes: Pending | None = None) -> Job:
     """Record a job of ``runbook`` in the current transaction; it is published after commit,
     or, with ``after``, once that job has succeeded (and rolled back if it does not).
+    With ``writes``, the job and its steps are added to them, for the caller to write.
 
     Callers pass the ``Runbook`` (its module constant). A name is accepted only where one
     comes from outside the code: a beat schedule that starts a runbook.
@@ -53,7 +55,7 @@ def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | No
         inputs = serializer.data
     tenant_id = tenant.pk if tenant is not None else (
         subscription.tenant_id if subscription is not None else None)
-    job = Job.objects.create(
+    job = Job(
         runbook=runbook.name, runbook_version=runbook.version, stamp=stamp, inputs=inputs,
         subscription=subscription, tenant_id=tenant_id,
         resource_type=resource._meta.label_lower if resource is not None else "",
@@ -62,8 +64,13 @@ def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | No
         else None,
         max_attempts=runbook.max_attempts, after=after,
     )
-    JobStep.objects.bulk_create(
-        JobStep(job=job, index=i, name=step.name) for i, step in enumerate(runbook.steps, 1))
+    steps = [JobStep(job=job, index=i, name=step.name)
+             for i, step in enumerate(runbook.steps, 1)]
+    if writes is not None:
+        writes.add(job, *steps)
+    else:
+        job.save(force_insert=True)
+        JobStep.objects.bulk_create(steps)
     # Published at commit: one waiting for another job, once its turn has come.
     transaction.on_commit(partial(publish, job.pk) if after is not None
                           else partial(publish, job.pk, queue=stamp.queue))

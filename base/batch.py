@@ -1,0 +1,78 @@
+"""New rows of several models written in the round trip of a statement that follows them.
+
+A use case that writes a handful of rows and then one statement that must come last (a
+quota reservation) collects the rows in a ``Pending`` and hands it to that statement.
+On PostgreSQL they become its data-modifying ``WITH`` queries: one round trip for all.
+Elsewhere ``save()`` writes them first, one ``INSERT`` a model. Either way the rows are
+what ``Model.save()`` would have written (field defaults, ``auto_now_add``, the
+database's value conversions), in the caller's transaction.
+"""
+
+from django.db import connection, models
+
+__all__ = ["Pending"]
+
+
+class Pending:
+    """Unsaved instances, written together in the order they were added."""
+
+    def __init__(self):
+        self._objs: list[models.Model] = []
+
+    def add(self, *objs: models.Model) -> None:
+        self._objs.extend(objs)
+
+    def __bool__(self) -> bool:
+        return bool(self._objs)
+
+    def ctes(self) -> tuple[list[str], list]:
+        """``w_<i> AS (INSERT ...)`` for each run of one model, and their parameters: for
+        the ``WITH`` list of the statement that writes them (on PostgreSQL, which runs a
+        data-modifying ``WITH`` query whether or not the statement reads it)."""
+        quote = connection.ops.quote_name
+        parts, params = [], []
+        for i, (model, fields, objs) in enumerate(self._runs()):
+            columns = ", ".join(quote(f.column) for f in fields)
+            row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+            parts.append(f"w_{i} AS (INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608
+                         f"({columns}) VALUES {', '.join([row] * len(objs))})")
+            params += [value for obj in objs for value in _values(fields, obj)]
+        return parts, params
+
+    def save(self) -> None:
+        """Write them now, one ``INSERT`` a run of one model."""
+        for model, _fields, objs in self._runs():
+            model.objects.bulk_create(objs)
+        self.written()
+
+    def written(self) -> None:
+        """What ``save()`` marks on an instance, once the statement has written it."""
+        for obj in self._objs:
+            obj._state.adding = False
+            obj._state.db = connection.alias
+        self._objs = []
+
+    def _runs(self):
+        """(model, fields written, instances) for each run of instances of one model."""
+        runs: list[tuple[type, list]] = []
+        for obj in self._objs:
+            if runs and runs[-1][0] is type(obj):
+                runs[-1][1].append(obj)
+            else:
+                runs.append((type(obj), [obj]))
+        for model, objs in runs:
+            fields = [f for f in model._meta.concrete_fields if not f.generated
+                      and not (f.primary_key and f.db_returning and objs[0].pk is None)]
+            yield model, fields, objs
+
+
+def _values(fields, obj) -> list:
+    """What ``INSERT`` writes of ``obj``, as ``save`` prepares it: ``pre_save`` (which
+    stamps defaults such as ``auto_now_add`` on the instance), then the database value."""
+    row = []
+    for f in fields:
+        value = f.pre_save(obj, add=True)
+        if hasattr(value, "resolve_expression"):
+            raise TypeError(f"{f} holds an expression: write {type(obj).__name__} with save().")
+        row.append(f.get_db_prep_save(value, connection=connection))
+    return row
