@@ -5,7 +5,8 @@ quota reservation) collects the rows in a ``Pending`` and hands it to that state
 On PostgreSQL they become its data-modifying ``WITH`` queries: one round trip for all.
 Elsewhere ``save()`` writes them first, one ``INSERT`` a model. Either way the rows are
 what ``Model.save()`` would have written (field defaults, ``auto_now_add``, the
-database's value conversions), in the caller's transaction.
+database's value conversions), in the caller's transaction. ``update`` is such a last
+statement for a change of one row: its ``UPDATE``, the new rows in its round trip.
 """
 
 from django.db import connection, models
@@ -38,6 +39,37 @@ class Pending:
                          f"({columns}) VALUES {', '.join([row] * len(objs))})")
             params += [value for obj in objs for value in _values(fields, obj)]
         return parts, params
+
+    def update(self, obj: models.Model, fields: list[str], *, where: dict) -> int:
+        """Write the rows, then ``fields`` of ``obj`` (as ``save(update_fields=...)`` would:
+        ``auto_now`` fields are stamped and written too) where its row still has the values
+        of ``where`` (column names and values): on PostgreSQL in one statement. The count
+        of the rows it updated (0 or 1)."""
+        meta = obj._meta
+        quote = connection.ops.quote_name
+        written = [meta.get_field(name) for name in fields]
+        written += [f for f in meta.concrete_fields
+                    if getattr(f, "auto_now", False) and f not in written]
+        sets = ", ".join(f"{quote(f.column)} = %s" for f in written)
+        params = [f.get_db_prep_save(f.pre_save(obj, add=False), connection=connection)
+                  for f in written]
+        conditions = [f"{quote(meta.pk.column)} = %s"]
+        params.append(meta.pk.get_db_prep_value(obj.pk, connection))
+        for name, value in where.items():
+            field = meta.get_field(name)
+            conditions.append(f"{quote(field.column)} = %s")
+            params.append(field.get_db_prep_value(value, connection))
+        sql = (f"UPDATE {quote(meta.db_table)} SET {sets} "  # noqa: S608
+               f"WHERE {' AND '.join(conditions)}")
+        if connection.vendor == "postgresql" and self:
+            parts, before = self.ctes()
+            sql, params = f"WITH {', '.join(parts)} {sql}", before + params
+        else:
+            self.save()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            self.written()
+            return cursor.rowcount
 
     def save(self) -> None:
         """Write them now, one ``INSERT`` a run of one model."""

@@ -12,12 +12,12 @@ import ipaddress
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django_fsm import TransitionNotAllowed
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from base import events
 from base.batch import Pending
 from base.constraints import violated
-from base.errors import Conflict, ErrorCode, Invalid
+from base.errors import Conflict, ErrorCode, Invalid, NotFound
 from base.events import Event
 from plans import quota
 from plans.models import Subscription, SubscriptionState
@@ -67,7 +67,11 @@ class VmSpec:
 
 def active_site(subscription: Subscription) -> Site:
     """The site the subscription's resources run on now."""
-    site = _active_site_of(subscription)
+    return _ready(_active_site_of(subscription))
+
+
+def _ready(site: Site | None) -> Site:
+    """``site`` (the active site of a subscription) once it is set up on its stamp."""
     if site is None or site.state != SiteState.READY:
         raise Conflict("The subscription is still being set up on its stamp; try again "
                        "when its commission job has finished.",
@@ -289,9 +293,24 @@ def _create_vm(subscription, spec: VmSpec, *, acting_user, tenant) -> tuple[
     return vm, job
 
 
-def _locked_vm(vm: VirtualMachine) -> VirtualMachine:
-    return (VirtualMachine.objects.select_for_update(of=("self",))
-            .select_related("subscription__plan", "template").get(pk=vm.pk))
+def _locked_vm(vm: VirtualMachine, tenant=None) -> tuple[VirtualMachine, Site | None]:
+    """``vm`` read again under lock, in place (the caller's instance is the one the change
+    leaves), with its subscription and plan and its template; and the subscription's
+    active site. With ``tenant``, a 404 unless it is a VM of the tenant's that is not
+    deleted (``vm`` may then be ``VirtualMachine(pk=...)`` of an id from a request)."""
+    read = reads.vm_change_reads(vm.pk, tenant=tenant)
+    if read is None:
+        raise NotFound("No such VM.")
+    vm.__dict__.update(read.vm.__dict__)
+    return vm, read.site
+
+
+def _save_state(vm: VirtualMachine, previous: str, writes: Pending) -> None:
+    """The VM's new state, where its row still has ``previous`` (as
+    ``ConcurrentTransitionMixin`` saves it), and ``writes`` in the same round trip."""
+    if not writes.update(vm, ["state"], where={"state": previous}):
+        raise ConcurrentTransition("Cannot save object! The state has been changed since "
+                                   "fetched from the database!")
 
 
 _VM_FIELDS = ["name", "template", "network", "vcpus", "memory_mb", "disk_gb", "ip_address",
@@ -305,26 +324,30 @@ POWER = {
 
 
 @transaction.atomic
-def vm_power(vm: VirtualMachine, action: str, *, acting_user) -> Job:
-    """Start, stop or restart: 409 when the action makes no sense in the VM's state."""
+def vm_power(vm: VirtualMachine, action: str, *, acting_user, tenant=None) -> Job:
+    """Start, stop or restart: 409 when the action makes no sense in the VM's state. (For
+    ``tenant`` and the instance ``vm``, see ``_locked_vm``.)"""
     transition, verb, runbook, event = POWER[action]
-    vm = _locked_vm(vm)
+    vm, site = _locked_vm(vm, tenant)
     if action != "stop":
         _require_active(vm.subscription)
     previous = vm.state
     _transition(vm, transition, verb)
-    vm.save()
-    job = _enqueue(runbook, vm.subscription, vm, acting_user=acting_user, vm=str(vm.pk),
+    writes = Pending()
+    job = _enqueue(runbook, vm.subscription, vm, acting_user=acting_user,
+                   placement=(_ready(site), None), writes=writes, vm=str(vm.pk),
                    previous=previous)
     events.record(event, vm, acting_user=acting_user, before={"state": previous},
-                  after={"state": vm.state}, job=job.pk)
+                  after={"state": vm.state}, job=job.pk, writes=writes)
+    _save_state(vm, previous, writes)
     return job
 
 
 @transaction.atomic
-def resize_vm(vm: VirtualMachine, *, vcpus: int, memory_mb: int, acting_user) -> Job:
+def resize_vm(vm: VirtualMachine, *, vcpus: int, memory_mb: int, acting_user,
+              tenant=None) -> Job:
     """Quota is checked on the difference; a shrink gives back when it has happened."""
-    vm = _locked_vm(vm)
+    vm, site = _locked_vm(vm, tenant)
     _require_active(vm.subscription)
     _check_size(vm.subscription, vm.template, vcpus, memory_mb, None)
     if (vcpus, memory_mb) == (vm.vcpus, vm.memory_mb):
@@ -337,7 +360,7 @@ def resize_vm(vm: VirtualMachine, *, vcpus: int, memory_mb: int, acting_user) ->
     quota.reserve(vm.subscription, sizing.growth(delta), cloud_id=vm.subscription.plan.cloud_id)
     vm.save()
     job = _enqueue(vm_runbooks.RESIZE, vm.subscription, vm, acting_user=acting_user,
-                   vm=str(vm.pk),
+                   placement=(_ready(site), None), vm=str(vm.pk),
                    previous=previous, vcpus=vcpus, memory_mb=memory_mb,
                    old_vcpus=vm.vcpus, old_memory_mb=vm.memory_mb)
     # The size changes when the job has resized the VM: the row says what was asked for.
@@ -349,16 +372,20 @@ def resize_vm(vm: VirtualMachine, *, vcpus: int, memory_mb: int, acting_user) ->
 
 
 @transaction.atomic
-def delete_vm(vm: VirtualMachine, *, acting_user) -> Job:
-    """Quota comes back when the delete job has finished."""
-    vm = _locked_vm(vm)
-    before = {"state": vm.state}
+def delete_vm(vm: VirtualMachine, *, acting_user, tenant=None) -> Job:
+    """Quota comes back when the delete job has finished. (For ``tenant`` and the instance
+    ``vm``, see ``_locked_vm``.)"""
+    vm, site = _locked_vm(vm, tenant)
+    previous = vm.state
     _transition(vm, VirtualMachine.start_deleting, "deleted")
-    vm.save()
+    # The job and its steps and the audit row are written in the VM's UPDATE (on
+    # PostgreSQL; before it elsewhere).
+    writes = Pending()
     job = _enqueue(vm_runbooks.DELETE, vm.subscription, vm, acting_user=acting_user,
-                   vm=str(vm.pk))
-    events.record(Event.VM_DELETING, vm, acting_user=acting_user, before=before,
-                  after={"state": vm.state}, job=job.pk)
+                   placement=(_ready(site), None), writes=writes, vm=str(vm.pk))
+    events.record(Event.VM_DELETING, vm, acting_user=acting_user, before={"state": previous},
+                  after={"state": vm.state}, job=job.pk, writes=writes)
+    _save_state(vm, previous, writes)
     return job
 
 
@@ -366,7 +393,7 @@ def delete_vm(vm: VirtualMachine, *, acting_user) -> Job:
 
 @transaction.atomic
 def create_snapshot(vm: VirtualMachine, *, name: str, acting_user) -> tuple[Snapshot, Job]:
-    vm = _locked_vm(vm)
+    vm, site = _locked_vm(vm)
     _require_active(vm.subscription)
     if vm.state not in (VmState.RUNNING, VmState.STOPPED):
         raise Conflict.in_state(vm, f"A {vm.state} VM cannot take a checkpoint.",
@@ -374,7 +401,7 @@ def create_snapshot(vm: VirtualMachine, *, name: str, acting_user) -> tuple[Snap
     quota.reserve(vm.subscription, {"snapshots": 1})
     snapshot = Snapshot.objects.create(vm=vm, name=name)
     job = _enqueue(vm_runbooks.CREATE_SNAPSHOT, vm.subscription, snapshot,
-                   acting_user=acting_user,
+                   acting_user=acting_user, placement=(_ready(site), None),
                    snapshot=str(snapshot.pk))
     events.record(Event.SNAPSHOT_REQUESTED, snapshot, acting_user=acting_user,
                   after={"name": snapshot.name, "vm": str(vm.pk), "state": snapshot.state},
@@ -388,14 +415,14 @@ def restore_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
     if snapshot.state != SnapshotState.READY:
         raise Conflict.in_state(snapshot, f"A {snapshot.state} checkpoint cannot be restored.",
                                 code=ErrorCode.SNAPSHOT_STATE)
-    vm = _locked_vm(snapshot.vm)
+    vm, site = _locked_vm(snapshot.vm)
     previous = vm.state
     _transition(vm, VirtualMachine.restore, "restored")
     vm.save()
     snapshot.start_restoring()
     snapshot.save()
     job = _enqueue(vm_runbooks.RESTORE_SNAPSHOT, vm.subscription, snapshot,
-                   acting_user=acting_user,
+                   acting_user=acting_user, placement=(_ready(site), None),
                    snapshot=str(snapshot.pk), previous=previous)
     events.record(Event.SNAPSHOT_RESTORING, snapshot, acting_user=acting_user,
                   before={"vm_state": previous}, after={"vm_state": vm.state}, vm=vm.pk,

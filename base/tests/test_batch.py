@@ -57,3 +57,32 @@ def test_an_expression_is_refused_before_anything_is_written(postgres):
     with pytest.raises(TypeError, match="holds an expression"):
         pending.ctes()
     assert not AuditEvent.objects.exists()
+
+
+def test_an_update_carries_the_rows_and_counts_only_a_row_that_still_matches():
+    from django.test.utils import CaptureQueriesContext
+
+    record = IdempotencyRecord.objects.create(scope="u", key="k", fingerprint="f")
+    # when a change of the record is written with two new rows, where it still has its
+    # fingerprint
+    pending = Pending()
+    first = AuditEvent(event="a.b", object_type="t", object_id="1")
+    second = AuditEvent(event="c.d", object_type="t", object_id="2")
+    pending.add(first, second)
+    record.status_code = 202
+    with CaptureQueriesContext(connection) as queries:
+        updated = pending.update(record, ["status_code"], where={"fingerprint": "f"})
+    # then the row is updated and the new rows written: on PostgreSQL in one statement
+    assert updated == 1
+    assert IdempotencyRecord.objects.get(pk=record.pk).status_code == 202
+    assert set(AuditEvent.objects.values_list("uid", flat=True)) == {first.uid, second.uid}
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
+    assert not first._state.adding and not pending
+    # when the row no longer has the values the change was made from
+    record.status_code = 500
+    pending.add(AuditEvent(event="e.f", object_type="t", object_id="3"))
+    updated = pending.update(record, ["status_code"], where={"fingerprint": "other"})
+    # then it is left as it was, and the count says so (the caller's transaction rolls
+    # the new row back)
+    assert updated == 0
+    assert IdempotencyRecord.objects.get(pk=record.pk).status_code == 202

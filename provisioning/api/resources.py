@@ -4,7 +4,6 @@ Fabric changes answer 202 with the resource in a transitional state and ``job``.
 """
 
 import django_filters
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
@@ -188,12 +187,13 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
         return self._accepted(pk, resources.vm_power, verb, acting_user=request.user)
 
     def _accepted(self, pk, change, *args, **kwargs):
-        """The VM as the change left it, read in the change's transaction: its job is
-        published at commit and may end (a deleted VM leaves the view) before a later read."""
-        with transaction.atomic():
-            job = change(self.get_object(), *args, **kwargs)
-            data = self.get_serializer(self.get_queryset().get(pk=pk)).data
-        return with_job(data, job)
+        """The VM as the change left it: the change reads it under lock (a 404 unless it is
+        a live VM of this tenant's) into the instance given, which is what is answered. A
+        later read could miss it: the job is published at commit and may end first (a
+        deleted VM leaves the view)."""
+        vm = VirtualMachine(pk=pk)
+        job = change(vm, *args, tenant=self.tenant, **kwargs)
+        return with_job(self.get_serializer(vm).data, job)
 
     @extend_schema(summary="Start a VM", description=_VM_STATE_CONFLICT, request=None,
                    responses={202: VmAcceptedSerializer})

@@ -2,17 +2,20 @@
 The job that does the fabric's part is recorded, not run."""
 
 import dataclasses
+from functools import partial
 
 import pytest
 
-from base.errors import Invalid
+from base.errors import Conflict, Invalid, NotFound
+from base.models import AuditEvent
 from fabric.models import CloudCapacity
 from fabric.tests.factories import CloudFactory, TemplateFactory
 from plans import quota
 from plans.models import SubscriptionState
 from plans.tests.factories import PlanFactory
 from provisioning import holdings, lifecycle, resources
-from provisioning.models import JobState, NetworkAddress, VirtualMachine
+from provisioning.models import Job, JobState, NetworkAddress, VirtualMachine
+from provisioning.runbooks import vm as vm_runbooks
 from provisioning.tests.factories import CommissionedSubscriptionFactory, NetworkFactory
 from tenants.tests.factories import MembershipFactory
 
@@ -218,3 +221,118 @@ def test_a_create_reads_what_it_checks_as_the_orm_would(subscription):
     VirtualMachine.objects.filter(name="web-1").update(state="running")
     assert vm_create_reads(subscription.pk, template_id=template.pk, network_id=None,
                            name="web-1").name_taken
+
+
+def _running_vm(subscription) -> VirtualMachine:
+    vm, _ = resources.create_vm(subscription, spec(subscription), acting_user=None)
+    VirtualMachine.objects.filter(pk=vm.pk).update(state="running")
+    return vm
+
+
+def test_a_vm_delete_reads_once_and_writes_once(subscription):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    vm = _running_vm(subscription)
+    before = VirtualMachine.objects.get(pk=vm.pk).state_changed_at
+    # when a tenant deletes it by its id
+    asked = VirtualMachine(pk=vm.pk)
+    with CaptureQueriesContext(connection) as queries:
+        job = resources.delete_vm(asked, acting_user=None, tenant=subscription.tenant)
+    statements = [q["sql"].replace('"', "") for q in queries.captured_queries]
+    shapes = [" ".join(s.split(None, 3)[:3]) for s in statements[1:-1]]
+    # then the VM (with what the change needs) is read under lock in one statement, and
+    # its UPDATE carries the job, its steps and the audit row: on PostgreSQL in its round
+    # trip, elsewhere just before it
+    assert statements[1].startswith("SELECT v.id")
+    if connection.vendor == "postgresql":
+        assert statements[1].endswith("FOR UPDATE OF v")
+        assert shapes == ["SELECT v.id, v.subscription_id,", "WITH w_0 AS"]
+        assert "UPDATE provisioning_virtualmachine SET" in statements[2]
+    else:
+        assert shapes == ["SELECT v.id, v.subscription_id,",
+                          "INSERT INTO provisioning_job", "INSERT INTO provisioning_jobstep",
+                          "INSERT INTO base_auditevent",
+                          "UPDATE provisioning_virtualmachine SET"]
+    # and what was written is what the ORM would have written: the instance asked with is
+    # the VM as the change left it
+    stored = VirtualMachine.objects.get(pk=vm.pk)
+    assert asked.state == stored.state == "deleting" and asked.name == "web-1"
+    assert stored.state_changed_at > before and stored.ip_address == vm.ip_address
+    assert job.steps.count() == len(vm_runbooks.DELETE.steps) and job.tenant_id == \
+        subscription.tenant_id
+    audit = AuditEvent.objects.get(event="vm.deleting", object_id=str(vm.pk))
+    assert audit.detail["job"] == str(job.pk)
+    assert (audit.before, audit.after, audit.tenant_id) == (
+        {"state": "running"}, {"state": "deleting"}, subscription.tenant_id)
+
+
+def test_a_vm_change_finds_only_a_live_vm_of_the_callers_tenant(subscription):
+    vm = _running_vm(subscription)
+    other = CommissionedSubscriptionFactory(plan=subscription.plan)
+    # when another tenant, or anyone with what is not an id, asks to delete or stop it
+    for asked, tenant in ((vm.pk, other.tenant), ("not-an-id", subscription.tenant)):
+        for change in (resources.delete_vm, partial(resources.vm_power, action="stop")):
+            with pytest.raises(NotFound):
+                change(VirtualMachine(pk=asked), acting_user=None, tenant=tenant)
+    # then nothing was changed or recorded
+    assert VirtualMachine.objects.get(pk=vm.pk).state == "running"
+    assert not Job.objects.filter(resource_id=str(vm.pk)).exclude(
+        runbook=vm_runbooks.CREATE.name).exists()
+    # and a deleted VM is not found by its tenant; without a tenant (the provider's
+    # side) it is, and its state refuses the change
+    VirtualMachine.objects.filter(pk=vm.pk).update(state="deleted")
+    with pytest.raises(NotFound):
+        resources.delete_vm(VirtualMachine(pk=vm.pk), acting_user=None,
+                            tenant=subscription.tenant)
+    with pytest.raises(Conflict):
+        resources.delete_vm(VirtualMachine(pk=vm.pk), acting_user=None)
+
+
+def test_a_vm_whose_state_changed_under_the_change_leaves_nothing_written(
+        subscription, monkeypatch):
+    from django_fsm import ConcurrentTransition
+
+    from provisioning import reads
+
+    vm = _running_vm(subscription)
+    read = reads.vm_change_reads
+
+    def stale(vm_id, **kwargs):
+        # another writer that ignored the lock: the row is no longer what was read
+        got = read(vm_id, **kwargs)
+        VirtualMachine.objects.filter(pk=vm_id).update(state="stopped")
+        return got
+
+    monkeypatch.setattr(reads, "vm_change_reads", stale)
+    jobs = Job.objects.count()
+    # when the VM is deleted from the state it was read in
+    with pytest.raises(ConcurrentTransition):
+        resources.delete_vm(vm, acting_user=None)
+    # then it is refused and nothing of it is left: no job, no audit row (the other write,
+    # made in its transaction, went with it)
+    assert VirtualMachine.objects.get(pk=vm.pk).state == "running"
+    assert Job.objects.count() == jobs
+    assert not AuditEvent.objects.filter(event="vm.deleting").exists()
+
+
+def test_a_vm_change_reads_what_it_needs_as_the_orm_would(subscription):
+    from provisioning.reads import vm_change_reads
+
+    vm = _running_vm(subscription)
+    # when a change of the VM reads it
+    read = vm_change_reads(vm.pk, tenant=subscription.tenant)
+    # then it has the VM as stored, its subscription with the plan, its template, and the
+    # subscription's active site with its cloud and stamp
+    stored = VirtualMachine.objects.select_related("subscription__plan", "template").get(
+        pk=vm.pk)
+    fields = [f.attname for f in VirtualMachine._meta.concrete_fields]
+    assert [getattr(read.vm, f) for f in fields] == [getattr(stored, f) for f in fields]
+    assert read.vm.subscription == subscription and read.vm.subscription.plan == \
+        subscription.plan
+    assert read.vm.template == stored.template
+    assert read.site == subscription.sites.get(is_active=True)
+    assert read.site.cloud.stamp == subscription.plan.cloud.stamp
+    # and without an active site, None in its place
+    subscription.sites.update(is_active=False)
+    assert vm_change_reads(vm.pk).site is None
