@@ -10,8 +10,9 @@ statement for a change of one row: its ``UPDATE``, the new rows in its round tri
 """
 
 from django.db import connection, models
+from django_fsm import ConcurrentTransition
 
-__all__ = ["Pending"]
+__all__ = ["Pending", "save_state"]
 
 
 class Pending:
@@ -96,6 +97,16 @@ class Pending:
             fields = [f for f in model._meta.concrete_fields if not f.generated
                       and not (f.primary_key and f.db_returning and objs[0].pk is None)]
             yield model, fields, objs
+
+
+def save_state(obj: models.Model, previous: str, writes: Pending, *, field: str = "state"
+               ) -> None:
+    """The new state of ``obj`` (a model with ``ConcurrentTransitionMixin``) where its row
+    still has ``previous``, as the mixin's ``save`` writes it, and ``writes`` in the same
+    round trip (``Pending.update``)."""
+    if not writes.update(obj, [field], where={field: previous}):
+        raise ConcurrentTransition("Cannot save object! The state has been changed since "
+                                   "fetched from the database!")
 
 
 def _values(fields, obj) -> list:

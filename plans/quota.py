@@ -217,7 +217,9 @@ def _capacity(deltas: Mapping[str, int]) -> dict[str, int]:
 def release(subscription: Subscription, deltas: Mapping[str, int], *, cloud_id=None) -> None:
     """Give back what ``reserve`` took. Never refused (the CHECK guards against < 0)."""
     back = {d: -n for d, n in deltas.items() if n}
-    with transaction.atomic():
+    # Both or neither; inside the caller's transaction no savepoint of its own (a failure
+    # is the caller's, whose transaction it ends).
+    with transaction.atomic(savepoint=False):
         if back:
             _take(_Ledger(QuotaLedger, "subscription_id", subscription.pk, back, {}))
         capacity = _capacity(back)

@@ -127,10 +127,12 @@ def network_full(network: Network) -> Conflict:
                     code=ErrorCode.NETWORK_FULL)
 
 
-def give_back(obj) -> None:
-    """Release what a VM, network or checkpoint holds in the ledger, once."""
+def give_back(obj, *, locked: bool = False) -> None:
+    """Release what a VM, network or checkpoint holds in the ledger, once. ``locked``:
+    ``obj`` is its row as read under lock in this transaction (a VM with its subscription
+    and plan), not read again."""
     model = type(obj)
-    row = model.objects.select_for_update().get(pk=obj.pk)
+    row = obj if locked else model.objects.select_for_update().get(pk=obj.pk)
     if not row.quota_held:
         return
     if isinstance(row, VirtualMachine):

@@ -12,10 +12,10 @@ import ipaddress
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django_fsm import ConcurrentTransition, TransitionNotAllowed
+from django_fsm import TransitionNotAllowed
 
 from base import events
-from base.batch import Pending
+from base.batch import Pending, save_state
 from base.constraints import violated
 from base.errors import Conflict, ErrorCode, Invalid, NotFound
 from base.events import Event
@@ -305,14 +305,6 @@ def _locked_vm(vm: VirtualMachine, tenant=None) -> tuple[VirtualMachine, Site | 
     return vm, read.site
 
 
-def _save_state(vm: VirtualMachine, previous: str, writes: Pending) -> None:
-    """The VM's new state, where its row still has ``previous`` (as
-    ``ConcurrentTransitionMixin`` saves it), and ``writes`` in the same round trip."""
-    if not writes.update(vm, ["state"], where={"state": previous}):
-        raise ConcurrentTransition("Cannot save object! The state has been changed since "
-                                   "fetched from the database!")
-
-
 _VM_FIELDS = ["name", "template", "network", "vcpus", "memory_mb", "disk_gb", "ip_address",
               "state"]
 
@@ -339,7 +331,7 @@ def vm_power(vm: VirtualMachine, action: str, *, acting_user, tenant=None) -> Jo
                    previous=previous)
     events.record(event, vm, acting_user=acting_user, before={"state": previous},
                   after={"state": vm.state}, job=job.pk, writes=writes)
-    _save_state(vm, previous, writes)
+    save_state(vm, previous, writes)
     return job
 
 
@@ -385,7 +377,7 @@ def delete_vm(vm: VirtualMachine, *, acting_user, tenant=None) -> Job:
                    placement=(_ready(site), None), writes=writes, vm=str(vm.pk))
     events.record(Event.VM_DELETING, vm, acting_user=acting_user, before={"state": previous},
                   after={"state": vm.state}, job=job.pk, writes=writes)
-    _save_state(vm, previous, writes)
+    save_state(vm, previous, writes)
     return job
 
 

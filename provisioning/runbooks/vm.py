@@ -2,6 +2,7 @@
 never acts twice; each job's end hook settles the VM's state and the quota."""
 
 from base import events
+from base.batch import Pending, save_state
 from base.events import Event
 from fabric.drivers import NotFound
 from provisioning import addons, sizing
@@ -53,9 +54,11 @@ def delete_created_vm(ctx):
 
 def _created(job):
     vm = _locked(job)
+    previous = vm.state
     vm.mark_provisioned()
-    vm.save()
-    events.record(Event.VM_CREATED, vm)
+    writes = Pending()  # the audit row, in the VM's UPDATE (on PostgreSQL)
+    events.record(Event.VM_CREATED, vm, writes=writes)
+    save_state(vm, previous, writes)
     addons.vm_created(vm)  # a DR add-on protects it too
 
 
@@ -199,14 +202,16 @@ def delete_vm(ctx):
 
 def _deleted(job):
     vm = _locked(job)
+    previous = vm.state
     vm.mark_deleted()
-    vm.save()
-    give_back(vm)
+    give_back(vm, locked=True)
     for snapshot in vm.snapshots.select_for_update().exclude(state=SnapshotState.DELETED):
         give_back(snapshot)
         snapshot.forget()
         snapshot.save()
-    events.record(Event.VM_DELETED, vm)
+    writes = Pending()  # the audit row, in the VM's UPDATE (on PostgreSQL)
+    events.record(Event.VM_DELETED, vm, writes=writes)
+    save_state(vm, previous, writes)
     addons.vm_deleted(vm)
 
 

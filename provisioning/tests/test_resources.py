@@ -336,3 +336,33 @@ def test_a_vm_change_reads_what_it_needs_as_the_orm_would(subscription):
     # and without an active site, None in its place
     subscription.sites.update(is_active=False)
     assert vm_change_reads(vm.pk).site is None
+
+
+def test_the_end_of_a_delete_job_gives_all_back_once_in_few_statements(subscription):
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    vm = _running_vm(subscription)
+    job = resources.delete_vm(vm, acting_user=None)
+    # when the delete job has deleted the VM from the fabric and ends
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        vm_runbooks.DELETE.on_success(job)
+    # then the VM is deleted, its quota, capacity and address are given back, and its
+    # end is in the audit
+    stored = VirtualMachine.objects.get(pk=vm.pk)
+    assert stored.state == "deleted" and not stored.quota_held
+    assert quota.summary(subscription)["vms"]["used"] == 0
+    assert cloud_used(subscription, "vcpus") == 0
+    assert not NetworkAddress.objects.filter(vm=vm).exists()
+    assert AuditEvent.objects.filter(event="vm.deleted", object_id=str(vm.pk)).count() == 1
+    # and the VM is read once, under lock, and its UPDATE carries the audit row on
+    # PostgreSQL; the release of the quota and the capacity takes no savepoint of its own
+    statements = [q["sql"].replace('"', "") for q in queries.captured_queries]
+    assert sum(s.startswith("SELECT provisioning_virtualmachine") for s in statements) == 1
+    assert sum(s.startswith("SAVEPOINT") for s in statements) == 1
+    if connection.vendor == "postgresql":
+        last = next(s for s in statements if "UPDATE provisioning_virtualmachine SET state" in s)
+        assert last.startswith("WITH w_0 AS (INSERT INTO base_auditevent")
+    # and a second end gives nothing back twice
+    holdings.give_back(stored)
+    assert quota.summary(subscription)["vms"]["used"] == 0
