@@ -172,9 +172,10 @@ def _run(job_id, worker: str) -> Job | None:
                                        "worker (each one died or was lost).", "")
         fresh = True  # the claim has just read whether the job is to be cancelled
         rows = steps if steps is not None else list(job.steps.all())
-        # The last step's row is written with the job's end when both can be one statement.
-        ends_with = rows[-1] if rows and statements.supported() and not runbook.on_success \
-            else None
+        # The last step's row (and its outputs) is written with the job's end when both
+        # can be one statement (should the end fail, ``_finish`` writes them alone; should
+        # the worker die first, the step is done again under its key when the job resumes).
+        ends_with = rows[-1] if rows and statements.supported() else None
         written_at_end = None
         for row in rows:
             if row.state in (StepState.SUCCEEDED, StepState.SKIPPED):
@@ -235,8 +236,8 @@ def _with_transient_retries(call: Callable[[StepContext], Any], step: Step, ctx:
 
 def _do(job: Job, row: JobStep, step: Step, *, at_end: bool = False) -> bool:
     """Run the step, recording it as it goes. ``at_end``: the job ends with this step and
-    its end can write the step's row too; True if it is left for the end to write (done,
-    and nothing for the job's outputs)."""
+    its end can write the step's row and the job's outputs too; True if they are left for
+    the end to write (the step done, its outputs in the job in hand)."""
     ctx = StepContext(job=job, step=row)
     now = clock.now()
     JobStep.objects.filter(pk=row.pk).update(
@@ -250,10 +251,11 @@ def _do(job: Job, row: JobStep, step: Step, *, at_end: bool = False) -> bool:
         raise
     ctx.log("done")
     row.output = output
+    if at_end:
+        job.outputs = {**job.outputs, **output}
+        _record_step(row, StepState.SUCCEEDED, ctx)
+        return True
     if not output:  # nothing for the job's outputs: the step's row alone says it is done
-        if at_end:
-            _record_step(row, StepState.SUCCEEDED, ctx)
-            return True
         _save_step(row, StepState.SUCCEEDED, ctx)
         return False
     with transaction.atomic():
@@ -289,21 +291,36 @@ def _save_step(row: JobStep, state: str, ctx: StepContext) -> None:
 
 def _finish(job: Job, runbook: Runbook, last: JobStep | None = None) -> Job:
     """End the job, succeeded; ``last``: the last step's row, done but not yet written,
-    written with the end in the same statement (no ``on_success``, PostgreSQL)."""
+    written with the end and the job's outputs in the same statement (PostgreSQL), before
+    ``on_success`` in the same transaction."""
     # No read first: the save is ``UPDATE ... WHERE state = 'running'``
     # (ConcurrentTransitionMixin), which fails if another worker ended the job since (and
     # locks the row for ``on_success``); the job in hand has the steps' outputs. Without an
     # ``on_success``, the UPDATE is the whole end: no transaction around it.
-    with transaction.atomic() if runbook.on_success else nullcontext():
-        job.succeed()
-        job.finished_at = clock.now()
-        if last is None:
-            job.save(update_fields=["state", "finished_at"])
-        elif not statements.end(job, last):
-            raise ConcurrentTransition("Cannot save object! The state has been changed "
-                                       "since fetched from the database!")
-        if runbook.on_success:
-            runbook.on_success(job)
+    try:
+        with transaction.atomic() if runbook.on_success else nullcontext():
+            job.succeed()
+            job.finished_at = clock.now()
+            if last is None:
+                job.save(update_fields=["state", "finished_at"])
+            elif not statements.end(job, last):
+                raise ConcurrentTransition("Cannot save object! The state has been changed "
+                                           "since fetched from the database!")
+            if runbook.on_success:
+                runbook.on_success(job)
+    except ConcurrentTransition:
+        raise  # another worker ended the job: its rows are its own
+    except Exception:
+        if last is not None and runbook.on_success:
+            # The end did not commit; the step it was to write is done all the same: its
+            # row and outputs are written, so that a resume does not do it again and an
+            # undo knows what to undo.
+            with transaction.atomic():
+                Job.objects.filter(pk=job.pk).update(outputs=job.outputs)
+                JobStep.objects.filter(pk=last.pk).update(
+                    state=last.state, finished_at=last.finished_at, log=last.log,
+                    output=last.output)
+        raise
     return job
 
 

@@ -7,7 +7,7 @@ process from the models' own tables and columns:
 
 - ``claim``: the conditional ``UPDATE`` that takes a queued job waiting for no other,
   and, in the same statement, the job as it is now, its stamp and its steps;
-- ``end``: the last step's row written and the job ended with it,
+- ``end``: the last step's row written and the job ended with it (and its outputs),
   ``... WHERE state = 'running'`` as ``ConcurrentTransitionMixin`` would.
 
 The rows come back through each field's database converters, as the ORM's do. Other
@@ -114,15 +114,17 @@ def _end_statement() -> str:
         f"SET {step('state')} = %s, {step('finished_at')} = %s, {step('log')} = %s, "
         f"{step('output')} = %s WHERE {step('id')} = %s) "
         f"UPDATE {_quote(Job._meta.db_table)} SET {job('state')} = %s, "
-        f"{job('finished_at')} = %s WHERE {job('id')} = %s AND {job('state')} = %s")
+        f"{job('finished_at')} = %s, {job('outputs')} = %s "
+        f"WHERE {job('id')} = %s AND {job('state')} = %s")
 
 
 def end(job: Job, row: JobStep) -> bool:
     """Write the last step's row as it is in hand and end the job as it is in hand (its
-    new state and ``finished_at``), if it is still running; whether it was."""
+    new state, ``finished_at`` and outputs), if it is still running; whether it was."""
     output = JobStep._meta.get_field("output").get_db_prep_save(row.output, connection)
+    outputs = Job._meta.get_field("outputs").get_db_prep_save(job.outputs, connection)
     with connection.cursor() as cursor:
         cursor.execute(_end_statement(), [row.state, row.finished_at, row.log, output, row.pk,
-                                          job.state, job.finished_at, job.pk,
+                                          job.state, job.finished_at, outputs, job.pk,
                                           JobState.RUNNING])
         return cursor.rowcount == 1

@@ -453,3 +453,75 @@ def test_a_step_that_outputs_nothing_costs_its_own_row_only(stamp):
         # claim it, read it with its stamp and steps, start and end the step, end the job
         assert [s.split(" ", 1)[0] for s in sql] == ["UPDATE", "SELECT", "UPDATE", "UPDATE",
                                                     "UPDATE"], sql
+
+
+SEEN_AT_END: list[tuple[dict, str]] = []
+
+
+def _made(ctx):
+    CALLS.append(f"do made {ctx.key()}")
+    return {"made": ctx.key()}
+
+
+def _seen_at_end(job):
+    # what the job's end finds in the database in its own transaction
+    stored = Job.objects.get(pk=job.pk)
+    SEEN_AT_END.append((stored.outputs, stored.steps.get().state))
+    if "end" in FAIL:
+        raise FAIL.pop("end")
+
+
+ENDS_WITH_OUTPUTS = engine.register(Runbook(
+    name="test.ends-with-outputs", steps=(Step("make", _made),), on_success=_seen_at_end))
+
+
+def test_the_last_step_and_its_outputs_are_written_with_the_jobs_end(stamp):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    SEEN_AT_END.clear()
+    job = new_job(stamp, runbook=ENDS_WITH_OUTPUTS.name)
+    # when a worker runs a job whose last step outputs something and whose runbook has an
+    # end hook
+    with CaptureQueriesContext(connection) as queries:
+        engine.run(job.pk, worker="w1")
+    # then the hook finds the outputs and the step done, and so does everyone after
+    job.refresh_from_db()
+    made = CALLS[0].removeprefix("do made ")
+    assert [({"made": made}, StepState.SUCCEEDED)] == SEEN_AT_END
+    assert job.state == JobState.SUCCEEDED and job.outputs == {"made": made}
+    assert job.steps.get().output == {"made": made} and job.steps.get().log.endswith("done")
+    if connection.vendor == "postgresql":
+        # the claim, the step started, and in the end's transaction the step done with the
+        # job's end and outputs, in one statement
+        sql = [q["sql"] for q in queries.captured_queries]
+        shapes = [s.split(" ", 1)[0] for s in sql]
+        assert shapes == ["WITH", "UPDATE", "SAVEPOINT", "WITH", "SELECT", "SELECT",
+                          "RELEASE"], sql
+        assert '"outputs"' in sql[3]
+
+
+def test_an_end_that_fails_still_records_the_last_step_and_its_outputs(stamp):
+    SEEN_AT_END.clear()
+    job = new_job(stamp, runbook=ENDS_WITH_OUTPUTS.name)
+    FAIL["end"] = RuntimeError("the end hook broke")
+    # when the job's end hook fails once
+    with pytest.raises(RuntimeError):
+        engine.run(job.pk, worker="w1")
+    # then the end is not kept (the job runs on, its worker's until the lease ends), but
+    # its last step is recorded done, with its outputs, for a resume or an undo to find
+    job.refresh_from_db()
+    made = CALLS[0].removeprefix("do made ")
+    assert job.state == JobState.RUNNING and job.finished_at is None
+    assert job.outputs == {"made": made}
+    step = job.steps.get()
+    assert step.state == StepState.SUCCEEDED and step.output == {"made": made}
+    assert step.log.endswith("done")
+    # when another worker resumes it after the lease
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(
+        hours=1))
+    engine.run(job.pk, worker="w2")
+    # then the step is not done again, and the job ends with its outputs
+    job.refresh_from_db()
+    assert len(CALLS) == 1
+    assert job.state == JobState.SUCCEEDED and job.outputs == {"made": made}
