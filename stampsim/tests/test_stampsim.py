@@ -158,8 +158,9 @@ def test_a_mutating_call_needs_a_key(api: Client) -> None:
 
 
 def test_operations_run_asynchronously_with_latency(stamps: Callable[..., StampProcess]) -> None:
-    # given a stamp that takes 300 ms per operation
-    api = Client(stamps("slow", "--latency-ms", "300").url)
+    # given a stamp that takes 3 s per operation (long enough that a loaded machine still
+    # asks for the inventory before it has run)
+    api = Client(stamps("slow", "--latency-ms", "3000").url)
     # when a container is asked for
     op = api.start("POST", "/v1/containers", {"name": "t"})
     # then the first answer is an operation still running, with nothing created yet
