@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 
-from base.api.fields import StrictUUIDField
+from base.api.fields import FieldsBuiltOnce, StrictUUIDField
 from base.api.responses import JobAcceptedSerializer, accepted
 from base.api.schema import problems
 from base.api.viewsets import TenantViewSet
@@ -36,7 +36,7 @@ __all__ = ["NetworkViewSet", "TemplateViewSet", "VmViewSet"]
 _JOB_HELP = "The job that carries out the change: follow it at GET /api/v1/jobs/<id>/."
 
 
-class NetworkSerializer(serializers.ModelSerializer):
+class NetworkSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     subscription = StrictUUIDField(source="subscription_id")
     cidr = serializers.CharField(max_length=43)
 
@@ -54,7 +54,7 @@ class NetworkAcceptedSerializer(NetworkSerializer):
         fields = [*NetworkSerializer.Meta.fields, "job"]
 
 
-class VmSerializer(serializers.ModelSerializer):
+class VmSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     subscription = StrictUUIDField(source="subscription_id")
     template = StrictUUIDField(source="template_id")
     network = StrictUUIDField(source="network_id", required=False,
@@ -101,6 +101,13 @@ def with_job(data, job):
     return accepted({**data, "job": str(job.pk)}, job.pk)
 
 
+def answered(serializer, instance) -> dict:
+    """``instance`` as the serializer that read the request represents it (as DRF's
+    ``save()`` does: its fields are built once a request)."""
+    serializer.instance = instance
+    return serializer.data
+
+
 def job_only(job):
     return accepted({"job": str(job.pk)}, job.pk)
 
@@ -140,7 +147,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Subscript
         network, job = resources.create_network(
             self.subscription(data["subscription_id"]), name=data["name"], cidr=data["cidr"],
             acting_user=request.user)
-        return with_job(self.get_serializer(network).data, job)
+        return with_job(answered(serializer, network), job)
 
     @extend_schema(summary="Delete a network",
                    responses={202: JobAcceptedSerializer, **problems(409)},
@@ -176,7 +183,7 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
                                 disk_gb=data["disk_gb"], network_id=data.get("network_id"))
         vm, job = resources.create_vm(data["subscription_id"], spec, acting_user=request.user,
                                       tenant=self.tenant)
-        return with_job(self.get_serializer(vm).data, job)
+        return with_job(answered(serializer, vm), job)
 
     @extend_schema(summary="Delete a VM", responses={202: VmAcceptedSerializer, **problems(409)},
                    description="Its quota is given back when the job has ended.")
