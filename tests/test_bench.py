@@ -44,6 +44,10 @@ def test_a_tiny_run_measures_both_endpoints_ends_every_job_and_stops_its_stack(t
     assert jobs["per_second"] > 0
     assert "VM create" in result.stdout and "jobs/s" in result.stdout
     assert set(figures["cpu_cores"]) == {"baseline", "vm_create", "drain"}
+    # and the deletes came after the creates, whose web CPU was measured alone
+    assert figures["deletes"] == "after"
+    assert figures["web_cpu_ms_per_create"] > 0
+    assert "web CPU per VM create" in result.stdout
     # and the web server it started is gone
     url = re.search(r"Stack up at (\S+?);", result.stderr).group(1)
     with pytest.raises(httpx.ConnectError):

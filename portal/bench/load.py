@@ -130,8 +130,11 @@ class Outcome:
 
 
 class Reaper:
-    """Deletes each created VM once its create job has ended, through the API, so the
-    run holds few VMs at a time; then waits for the delete jobs to end.
+    """Deletes each created VM once its create job has ended, through the API; then waits
+    for the delete jobs to end. With ``hold`` it neither looks nor deletes before
+    ``clients_done``, so that the deletes (requests to the same web tier) are not
+    measured with the creates; without, it deletes during the creates too, so the run
+    holds few VMs at a time.
 
     It watches job states in the database (one query a poll) rather than over HTTP, so
     that watching adds no load to the web tier being measured.
@@ -139,8 +142,9 @@ class Reaper:
 
     POLL = 0.2  # seconds between looks at the jobs
 
-    def __init__(self, connect: Callable[[], httpx.Client]):
+    def __init__(self, connect: Callable[[], httpx.Client], *, hold: bool = False):
         self.connect = connect
+        self.hold = hold
         self.created: queue.Queue[tuple[str, str]] = queue.Queue()  # (vm, create job)
         self.outcome = Outcome()
         self.clients_done = threading.Event()
@@ -166,9 +170,10 @@ class Reaper:
             with self.connect() as http:
                 while not self.halt.is_set():
                     self._collect()
-                    for job_id in self._ended(self._waiting_create):
-                        self._delete_vm(http, self._waiting_create.pop(job_id))
-                    self._waiting_delete -= set(self._ended(self._waiting_delete))
+                    if not self.hold or self.clients_done.is_set():
+                        for job_id in self._ended(self._waiting_create):
+                            self._delete_vm(http, self._waiting_create.pop(job_id))
+                        self._waiting_delete -= set(self._ended(self._waiting_delete))
                     if self.clients_done.is_set() and not self.pending:
                         return
                     self.halt.wait(self.POLL)

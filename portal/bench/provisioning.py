@@ -7,9 +7,12 @@ One run, one server, one database:
 2. build a catalog and a commissioned subscription (``world``);
 3. baseline: N clients POST to a minimal authenticated endpoint that inserts one row;
 4. VM create: N clients POST ``/api/v1/vms/``; the reaper deletes each VM once its
-   create job has ended;
+   create job has ended: once the clients are done (``deletes="after"``: the phase
+   measures creates and their jobs) or during the phase as well (``"during"``: creates
+   and deletes share the web tier, the run holds few VMs);
 5. wait for every create and delete job to end, and report rates, latencies, the
-   ratio of the two request rates and the jobs finished per second end to end.
+   ratio of the two request rates, the web tier's CPU per create and the jobs finished
+   per second end to end.
 """
 
 import os
@@ -38,10 +41,12 @@ __all__ = ["render", "run"]
 
 BASELINE_PATH = "/api/bench/baseline/"
 PHASES = ("baseline", "vm_create", "drain")
+DELETES = ("after", "during")
 
 
 def run(*, clients: int, duration: float, requests: int | None, worker_concurrency: int,
-        drain_timeout: float, say: Callable[[str], object] = print) -> dict:
+        drain_timeout: float, deletes: str = "after",
+        say: Callable[[str], object] = print) -> dict:
     """Run the benchmark; its figures (see ``render``)."""
     name = f"bench-{uuid.uuid4().hex[:6]}"
     run_dir = Path(settings.VAR_DIR) / "bench" / name
@@ -67,7 +72,7 @@ def run(*, clients: int, duration: float, requests: int | None, worker_concurren
         baseline = load("baseline", call=lambda http, _: http.post(BASELINE_PATH, json={}))
         readings.append(meter.read())
         stack.check()
-        reaper = Reaper(connect)
+        reaper = Reaper(connect, hold=deletes == "after")
 
         def create(http: httpx.Client, vm_name: str) -> httpx.Response:
             response = http.post("/api/v1/vms/", json=world.vm(vm_name))
@@ -89,6 +94,8 @@ def run(*, clients: int, duration: float, requests: int | None, worker_concurren
     baseline_figures, create_figures = summarise(baseline, 201), summarise(creates, 202)
     ratio = (create_figures["per_second"] / baseline_figures["per_second"]
              if baseline_figures["per_second"] else None)
+    cpu = {phase: Meter.cores(before, after) for phase, before, after
+           in zip(PHASES, readings, readings[1:], strict=False)}
     return {
         "scenario": "provisioning",
         "database": connection.vendor,
@@ -99,14 +106,24 @@ def run(*, clients: int, duration: float, requests: int | None, worker_concurren
         "duration_s": duration,
         "request_budget": requests,
         "worker_concurrency": worker_concurrency,
+        "deletes": deletes,
         "baseline": baseline_figures,
         "vm_create": create_figures,
         "ratio": None if ratio is None else round(ratio, 3),
         "vm_delete": summarise(reaper.outcome.deletes, 202),
         "jobs": _jobs(reaper.outcome, creates),
-        "cpu_cores": {phase: Meter.cores(before, after) for phase, before, after
-                      in zip(PHASES, readings, readings[1:], strict=False)},
+        "cpu_cores": cpu,
+        "web_cpu_ms_per_create": _web_ms_per_create(readings[1], readings[2], creates),
     }
+
+
+def _web_ms_per_create(before: dict, after: dict, creates: list[Sample]) -> float | None:
+    """The web tier's CPU time in the VM phase over the creates it accepted (with
+    ``deletes="during"``, the deletes' share is in it)."""
+    accepted = sum(s.status == 202 for s in creates)
+    if not before or not after or not accepted:
+        return None
+    return round((after["web"] - before["web"]) * 1000 / accepted, 2)
 
 
 def _drain(stack: Stack, reaper: Reaper, expected: int, timeout: float) -> None:
@@ -153,6 +170,10 @@ def _median_ms(spans: list) -> float:
     return round(percentile([span.total_seconds() * 1000 for span in spans], 50), 1)
 
 
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"
+
+
 def render(figures: dict) -> str:
     """The figures as a side-by-side table."""
     base, vm = figures["baseline"], figures["vm_create"]
@@ -174,8 +195,9 @@ def render(figures: dict) -> str:
     lines += [
         f"ratio (VM create / baseline accepted/s): "
         f"{'n/a' if ratio is None else f'{ratio:.3f}'}",
-        f"VM deletes: {deletes['accepted']} accepted, {deletes['errors']} errors, "
-        f"p50 {deletes['p50_ms']:.1f} ms",
+        f"web CPU per VM create: {_ms(figures['web_cpu_ms_per_create'])}",
+        f"VM deletes ({figures['deletes']} the creates): {deletes['accepted']} accepted, "
+        f"{deletes['errors']} errors, p50 {deletes['p50_ms']:.1f} ms",
         f"jobs: {jobs['ended']} of {jobs['total']} ended ({jobs['creates']} creates, "
         f"{jobs['deletes']} deletes; {jobs['succeeded']} succeeded) in "
         f"{jobs['seconds']:.1f} s: {jobs['per_second']:.2f} jobs/s",

@@ -68,6 +68,10 @@ class Command(BaseCommand):
         parser.add_argument("--drain-timeout", type=float, default=900.0,
                             help="seconds to wait for the jobs to end after the clients "
                                  "stop; default %(default)s")
+        parser.add_argument("--deletes", choices=provisioning.DELETES, default="after",
+                            help="provisioning: the VMs are deleted after the creates "
+                                 "(the VM phase measures creates alone) or during them "
+                                 "too; default %(default)s")
         parser.add_argument("--operations", type=_positive, default=10_000,
                             help="stampsim: calls per phase (default %(default)s)")
         parser.add_argument("--rate", type=float, default=50.0,
@@ -120,7 +124,8 @@ class Command(BaseCommand):
             return None
         figures = self._measure(provisioning, as_json, clients=clients, duration=duration,
                                 requests=requests, worker_concurrency=worker_concurrency,
-                                drain_timeout=drain_timeout, say=self.stderr.write)
+                                drain_timeout=drain_timeout, deletes=options["deletes"],
+                                say=self.stderr.write)
         jobs = figures["jobs"]
         if jobs["ended"] < jobs["total"]:
             raise CommandError(f"{jobs['total'] - jobs['ended']} jobs had not ended after "
