@@ -38,8 +38,8 @@ def claim_free_address(network: Network, vm: VirtualMachine) -> str:
     return claim_address(network, vm, free_addresses(network))
 
 
-# How many hosts past the number held the one-statement claim looks at: room for this
-# many creates claiming in the network at the same moment.
+# How many free hosts the one-statement claim looks at: room for this many creates
+# claiming in the network at the same moment.
 _CLAIM_WINDOW = 64
 
 
@@ -47,9 +47,11 @@ def _claim_first_on_postgresql(network: Network, vm: VirtualMachine) -> str | No
     """The first free host, or None when every host of the window is held or being
     claimed (the caller then reads what is free).
 
-    The network's first ``held + _CLAIM_WINDOW`` hosts hold at least that many free ones
-    less those being claimed; the inner query (kept apart by ``OFFSET 0``) finds the free
-    ones in host order, the outer one takes the first whose advisory lock it gets."""
+    The inner query lists the first ``_CLAIM_WINDOW`` free hosts in host order: those
+    before the first held one, then those after each held one that the next held one
+    does not follow (``lead`` over the network's addresses in the order of their index,
+    read only as far as the free hosts it needs: to the first hole, or the end when
+    there is none); the outer one takes the first whose advisory lock it gets."""
     table = NetworkAddress._meta.db_table
     cidr = ipaddress.ip_network(network.cidr)
     hosts = cidr.num_addresses - 2
@@ -57,16 +59,23 @@ def _claim_first_on_postgresql(network: Network, vm: VirtualMachine) -> str | No
         cursor.execute(
             f"INSERT INTO {table} (network_id, address, vm_id, allocated_at) "  # noqa: S608
             "SELECT %(network)s, free.address, %(vm)s, %(now)s FROM ("
-            "  SELECT %(base)s::inet + n AS address FROM generate_series(1, LEAST(%(hosts)s,"
-            f"   (SELECT count(*) FROM {table} WHERE network_id = %(network)s) + %(window)s)"
-            "  ) AS n WHERE %(base)s::inet + n <> %(gateway)s::inet AND NOT EXISTS ("
-            f"   SELECT 1 FROM {table} held WHERE held.network_id = %(network)s"
-            "    AND held.address = %(base)s::inet + n) OFFSET 0) AS free "
-            "WHERE pg_try_advisory_xact_lock(%(key)s,"
+            "  SELECT %(base)s::inet + n AS address FROM generate_series(1, LEAST("
+            f"   %(window)s, COALESCE((SELECT min(address) FROM {table}"
+            "    WHERE network_id = %(network)s) - %(base)s::inet - 1, %(hosts)s))) AS n"
+            "  UNION ALL"
+            "  SELECT gap.address + n FROM (SELECT * FROM ("
+            "    SELECT address, lead(address) OVER (ORDER BY address) AS next"
+            f"   FROM {table} WHERE network_id = %(network)s) AS held"
+            "   WHERE held.next IS NULL OR held.next - held.address > 1) AS gap,"
+            "   generate_series(1, LEAST(%(window)s, COALESCE(gap.next, %(last)s::inet + 1)"
+            "    - gap.address - 1)) AS n"
+            "  LIMIT %(window)s) AS free "
+            "WHERE free.address <> %(gateway)s::inet AND pg_try_advisory_xact_lock(%(key)s,"
             "  (free.address - '0.0.0.0'::inet - 2147483648)::int) "
             "LIMIT 1 ON CONFLICT DO NOTHING RETURNING host(address)",
             {"network": network.pk, "vm": vm.pk, "now": timezone.now(),
              "base": str(cidr.network_address), "hosts": hosts, "window": _CLAIM_WINDOW,
+             "last": str(cidr.network_address + hosts),
              "gateway": network.gateway_address, "key": _lock_key(network)})
         row = cursor.fetchone()
     return row[0] if row is not None else None

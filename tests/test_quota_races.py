@@ -263,6 +263,40 @@ def test_the_one_statement_claim_skips_addresses_being_claimed_and_reads_past_it
         transaction.set_rollback(True)
 
 
+def test_the_one_statement_claim_takes_the_first_hole_else_the_host_after_the_last(
+        ready_subscription):
+    from django.db import transaction
+
+    from provisioning import holdings
+    from provisioning.models import NetworkAddress
+
+    subscription = ready_subscription({"vcpus": 8, "memory_mb": 8192, "storage_gb": 100,
+                                       "vms": 4, "networks": 1, "snapshots": 1})
+    network = subscription.networks.get()
+    hosts = list(itertools.islice(holdings.free_addresses(network), 100))
+
+    def claim() -> str:
+        with transaction.atomic():
+            address = holdings._claim_first_on_postgresql(network,
+                                                          VirtualMachine(network=network))
+            transaction.set_rollback(True)
+        return address
+
+    # given the network's first 100 free hosts held, but for two holes
+    NetworkAddress.objects.bulk_create(NetworkAddress(network=network, address=a)
+                                       for a in hosts if a not in (hosts[40], hosts[70]))
+    # then the claim takes the first hole, then the next, then the host after the last
+    assert claim() == hosts[40]
+    NetworkAddress.objects.create(network=network, address=hosts[40])
+    assert claim() == hosts[70]
+    NetworkAddress.objects.create(network=network, address=hosts[70])
+    assert claim() == next(holdings.free_addresses(network))
+    assert claim() not in hosts and claim() != network.gateway_address
+    # and with the network's first free host given back, that one
+    NetworkAddress.objects.filter(network=network, address=hosts[0]).delete()
+    assert claim() == hosts[0]
+
+
 def test_a_create_whose_name_another_committed_meanwhile_is_told_and_leaves_nothing(
         ready_subscription):
     import time
