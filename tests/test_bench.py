@@ -149,3 +149,21 @@ def test_a_tiny_stampsim_run_sends_the_same_calls_twice_and_only_the_pruned_stam
     for phase in (pruned, kept):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{phase['url']}/v1/health", timeout=2)
+
+
+def test_a_tiny_ipam_run_claims_the_first_free_host_at_each_size(tmp_path):
+    # given embedded mode in a fresh var directory
+    env = {k: v for k, v in os.environ.items() if k not in SERVICES}
+    env["BUFFET_VAR_DIR"] = str(tmp_path)
+    # when a tiny ipam benchmark runs, with 0 and 310 addresses held
+    result = subprocess.run(
+        [sys.executable, "manage.py", "bench", "ipam", "--sizes", "0,310", "--requests", "3",
+         "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    # then each claim took the first free host: past the gateway, past those held, or the
+    # hole near the start
+    assert [(r["held"], r["hole"], r["address"]) for r in figures["results"]] == [
+        (0, False, "10.64.0.2"), (310, False, "10.64.1.56"), (309, True, "10.64.1.46")]
+    assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in figures["results"])
+    assert "ipam benchmark" in result.stdout

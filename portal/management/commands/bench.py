@@ -1,4 +1,4 @@
-"""``manage.py bench provisioning|jobs|dr|metering|scale|stampsim``: benchmarks, most
+"""``manage.py bench provisioning|jobs|dr|metering|scale|stampsim|ipam``: benchmarks, most
 against a stack the command starts.
 
 It runs on the database and broker of the current settings (set ``DATABASE_URL`` and
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.bench import chart, dr, jobs, metering, provisioning, scale, stampsim
+from portal.bench import chart, dr, ipam, jobs, metering, provisioning, scale, stampsim
 from portal.bench.stack import StackFailed
 
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("scenario",
                             choices=["provisioning", "dr", "metering", "scale", "jobs",
-                                     "stampsim"])
+                                     "stampsim", "ipam"])
         parser.add_argument("--vms", type=_positive, default=None,
                             help="dr: VMs in the protected subscription (default 200); "
                                  "metering: VMs on the stamp (default 100000)")
@@ -51,6 +51,9 @@ class Command(BaseCommand):
                                  "endpoint after each; default %(default)s")
         parser.add_argument("--chart", default="",
                             help="scale: write an SVG of p95 against rows to this file")
+        parser.add_argument("--sizes", default="0,1500,20000,60000",
+                            help="ipam: addresses held in the network before the claims, "
+                                 "comma-separated; default %(default)s")
         parser.add_argument("--pools", default="prefork,threads",
                             help="jobs: worker pools to compare, comma-separated "
                                  f"({', '.join(jobs.POOLS)}); default %(default)s")
@@ -62,7 +65,8 @@ class Command(BaseCommand):
         parser.add_argument("--duration", type=float, default=20.0,
                             help="seconds each phase lasts at most; default %(default)s")
         parser.add_argument("--requests", type=_positive, default=None,
-                            help="requests each phase sends at most, all clients together")
+                            help="requests each phase sends at most, all clients together "
+                                 "(ipam: claims a size, default 50)")
         parser.add_argument("--worker-concurrency", type=_positive, default=2,
                             help="Celery worker processes; default %(default)s")
         parser.add_argument("--drain-timeout", type=float, default=900.0,
@@ -94,6 +98,8 @@ class Command(BaseCommand):
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if scenario == "dr":
             return self._dr(vms or 200, latencies, as_json)
+        if scenario == "ipam":
+            return self._ipam(options["sizes"], requests or 50, as_json)
         if scenario == "metering":
             return self._metering(vms or 100_000, keep, as_json)
         if scenario == "jobs":
@@ -161,6 +167,15 @@ class Command(BaseCommand):
         except ValueError:
             raise CommandError("--latencies takes whole milliseconds, e.g. 0,50") from None
         self._measure(dr, as_json, vms=vms, latencies=levels, say=self.stderr.write)
+
+    def _ipam(self, sizes: str, claims: int, as_json: bool) -> None:
+        try:
+            levels = tuple(int(size) for size in sizes.split(",") if size.strip())
+        except ValueError:
+            raise CommandError("--sizes takes whole numbers, e.g. 0,1500,20000") from None
+        if not levels or min(levels) < 0:
+            raise CommandError("--sizes takes whole numbers of 0 or more")
+        self._measure(ipam, as_json, sizes=levels, claims=claims, say=self.stderr.write)
 
     def _metering(self, vms: int, keep: bool, as_json: bool) -> None:
         restore = self._stop_on_sigterm()
