@@ -12,6 +12,8 @@ statement for a change of one row: its ``UPDATE``, the new rows in its round tri
 from django.db import connection, models
 from django_fsm import ConcurrentTransition
 
+from base import prepared
+
 __all__ = ["Pending", "save_state"]
 
 
@@ -68,7 +70,7 @@ class Pending:
         else:
             self.save()
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            prepared.execute(cursor, sql, params)
             self.written()
             return cursor.rowcount
 

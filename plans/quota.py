@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from django.db import connection, transaction
 
+from base import prepared
 from base.batch import Pending
 from base.errors import QuotaExceeded
 from fabric.models import CloudCapacity
@@ -76,7 +77,9 @@ def _update(ledger: _Ledger, *, only_if: str = "") -> tuple[str, list]:
     dimension, used, limit = quote("dimension"), quote("used"), quote("limit")
     add, fits, add_params, fit_params = [], [], [], []
     for name, amount in ledger.deltas.items():
-        add.append("WHEN %s THEN %s")
+        # The amount's type said (a prepared statement's parameter takes it from its
+        # place, and a CASE branch names none).
+        add.append("WHEN %s THEN CAST(%s AS bigint)")
         add_params += [name, amount]
         if amount > 0:
             fits.append(f"({dimension} = %s AND {used} + %s <= {limit} + %s)")
@@ -138,7 +141,7 @@ def _take_in_turn(ledgers: list[_Ledger], writes: Pending) -> list[set[str]]:
     union = " UNION ALL ".join(f"SELECT {i}, {dimension} FROM taken_{i}"  # noqa: S608
                                for i in range(len(ledgers)))
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} {union}", params)
+        prepared.execute(cursor, f"WITH {', '.join(parts)} {union}", params)
         writes.written()
         taken = [set() for _ in ledgers]
         for i, dimension in cursor.fetchall():

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from base import prepared
 from base.errors import Conflict, ErrorCode
 from plans import quota
 from provisioning.models import Network, NetworkAddress, VirtualMachine
@@ -56,7 +57,8 @@ def _claim_first_on_postgresql(network: Network, vm: VirtualMachine) -> str | No
     cidr = ipaddress.ip_network(network.cidr)
     hosts = cidr.num_addresses - 2
     with connection.cursor() as cursor:
-        cursor.execute(
+        prepared.execute(
+            cursor,
             f"INSERT INTO {table} (network_id, address, vm_id, allocated_at) "  # noqa: S608
             "SELECT %(network)s, free.address, %(vm)s, %(now)s FROM ("
             "  SELECT %(base)s::inet + n AS address FROM generate_series(1, LEAST("
@@ -123,7 +125,8 @@ def _claim_on_postgresql(network: Network, vm: VirtualMachine, address: str) -> 
     table = NetworkAddress._meta.db_table
     lock = (_lock_key(network), int(ipaddress.ip_address(address)) - 2**31)
     with connection.cursor() as cursor:
-        cursor.execute(
+        prepared.execute(
+            cursor,
             f"INSERT INTO {table} (network_id, address, vm_id, allocated_at) "  # noqa: S608
             "SELECT %s, %s, %s, %s WHERE pg_try_advisory_xact_lock(%s, %s) "
             "ON CONFLICT DO NOTHING RETURNING address",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import connection
 
+from base import prepared
 from base.selection import Part, Selection
 from fabric.models import Cloud, Stamp, Template
 from plans.models import Plan, Subscription, SubscriptionState
@@ -155,7 +156,7 @@ def vm_change_reads(vm_id, *, tenant=None) -> VmChangeReads | None:
 def _one(statement: str, params: dict, selection: Selection) -> list | None:
     """The instances of the statement's one row, or None when it found none."""
     with connection.cursor() as cursor:
-        cursor.execute(statement, params)
+        prepared.execute(cursor, statement, params)
         row = cursor.fetchone()
     return None if row is None else selection.read(row, connection)
 

@@ -21,6 +21,7 @@ from functools import cache
 from django.db import connection
 from django.db.models import Field, Model
 
+from base import prepared
 from fabric.models import Stamp
 from provisioning.models import Job, JobState, JobStep
 
@@ -87,7 +88,8 @@ def claim(job_id, worker: str, now: datetime) -> tuple[Job, list[JobStep]] | Non
     its stamp in hand, and its steps in order; None if it is not such a job."""
     sql, jobs, stamps, steps = _claim_statement()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [JobState.RUNNING, worker, now, now, job_id, JobState.QUEUED])
+        prepared.execute(cursor, sql, [JobState.RUNNING, worker, now, now, job_id,
+                                       JobState.QUEUED])
         rows = cursor.fetchall()
     if not rows:
         return None
@@ -124,7 +126,7 @@ def end(job: Job, row: JobStep) -> bool:
     output = JobStep._meta.get_field("output").get_db_prep_save(row.output, connection)
     outputs = Job._meta.get_field("outputs").get_db_prep_save(job.outputs, connection)
     with connection.cursor() as cursor:
-        cursor.execute(_end_statement(), [row.state, row.finished_at, row.log, output, row.pk,
-                                          job.state, job.finished_at, outputs, job.pk,
-                                          JobState.RUNNING])
+        prepared.execute(cursor, _end_statement(), [
+            row.state, row.finished_at, row.log, output, row.pk, job.state, job.finished_at,
+            outputs, job.pk, JobState.RUNNING])
         return cursor.rowcount == 1

@@ -5,6 +5,7 @@ import json
 import pytest
 from django.utils import timezone
 
+from base import prepared
 from fabric.drivers import Conflict as FabricConflict
 from fabric.drivers import StampUnreachable
 from fabric.models import Stamp
@@ -441,7 +442,7 @@ def test_a_step_that_outputs_nothing_costs_its_own_row_only(stamp):
     steps = list(job.steps.all())
     assert steps[0].started_at <= steps[0].finished_at <= job.finished_at
     assert steps[0].log.endswith("done") and steps[0].attempts == 1
-    sql = [q["sql"] for q in queries.captured_queries]
+    sql = prepared.as_written(queries)
     assert not [s for s in sql if "FOR UPDATE" in s], sql
     assert not [s for s in sql if s.startswith(("BEGIN", "SAVEPOINT"))], sql
     if connection.vendor == "postgresql":
@@ -494,7 +495,7 @@ def test_the_last_step_and_its_outputs_are_written_with_the_jobs_end(stamp):
     if connection.vendor == "postgresql":
         # the claim, the step started, and in the end's transaction the step done with the
         # job's end and outputs, in one statement
-        sql = [q["sql"] for q in queries.captured_queries]
+        sql = prepared.as_written(queries)
         shapes = [s.split(" ", 1)[0] for s in sql]
         assert shapes == ["WITH", "UPDATE", "SAVEPOINT", "WITH", "SELECT", "SELECT",
                           "RELEASE"], sql

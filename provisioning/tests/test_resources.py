@@ -6,6 +6,7 @@ from functools import partial
 
 import pytest
 
+from base import prepared
 from base.errors import Conflict, Invalid, NotFound
 from base.models import AuditEvent
 from fabric.models import CloudCapacity
@@ -140,7 +141,7 @@ def test_a_vm_create_takes_the_rows_others_wait_on_last_in_few_statements(subscr
     # when another VM is asked for
     with CaptureQueriesContext(connection) as queries:
         resources.create_vm(subscription, second, acting_user=None)
-    statements = [q["sql"].replace('"', "") for q in queries.captured_queries]
+    statements = [s.replace('"', "") for s in prepared.as_written(queries)]
     writes = [" ".join(s.split(None, 3)[:3]) for s in statements
               if s.startswith(("INSERT", "UPDATE", "WITH"))]
     # then the address is claimed first (a claim makes no other create wait), and the
@@ -239,7 +240,7 @@ def test_a_vm_delete_reads_once_and_writes_once(subscription):
     asked = VirtualMachine(pk=vm.pk)
     with CaptureQueriesContext(connection) as queries:
         job = resources.delete_vm(asked, acting_user=None, tenant=subscription.tenant)
-    statements = [q["sql"].replace('"', "") for q in queries.captured_queries]
+    statements = [s.replace('"', "") for s in prepared.as_written(queries)]
     shapes = [" ".join(s.split(None, 3)[:3]) for s in statements[1:-1]]
     # then the VM (with what the change needs) is read under lock in one statement, and
     # its UPDATE carries the job, its steps and the audit row: on PostgreSQL in its round
@@ -357,7 +358,7 @@ def test_the_end_of_a_delete_job_gives_all_back_once_in_few_statements(subscript
     assert AuditEvent.objects.filter(event="vm.deleted", object_id=str(vm.pk)).count() == 1
     # and the VM is read once, under lock, and its UPDATE carries the audit row on
     # PostgreSQL; the release of the quota and the capacity takes no savepoint of its own
-    statements = [q["sql"].replace('"', "") for q in queries.captured_queries]
+    statements = [s.replace('"', "") for s in prepared.as_written(queries)]
     assert sum(s.startswith("SELECT provisioning_virtualmachine") for s in statements) == 1
     assert sum(s.startswith("SAVEPOINT") for s in statements) == 1
     if connection.vendor == "postgresql":

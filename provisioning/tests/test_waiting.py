@@ -4,6 +4,7 @@ against the memory driver; what is sent to a stamp's queue is recorded, not sent
 import pytest
 from django.utils import timezone
 
+from base import prepared
 from base.errors import Conflict
 from fabric.models import Stamp
 from provisioning import engine
@@ -187,7 +188,7 @@ def test_the_end_of_a_job_no_job_can_wait_for_does_not_look_for_any(stamp, sent)
     for one in (plain, awaited):
         with CaptureQueriesContext(connection) as queries:
             engine.run(one.pk)
-        ran[one.pk] = [q["sql"] for q in queries.captured_queries]
+        ran[one.pk] = prepared.as_written(queries)
     # then only the awaited one's end read the jobs waiting for it
     assert state(plain) == state(awaited) == JobState.SUCCEEDED
     assert not _reads_of_waiting_jobs(ran[plain.pk])
