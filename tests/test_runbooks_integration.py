@@ -2,8 +2,10 @@
 (PostgreSQL and Redis in CI)."""
 
 import ipaddress
+from datetime import timedelta
 
 import pytest
+import time_machine
 
 from fabric.models import Stamp
 from provisioning import engine
@@ -204,8 +206,8 @@ def test_decommission_removes_everything(fabric, signup, staff):
     no_drift(world["sim"].name)
 
 
-def test_a_job_never_published_is_published_by_the_relay(fabric, signup, monkeypatch,
-                                                        settings):
+def test_a_job_whose_publish_was_lost_is_published_by_the_relay_a_lease_later(
+        fabric, signup, monkeypatch, settings):
     # given the web process died between commit and publish
     world = fabric()
     monkeypatch.setattr(engine.outbox, "publish", lambda job_id, **_: False)
@@ -213,11 +215,38 @@ def test_a_job_never_published_is_published_by_the_relay(fabric, signup, monkeyp
     subscription = subscribe(owner, world["plan"])
     monkeypatch.undo()
     job_id = commission_job(owner, subscription["id"])["id"]
+    published_at = Job.objects.get(pk=job_id).published_at
+    assert published_at is not None  # written published at its commit
+    # when the relay runs within a lease (the message may still be on its way), and once
+    # a lease has passed
+    settings.BUFFET_OUTBOX_GRACE_SECONDS = 0
+    assert str(job_id) not in engine.sweep().published
+    with time_machine.travel(published_at + timedelta(
+            seconds=settings.BUFFET_JOB_LEASE_SECONDS + 1), tick=False):
+        published = engine.sweep().published
+    # then it is published then, and runs
+    assert str(job_id) in published
+    assert wait_job(owner, job_id, worker=world["worker"])["state"] == "succeeded"
+
+
+def test_a_job_the_broker_refused_is_published_by_the_relay_after_the_grace(
+        fabric, signup, monkeypatch, settings):
+    # given a broker that refuses the commission job's message
+    world = fabric()
+    owner = signup()
+
+    def refused(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(engine.delivery.run_job, "apply_async", refused)
+    subscription = subscribe(owner, world["plan"])
+    monkeypatch.undo()
+    job_id = commission_job(owner, subscription["id"])["id"]
+    # then the job is marked not published
     assert Job.objects.get(pk=job_id).published_at is None
-    # when the relay runs
+    # and when the relay runs after the grace, it is published and runs
     settings.BUFFET_OUTBOX_GRACE_SECONDS = 0
     assert str(job_id) in engine.sweep().published
-    # then the job runs
     assert wait_job(owner, job_id, worker=world["worker"])["state"] == "succeeded"
 
 

@@ -16,7 +16,7 @@ task module (``provisioning.tasks`` imports the engine, never the reverse).
 import logging
 
 from celery import current_task, shared_task
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
 from provisioning.engine import runner
 from provisioning.engine.clock import clock
@@ -52,9 +52,13 @@ def publish(job_id, *, queue: str | None = None) -> bool:
     relay.
 
     ``queue``: the stamp's queue, from the caller that has just committed the job waiting
-    for no other (``enqueue``): nothing to look up. Were the job to have ended or gone
-    since, its delivery finds so and does nothing, as for any message sent twice."""
-    if queue is None:
+    for no other (``enqueue``): nothing to look up, and nothing to write, as the job was
+    written published at its commit; should the broker refuse it, it is marked not
+    published, for the relay to publish after the outbox grace. Were the job to have
+    ended or gone since, its delivery finds so and does nothing, as for any message sent
+    twice."""
+    at_commit = queue is not None
+    if not at_commit:
         try:
             job = Job.objects.select_related("stamp", "after").get(pk=job_id)
         except Job.DoesNotExist:
@@ -72,9 +76,22 @@ def publish(job_id, *, queue: str | None = None) -> bool:
         run_job.apply_async(args=[str(job_id)], queue=queue)
     except Exception:  # noqa: BLE001 - the broker may be down; the relay will publish it
         log.exception("could not publish job %s; the relay will", job_id)
+        if at_commit:
+            _not_published(job_id)
         return False
-    Job.objects.filter(pk=job_id).update(published_at=clock.now())
+    if not at_commit:
+        Job.objects.filter(pk=job_id).update(published_at=clock.now())
     return True
+
+
+def _not_published(job_id) -> None:
+    """The job written published at its commit was not: the relay publishes it after the
+    outbox grace (were this write to fail too, after a lease, as a lost message)."""
+    try:
+        Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(published_at=None)
+    except DatabaseError:
+        log.exception("could not mark job %s not published; the relay will publish it "
+                      "after a lease", job_id)
 
 
 def settle(job: Job) -> None:

@@ -1,9 +1,10 @@
 """The web tier's side of the engine: jobs as an outbox.
 
 ``enqueue`` writes the job and its steps in the caller's transaction and publishes it to
-the stamp's queue after commit (the relay publishes what a lost commit hook or a broker
-outage left behind). A job may wait its turn behind another (``after``): it stays queued
-until that one ends (``delivery.settle``). ``cancel`` and ``retry`` are the provider's
+the stamp's queue after commit (the relay publishes what a broker outage left behind
+after the outbox grace, and what a lost commit hook did after a lease). A job may wait
+its turn behind another (``after``): it stays queued until that one ends
+(``delivery.settle``). ``cancel`` and ``retry`` are the provider's
 actions on a job; each takes the acting user and leaves an audit row.
 """
 
@@ -63,6 +64,11 @@ def enqueue(runbook: Runbook | str, *, stamp: Stamp, inputs: dict[str, Any] | No
         requested_by=acting_user if acting_user is not None and acting_user.is_authenticated
         else None,
         max_attempts=runbook.max_attempts, after=after,
+        # Published at its commit (``publish`` marks it not, should the broker refuse it):
+        # no write after the commit. A process that dies between the commit and the
+        # publish leaves it to the relay, a lease later, as a lost message. One waiting
+        # for another job is published when its turn comes.
+        published_at=clock.now() if after is None else None,
     )
     steps = [JobStep(job=job, index=i, name=step.name)
              for i, step in enumerate(runbook.steps, 1)]

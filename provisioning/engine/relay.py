@@ -1,9 +1,10 @@
 """The relay and sweeper (beat): what the outbox could not deliver, delivered.
 
-Publishes jobs that were never published (a lost commit hook, a broker outage, a job
-whose turn came while no one was there to deliver it), and queued jobs whose message is
-out longer than a lease (lost by the broker); hands
-jobs whose worker went silent past the lease to a live one; reports jobs stuck past
+Publishes jobs that were never published (a broker outage, a job whose turn came while
+no one was there to deliver it), and queued jobs whose message is out longer than a
+lease (lost by the broker, or never sent: a job is written published at its commit, and
+the process may die before it sends it); hands jobs whose worker went silent past the
+lease to a live one; reports jobs stuck past
 their deadline. Idempotent: publishing twice is harmless, a duplicate delivery finds the
 job taken or finished.
 """

@@ -216,11 +216,44 @@ def test_sweep_publishes_what_was_never_published(stamp, monkeypatch, settings):
     published = []
     monkeypatch.setattr(engine.outbox, "publish", lambda job_id: published.append(job_id) or True)
     settings.BUFFET_OUTBOX_GRACE_SECONDS = 0
-    job = new_job(stamp)
-    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timezone.timedelta(
-        minutes=1))
+    # given a job the broker refused a minute ago (marked not published), and one just
+    # written published at its commit
+    job, fresh = new_job(stamp), new_job(stamp)
+    assert fresh.published_at is not None
+    Job.objects.filter(pk=job.pk).update(published_at=None, created_at=timezone.now()
+                                         - timezone.timedelta(minutes=1))
     report = engine.sweep()
     assert published == [job.pk] and report.published == [str(job.pk)]
+
+
+def test_a_job_is_written_published_at_its_commit_and_marked_not_if_the_broker_refuses(
+        stamp, monkeypatch, django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    sent = []
+    monkeypatch.setattr(engine.delivery.run_job, "apply_async",
+                        lambda args, queue: sent.append((args[0], queue)))
+    # when a job is committed and the broker takes its message
+    with CaptureQueriesContext(connection) as queries, \
+            django_capture_on_commit_callbacks(execute=True) as published:
+        job = new_job(stamp)
+    # then it was sent to its stamp's queue at commit, written published, and nothing is
+    # written after the commit
+    assert len(published) == 1 and sent == [(str(job.pk), stamp.queue)]
+    stored = Job.objects.get(pk=job.pk)
+    assert stored.published_at is not None and stored.published_at == job.published_at
+    assert not [q for q in prepared.as_written(queries) if q.startswith("UPDATE")]
+
+    # when the broker refuses the next one
+    def refused(args, queue):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(engine.delivery.run_job, "apply_async", refused)
+    with django_capture_on_commit_callbacks(execute=True):
+        refused_job = new_job(stamp)
+    # then it is marked not published, for the relay to publish after the grace
+    assert Job.objects.get(pk=refused_job.pk).published_at is None
 
 
 def test_sweep_publishes_again_a_queued_job_whose_message_is_out_longer_than_a_lease(
