@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 from django.db import connection
 
-__all__ = ["as_written", "execute"]
+__all__ = ["as_written", "execute", "update"]
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
 
@@ -85,6 +85,31 @@ def execute(cursor, sql: str, params: Mapping | Sequence | None = None) -> None:
         cursor.execute(f"PREPARE {statement.name} AS {statement.text}")
         prepared.add(statement.name)
     cursor.execute(statement.execute, statement.values(params))
+
+
+_UPDATES: dict[tuple, str] = {}
+
+
+def update(model, pk, **values) -> int:
+    """``model.objects.filter(pk=pk).update(**values)`` for plain values, prepared: the
+    rows it changed (0 or 1). For an UPDATE run for every job, whose text the ORM would
+    compile anew each time."""
+    meta = model._meta
+    fields = [meta.get_field(name) for name in values]
+    key = (connection.vendor, meta.label, tuple(values))
+    sql = _UPDATES.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        sql = _UPDATES[key] = (
+            f"UPDATE {quote(meta.db_table)} SET "  # noqa: S608
+            + ", ".join(f"{quote(f.column)} = %s" for f in fields)
+            + f" WHERE {quote(meta.pk.column)} = %s")
+    params = [f.get_db_prep_save(value, connection)
+              for f, value in zip(fields, values.values(), strict=True)]
+    params.append(meta.pk.get_db_prep_value(pk, connection))
+    with connection.cursor() as cursor:
+        execute(cursor, sql, params)
+        return cursor.rowcount
 
 
 def _session_statements() -> set[str]:

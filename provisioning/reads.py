@@ -6,7 +6,9 @@ and stamp, and whether a live VM already has the name. The ORM's three queries f
 cost a third of a create's CPU to build, several times what the database takes to run
 them; this is the same read written once, on PostgreSQL and SQLite alike. A change of a
 VM (delete, power, resize) reads the VM under lock with its subscription and plan, its
-template and the subscription's active site, where the ORM took two queries.
+template and the subscription's active site, where the ORM took two queries. A step of
+a VM's job reads the VM with its network, template, subscription and plan (and, for a
+create, the site it is placed on), where the ORM took two.
 """
 
 from dataclasses import dataclass
@@ -20,7 +22,8 @@ from fabric.models import Cloud, Stamp, Template
 from plans.models import Plan, Subscription, SubscriptionState
 from provisioning.models import Network, NetworkState, Site, SiteState, VirtualMachine, VmState
 
-__all__ = ["VmChangeReads", "VmCreateReads", "vm_change_reads", "vm_create_reads"]
+__all__ = ["VmChangeReads", "VmCreateReads", "vm_change_reads", "vm_create_reads",
+           "vm_step_reads"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,46 @@ def vm_change_reads(vm_id, *, tenant=None) -> VmChangeReads | None:
     vm.template = template
     _link_site(site, cloud, stamp, subscription)
     return VmChangeReads(vm=vm, site=site)
+
+
+_STEP_SELECTION = Selection(Part(VirtualMachine, "v"), Part(Network, "n"), Part(Template, "t"),
+                            Part(Subscription, "s"), Part(Plan, "p"), Part(Site, "si"))
+
+
+def _step_statement(*, site: bool) -> str:
+    key = ("step", connection.vendor, site)
+    if key not in _STATEMENTS:
+        quote = connection.ops.quote_name
+        _STATEMENTS[key] = (
+            f"SELECT {_STEP_SELECTION.columns(connection)} "  # noqa: S608
+            f"FROM {quote(VirtualMachine._meta.db_table)} v "
+            f"JOIN {quote(Network._meta.db_table)} n ON n.id = v.network_id "
+            f"JOIN {quote(Template._meta.db_table)} t ON t.id = v.template_id "
+            f"JOIN {quote(Subscription._meta.db_table)} s ON s.id = v.subscription_id "
+            f"JOIN {quote(Plan._meta.db_table)} p ON p.id = s.plan_id "
+            f"LEFT JOIN {quote(Site._meta.db_table)} si ON "
+            + ("si.id = %(site)s " if site else "false ")
+            + "WHERE v.id = %(vm)s")
+    return _STATEMENTS[key]
+
+
+def vm_step_reads(vm_id, *, site_id=None) -> tuple[VirtualMachine, Site | None]:
+    """The VM ``vm_id`` as a step of its job reads it, unlocked: with its network, its
+    template and its subscription and plan; and the site ``site_id`` (None: no site read).
+    ``VirtualMachine.DoesNotExist`` or ``Site.DoesNotExist``, as the ORM's ``get``, when
+    either is not there."""
+    params = {"vm": _uuid(VirtualMachine, vm_id)}
+    if site_id is not None:
+        params["site"] = _uuid(Site, site_id)
+    read = _one(_step_statement(site=site_id is not None), params, _STEP_SELECTION)
+    if read is None:
+        raise VirtualMachine.DoesNotExist(f"No VM {vm_id}.")
+    vm, network, template, subscription, plan, site = read
+    if site_id is not None and site is None:
+        raise Site.DoesNotExist(f"No site {site_id}.")
+    subscription.plan = plan
+    vm.network, vm.template, vm.subscription = network, template, subscription
+    return vm, site
 
 
 def _one(statement: str, params: dict, selection: Selection) -> list | None:

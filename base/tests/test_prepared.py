@@ -1,6 +1,7 @@
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from base import prepared
 from base.models import AuditEvent
@@ -90,3 +91,29 @@ def test_a_statement_prepared_in_a_rolled_back_transaction_or_on_a_closed_connec
         assert _rows(sql, [event, "2"]) == [("2",)]
     assert [q["sql"].split(" ", 1)[0] for q in queries.captured_queries] == [
         "PREPARE", "EXECUTE"]
+
+
+def test_an_update_by_key_writes_plain_values_as_the_orm_would():
+    # given a row
+    event = _events(1)
+    row = AuditEvent.objects.get(event=event, object_id="10")
+    at = row.at.replace(microsecond=0) - timezone.timedelta(days=1)
+    # when two of its fields, a JSON and a time, are updated by its key, twice (the second
+    # time prepared on PostgreSQL)
+    with CaptureQueriesContext(connection) as queries:
+        changed = [prepared.update(AuditEvent, row.pk, detail={"n": n, "why": "x"}, at=at)
+                   for n in (1, 2)]
+    # then each changed the one row, and it reads back as written
+    assert changed == [1, 1]
+    row.refresh_from_db()
+    assert row.detail == {"n": 2, "why": "x"} and row.at == at
+    written = prepared.as_written(queries)
+    assert len(written) == 2 and all(w.startswith('UPDATE "base_auditevent" SET ')
+                                     for w in written)
+    if connection.vendor == "postgresql":
+        # one text, run as an EXECUTE of it
+        assert written[0] == written[1] and written[0].endswith('WHERE "id" = %s')
+        assert all(q["sql"].startswith(("PREPARE buffet_", "EXECUTE buffet_"))
+                   for q in queries.captured_queries)
+    # and a key of no row changes none
+    assert prepared.update(AuditEvent, row.pk + 10_000, object_id="x") == 0

@@ -29,7 +29,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django_fsm import ConcurrentTransition
 
-from base import requestid
+from base import prepared, requestid
 from fabric.drivers import DriverError
 from provisioning.engine import statements
 from provisioning.engine.clock import backoff, clock
@@ -240,8 +240,8 @@ def _do(job: Job, row: JobStep, step: Step, *, at_end: bool = False) -> bool:
     the end to write (the step done, its outputs in the job in hand)."""
     ctx = StepContext(job=job, step=row)
     now = clock.now()
-    JobStep.objects.filter(pk=row.pk).update(
-        state=StepState.RUNNING, started_at=row.started_at or now, attempts=row.attempts + 1)
+    prepared.update(JobStep, row.pk, state=StepState.RUNNING,
+                    started_at=row.started_at or now, attempts=row.attempts + 1)
     row.state = StepState.RUNNING
     try:
         output = _with_transient_retries(step.do, step, ctx) or {}
@@ -285,8 +285,8 @@ def _record_step(row: JobStep, state: str, ctx: StepContext) -> None:
 
 def _save_step(row: JobStep, state: str, ctx: StepContext) -> None:
     _record_step(row, state, ctx)
-    JobStep.objects.filter(pk=row.pk).update(state=row.state, finished_at=row.finished_at,
-                                             log=row.log, output=row.output)
+    prepared.update(JobStep, row.pk, state=row.state, finished_at=row.finished_at,
+                    log=row.log, output=row.output)
 
 
 def _finish(job: Job, runbook: Runbook, last: JobStep | None = None) -> Job:

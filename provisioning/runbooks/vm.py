@@ -1,28 +1,30 @@
 """VM and checkpoint runbooks. Each step's fabric call is keyed, so a resumed step
 never acts twice; each job's end hook settles the VM's state and the quota."""
 
-from base import events
+from base import events, prepared
 from base.batch import Pending, save_state
 from base.events import Event
 from fabric.drivers import NotFound
-from provisioning import addons, sizing
+from provisioning import addons, reads, sizing
 from provisioning.engine import Runbook, Step, register
 from provisioning.holdings import give_back, take_back
-from provisioning.models import Site, Snapshot, SnapshotState, VirtualMachine, VmState
+from provisioning.models import Snapshot, SnapshotState, VirtualMachine, VmState
 from provisioning.sizing import VmSize
 
 __all__ = ["CREATE", "DELETE", "RESIZE", "RESTART", "START", "STOP"]
 
 
 def _vm(ctx_or_job) -> VirtualMachine:
-    inputs = ctx_or_job.inputs
-    return VirtualMachine.objects.select_related("network", "template", "subscription__plan").get(
-        pk=inputs["vm"])
+    """The job's VM with its network, template, subscription and plan."""
+    return reads.vm_step_reads(ctx_or_job.inputs["vm"])[0]
 
 
 def _locked(job) -> VirtualMachine:
-    return (VirtualMachine.objects.select_for_update(of=("self",))
-            .select_related("subscription__plan").get(pk=job.inputs["vm"]))
+    """The job's VM, locked, with its subscription and plan and its template."""
+    read = reads.vm_change_reads(job.inputs["vm"])
+    if read is None:
+        raise VirtualMachine.DoesNotExist(f"No VM {job.inputs['vm']}.")
+    return read.vm
 
 
 def _settle(vm: VirtualMachine, powered_on: bool) -> None:
@@ -36,13 +38,12 @@ def _settle(vm: VirtualMachine, powered_on: bool) -> None:
 # --- create ---------------------------------------------------------------------------
 
 def create_vm(ctx):
-    vm = _vm(ctx)
-    site = Site.objects.get(pk=ctx.inputs["site"])
+    vm, site = reads.vm_step_reads(ctx.inputs["vm"], site_id=ctx.inputs["site"])
     info = ctx.driver.create_vm(
         key=ctx.key(), container_id=site.container_id, name=vm.name, vcpus=vm.vcpus,
         memory_mb=vm.memory_mb, disk_gb=vm.disk_gb, image=vm.template.image,
         network_id=vm.network.fabric_id, ip_address=vm.ip_address)
-    VirtualMachine.objects.filter(pk=vm.pk).update(fabric_id=info.id)
+    prepared.update(VirtualMachine, vm.pk, fabric_id=info.id)
     ctx.log(f"VM {info.id} on {vm.ip_address}, {info.power_state}")
     return {"fabric_id": info.id}
 

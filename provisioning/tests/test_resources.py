@@ -339,6 +339,75 @@ def test_a_vm_change_reads_what_it_needs_as_the_orm_would(subscription):
     assert vm_change_reads(vm.pk).site is None
 
 
+def test_a_vm_step_reads_the_vm_as_the_orm_would_with_the_site_it_names(subscription):
+    from provisioning.models import Site
+    from provisioning.reads import vm_step_reads
+
+    vm, _ = resources.create_vm(subscription, spec(subscription), acting_user=None)
+    site = subscription.sites.get(is_active=True)
+    # when a step of its job reads it, with its site and without
+    read, read_site = vm_step_reads(vm.pk, site_id=site.pk)
+    alone, no_site = vm_step_reads(str(vm.pk))
+    # then the VM, its network, template, subscription and plan are the ORM's
+    stored = VirtualMachine.objects.select_related(
+        "network", "template", "subscription__plan").get(pk=vm.pk)
+    for got in (read, alone):
+        for part, model in ((got, stored), (got.network, stored.network),
+                            (got.template, stored.template),
+                            (got.subscription, stored.subscription),
+                            (got.subscription.plan, stored.subscription.plan)):
+            fields = [f.attname for f in type(model)._meta.concrete_fields]
+            assert [getattr(part, f) for f in fields] == [getattr(model, f) for f in fields]
+    assert read_site == site and read_site.container_id == site.container_id
+    assert no_site is None
+    # and a VM or a site that is not there is the ORM's DoesNotExist
+    with pytest.raises(VirtualMachine.DoesNotExist):
+        vm_step_reads(site.pk)
+    with pytest.raises(Site.DoesNotExist):
+        vm_step_reads(vm.pk, site_id=vm.pk)
+
+
+def test_a_vm_create_job_reads_the_vm_once_a_step_and_once_at_its_end(subscription):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from fabric.services import driver_for
+    from provisioning import engine
+
+    # given the subscription's container and network on its stamp, and a VM asked for
+    site = subscription.sites.get(is_active=True)
+    driver = driver_for(site.cloud.stamp)
+    container = driver.create_container(key=f"c-{site.pk}", name="sub")
+    subscription.sites.filter(pk=site.pk).update(container_id=container.id)
+    network = subscription.networks.get(is_default=True)
+    made = driver.create_network(key=f"n-{network.pk}", container_id=container.id,
+                                 name=network.name, cidr=network.cidr)
+    subscription.networks.filter(pk=network.pk).update(fabric_id=made.id)
+    vm, job = resources.create_vm(subscription, spec(subscription), acting_user=None)
+    # when a worker runs the create job
+    with CaptureQueriesContext(connection) as queries:
+        engine.run(job.pk, worker="w1")
+    # then the VM runs on the fabric, and its end is in the audit
+    stored = VirtualMachine.objects.get(pk=vm.pk)
+    ended = Job.objects.get(pk=job.pk)
+    assert ended.state == JobState.SUCCEEDED, ended.error
+    assert stored.state == "running" and stored.fabric_id
+    assert AuditEvent.objects.filter(event="vm.created", object_id=str(vm.pk)).count() == 1
+    # and the VM was read twice: by the step, with its network, template and site in one
+    # statement, and by the end, under lock, with what a change reads
+    statements = [s.replace('"', "") for s in prepared.as_written(queries)]
+    reads = [s for s in statements
+             if s.startswith("SELECT") and "FROM provisioning_virtualmachine" in s]
+    assert len(reads) == 2, statements
+    assert "JOIN provisioning_site si ON si.id =" in reads[0]
+    if connection.vendor == "postgresql":
+        assert reads[1].endswith("FOR UPDATE OF v")
+        # and every statement but the transaction's own is prepared, none compiled anew
+        assert all(q["sql"].startswith(("EXECUTE buffet_", "PREPARE buffet_", "BEGIN",
+                                        "COMMIT", "SAVEPOINT", "RELEASE"))
+                   for q in queries.captured_queries), statements
+
+
 def test_the_end_of_a_delete_job_gives_all_back_once_in_few_statements(subscription):
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
@@ -359,7 +428,8 @@ def test_the_end_of_a_delete_job_gives_all_back_once_in_few_statements(subscript
     # and the VM is read once, under lock, and its UPDATE carries the audit row on
     # PostgreSQL; the release of the quota and the capacity takes no savepoint of its own
     statements = [s.replace('"', "") for s in prepared.as_written(queries)]
-    assert sum(s.startswith("SELECT provisioning_virtualmachine") for s in statements) == 1
+    assert sum(s.startswith("SELECT") and "FROM provisioning_virtualmachine" in s
+               for s in statements) == 1
     assert sum(s.startswith("SAVEPOINT") for s in statements) == 1
     if connection.vendor == "postgresql":
         last = next(s for s in statements if "UPDATE provisioning_virtualmachine SET state" in s)
