@@ -8,6 +8,7 @@ provisioning, which cannot import them; an add-on app registers its hooks for it
 more than its quota.
 """
 
+from functools import cache
 from typing import Protocol
 
 from django.db import connection
@@ -72,18 +73,22 @@ def hooks_for(kind: str) -> AddOnHooks:
     return _HOOKS.get(AddOnKind(kind), _QUOTA_ONLY)
 
 
-def _attached_kinds(subscription_id) -> set[str]:
-    # Read at the end of every VM create job: written once, prepared on PostgreSQL.
+@cache
+def _kinds_statement(vendor: str) -> str:
+    """The kinds of the add-ons attached to a subscription, written once a database."""
     quote = connection.ops.quote_name
-    link = SubscriptionAddOn._meta
-    statement = (
-        f"SELECT a.{quote(AddOn._meta.get_field('kind').column)} "  # noqa: S608
-        f"FROM {quote(link.db_table)} l JOIN {quote(AddOn._meta.db_table)} a"
-        f"  ON a.id = l.{quote(link.get_field('addon').column)} "
-        f"WHERE l.{quote(link.get_field('subscription').column)} = %s")
+    link, addon = SubscriptionAddOn._meta, AddOn._meta
+    return (f"SELECT a.{quote(addon.get_field('kind').column)} "  # noqa: S608
+            f"FROM {quote(link.db_table)} l JOIN {quote(addon.db_table)} a"
+            f"  ON a.{quote(addon.pk.column)} = l.{quote(link.get_field('addon').column)} "
+            f"WHERE l.{quote(link.get_field('subscription').column)} = %s")
+
+
+def _attached_kinds(subscription_id) -> set[str]:
+    # Read at the end of every VM create job: prepared on PostgreSQL.
     value = Subscription._meta.pk.get_db_prep_value(subscription_id, connection)
     with connection.cursor() as cursor:
-        prepared.execute(cursor, statement, [value])
+        prepared.execute(cursor, _kinds_statement(connection.vendor), [value])
         return {kind for (kind,) in cursor.fetchall()}
 
 
