@@ -153,7 +153,9 @@ def _jobs(stack: Stack, stamp: Stamp, runbook, n: int) -> dict:
     failed = sum(state != JobState.SUCCEEDED for state, *_ in rows)
     if failed:
         raise StackFailed(f"{failed} of {n} {runbook.name} jobs did not succeed")
-    seconds = max(row[3] for row in rows).timestamp() - started
+    # The run ends when the last job has ended and the enqueueing has returned: a fast
+    # job published by a commit hook can end before the hooks after it have run.
+    seconds = max(max(row[3] for row in rows).timestamp() - started, enqueued)
     return {"jobs": n, "enqueue_s": round(enqueued, 3), "seconds": round(seconds, 3),
             "per_second": round(n / seconds, 1),
             "queued_p50_ms": _median_ms([row[2] - row[1] for row in rows]),
