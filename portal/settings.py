@@ -212,8 +212,10 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers and one writer work side by side; IMMEDIATE takes the write lock
-    # at BEGIN so two writers queue on the busy timeout instead of failing on upgrade.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # at BEGIN so two writers queue on the busy timeout instead of failing on upgrade. A
+    # connection is kept as on PostgreSQL (between requests it holds no transaction, so
+    # it blocks neither writers nor checkpoints); opening one and running its PRAGMAs
+    # cost a request more than its statements.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
