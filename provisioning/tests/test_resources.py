@@ -17,7 +17,11 @@ from plans.tests.factories import PlanFactory
 from provisioning import holdings, lifecycle, resources
 from provisioning.models import Job, JobState, NetworkAddress, VirtualMachine
 from provisioning.runbooks import vm as vm_runbooks
-from provisioning.tests.factories import CommissionedSubscriptionFactory, NetworkFactory
+from provisioning.tests.factories import (
+    CommissionedSubscriptionFactory,
+    NetworkFactory,
+    VirtualMachineFactory,
+)
 from tenants.tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +62,24 @@ def test_a_new_vm_holds_quota_cloud_capacity_and_an_address_until_given_back(sub
     assert quota.summary(subscription)["vcpus"] == {"limit": 8, "used": 0, "burst": 0}
     assert cloud_used(subscription, "vcpus") == 0
     assert not NetworkAddress.objects.filter(vm=vm).exists()
+
+
+def test_the_free_addresses_are_the_hosts_no_vm_of_the_network_holds_in_order(subscription):
+    # given a /29 (hosts .1 to .6, .1 the gateway) whose .2 and .4 are held, and another
+    # network holding .3 of the same range
+    network = NetworkFactory(subscription=subscription, cidr="10.9.0.0/29", state="ready")
+    other = NetworkFactory(subscription=subscription, cidr="10.9.0.0/29", state="ready")
+    for held, address in ((network, "10.9.0.2"), (network, "10.9.0.4"), (other, "10.9.0.3")):
+        NetworkAddress.objects.create(network=held, address=address)
+    # then the free hosts are the others, in order, a preferred one first
+    assert list(holdings.free_addresses(network)) == ["10.9.0.3", "10.9.0.5", "10.9.0.6"]
+    assert list(holdings.free_addresses(network, prefer="10.9.0.6"))[0] == "10.9.0.6"
+    # and a claim takes the first, then the next
+    vms = VirtualMachineFactory.create_batch(4, subscription=subscription, network=network)
+    assert [holdings.claim_free_address(network, vm) for vm in vms[:3]] == [
+        "10.9.0.3", "10.9.0.5", "10.9.0.6"]
+    with pytest.raises(Conflict):
+        holdings.claim_free_address(network, vms[3])
 
 
 def test_a_vm_on_a_network_still_being_made_waits_for_the_networks_job(subscription):
