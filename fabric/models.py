@@ -10,6 +10,7 @@ from django.db import models
 
 from base.fields import EncryptedJSONField
 from fabric.validators import (
+    AMOUNT,
     ipv4_network,
     validate_endpoint,
     validate_external_pool,
@@ -117,10 +118,10 @@ class Cloud(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.SlugField(max_length=63, unique=True)
     stamp = models.ForeignKey(Stamp, on_delete=models.PROTECT, related_name="clouds")
-    vcpus = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    memory_mb = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    storage_gb = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    vms = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    vcpus = models.PositiveIntegerField(validators=AMOUNT)
+    memory_mb = models.PositiveIntegerField(validators=AMOUNT)
+    storage_gb = models.PositiveIntegerField(validators=AMOUNT)
+    vms = models.PositiveIntegerField(validators=AMOUNT)
     overcommit_cpu = models.DecimalField(
         max_digits=5,
         decimal_places=2,
@@ -232,9 +233,9 @@ class Template(models.Model):
     cloud = models.ForeignKey(Cloud, on_delete=models.PROTECT, related_name="templates")
     image = models.CharField(max_length=200, validators=[validate_printable],
                              help_text="Image reference on the fabric.")
-    min_vcpus = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
-    min_memory_mb = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1)])
-    min_disk_gb = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    min_vcpus = models.PositiveIntegerField(default=1, validators=AMOUNT)
+    min_memory_mb = models.PositiveIntegerField(default=512, validators=AMOUNT)
+    min_disk_gb = models.PositiveIntegerField(default=10, validators=AMOUNT)
 
     class Meta:
         ordering = ["cloud__name", "name"]

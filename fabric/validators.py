@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 __all__ = [
+    "AMOUNT",
     "ipv4_network",
     "validate_endpoint",
     "validate_external_pool",
@@ -24,6 +26,10 @@ __all__ = [
     "validate_printable",
     "validate_tenant_network",
 ]
+
+# An amount of capacity or a template's minimum: at least 1, and at most what an integer
+# column holds on every database (SQLite would store more, PostgreSQL refuse it).
+AMOUNT = [MinValueValidator(1), MaxValueValidator(2**31 - 1)]
 
 # Ranges no tenant network or external address can come from: "this network", loopback,
 # link-local, multicast, and the reserved block with the broadcast address.

@@ -60,6 +60,7 @@ def test_a_cloud_patched_to_a_non_network_is_400_and_unchanged(staff, signup, ca
     ({"external_pool_cidr": "10.0.0.0/28"}, "external_pool_cidr"),  # inside 10.0.0.0/24
     ({"capacity": {"vcpus": 0}}, "capacity.vcpus"),
     ({"capacity": {"vms": -1}}, "capacity.vms"),
+    ({"capacity": {"memory_mb": 2**31}}, "capacity.memory_mb"),  # more than a column holds
     ({"overcommit": {"cpu": "0.5"}}, "overcommit.cpu"),
     ({"provider_networks": "external"}, "provider_networks"),
     ({"provider_networks": ["external", "external"]}, "provider_networks"),
@@ -117,6 +118,7 @@ def test_a_region_is_trimmed(staff, catalog):
     ({"min_memory_mb": 0}, "min_memory_mb"),
     ({"min_disk_gb": 0}, "min_disk_gb"),
     ({"min_vcpus": 0}, "min_vcpus"),
+    ({"min_memory_mb": 2**31}, "min_memory_mb"),  # on SQLite too, not only PostgreSQL
     ({"name": "debian\x1b[31m"}, "name"),
     ({"os": "\t"}, "os"),
 ])
