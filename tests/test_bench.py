@@ -16,19 +16,23 @@ SERVICES = {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL"}
 
 
 @pytest.mark.worker
-def test_a_tiny_run_measures_both_endpoints_ends_every_job_and_stops_its_stack(tmp_path):
+@pytest.mark.parametrize("pool, concurrency", [("prefork", 2), ("threads", 8)])
+def test_a_tiny_run_measures_both_endpoints_ends_every_job_and_stops_its_stack(
+        tmp_path, pool, concurrency):
     # given embedded mode in a fresh var directory, whatever services the suite runs on
     env = {k: v for k, v in os.environ.items() if k not in SERVICES}
     env["BUFFET_VAR_DIR"] = str(tmp_path)
-    # when a tiny benchmark runs
+    # when a tiny benchmark runs, its worker in the pool asked for
     result = subprocess.run(
         [sys.executable, "manage.py", "bench", "provisioning", "--clients", "2",
-         "--duration", "3", "--requests", "8", "--json"],
+         "--duration", "3", "--requests", "8", "--pool", pool, "--json"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
     # then both endpoints were measured, without errors
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["database"] == "sqlite"
+    assert (figures["worker_pool"], figures["worker_concurrency"]) == (pool, concurrency)
+    assert f"worker {pool} x{concurrency}" in result.stdout
     for phase, status in (("baseline", "201"), ("vm_create", "202")):
         measured = figures[phase]
         assert measured["requests"] == 8, phase

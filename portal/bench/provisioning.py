@@ -42,12 +42,17 @@ __all__ = ["render", "run"]
 BASELINE_PATH = "/api/bench/baseline/"
 PHASES = ("baseline", "vm_create", "drain")
 DELETES = ("after", "during")
+POOLS = ("prefork", "threads")
 
 
 def run(*, clients: int, duration: float, requests: int | None, worker_concurrency: int,
-        drain_timeout: float, deletes: str = "after",
+        drain_timeout: float, deletes: str = "after", pool: str = "prefork",
         say: Callable[[str], object] = print) -> dict:
-    """Run the benchmark; its figures (see ``render``)."""
+    """Run the benchmark; its figures (see ``render``). ``pool``: the worker's, prefork
+    with ``worker_concurrency`` processes or threads with four times as many (as the
+    portal's own worker of the stamps' queues)."""
+    if pool == "threads":
+        worker_concurrency *= 4
     name = f"bench-{uuid.uuid4().hex[:6]}"
     run_dir = Path(settings.VAR_DIR) / "bench" / name
     say(f"Run {name}: migrating; logs in {run_dir}")
@@ -59,7 +64,7 @@ def run(*, clients: int, duration: float, requests: int | None, worker_concurren
                              "--memory-mb", str(ROOM * VM_SIZE["memory_mb"]),
                              "--storage-gb", str(ROOM * VM_SIZE["disk_gb"]),
                              "--max-vms", str(ROOM))
-        stack.start_worker(["default", Stamp(name=name).queue])
+        stack.start_worker(["default", Stamp(name=name).queue], pool=pool)
         stack.start_web()
         say(f"Stack up at {stack.url}; building the catalog and a subscription")
         world = build_world(stack, name)
@@ -105,6 +110,7 @@ def run(*, clients: int, duration: float, requests: int | None, worker_concurren
         "clients": clients,
         "duration_s": duration,
         "request_budget": requests,
+        "worker_pool": pool,
         "worker_concurrency": worker_concurrency,
         "deletes": deletes,
         "baseline": baseline_figures,
@@ -189,7 +195,8 @@ def render(figures: dict) -> str:
     jobs, deletes = figures["jobs"], figures["vm_delete"]
     ratio = figures["ratio"]
     lines = [f"provisioning benchmark: {figures['database']} database, "
-             f"{figures['broker']} broker, {figures['cpus']} CPUs",
+             f"{figures['broker']} broker, {figures['cpus']} CPUs, worker "
+             f"{figures['worker_pool']} x{figures['worker_concurrency']}",
              f"{'':<12}{'baseline':>12}{'VM create':>12}"]
     lines += [f"{label:<12}{left:>12}{right:>12}" for label, left, right in rows]
     lines += [

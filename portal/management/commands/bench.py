@@ -76,6 +76,10 @@ class Command(BaseCommand):
                             help="provisioning: the VMs are deleted after the creates "
                                  "(the VM phase measures creates alone) or during them "
                                  "too; default %(default)s")
+        parser.add_argument("--pool", choices=provisioning.POOLS, default="prefork",
+                            help="provisioning: the worker's pool, prefork (the worker's "
+                                 "processes) or threads (four times as many, as the "
+                                 "portal runs the stamps' queues); default %(default)s")
         parser.add_argument("--operations", type=_positive, default=10_000,
                             help="stampsim: calls per phase (default %(default)s)")
         parser.add_argument("--rate", type=float, default=50.0,
@@ -131,6 +135,7 @@ class Command(BaseCommand):
         figures = self._measure(provisioning, as_json, clients=clients, duration=duration,
                                 requests=requests, worker_concurrency=worker_concurrency,
                                 drain_timeout=drain_timeout, deletes=options["deletes"],
+                                pool=options["pool"],
                                 say=self.stderr.write)
         jobs = figures["jobs"]
         if jobs["ended"] < jobs["total"]:
