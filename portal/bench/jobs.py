@@ -37,15 +37,14 @@ from fabric.models import Stamp
 from portal.bench import noop
 from portal.bench.cpu import Meter
 from portal.bench.load import percentile
-from portal.bench.stack import Stack, StackFailed
+from portal.bench.stack import Stack, StackFailed, pool_concurrency
 from portal.bench.world import build_world
 from portal.celery import app
 from provisioning import engine
 from provisioning.models import JOB_TERMINAL_STATES, Job, JobState
 
-__all__ = ["POOLS", "render", "run"]
+__all__ = ["render", "run"]
 
-POOLS = ("prefork", "threads")
 PHASES = ("celery", "noop", "stamp_call")
 BATCH = 50  # jobs enqueued in one transaction
 TIMEOUT = 900.0
@@ -59,7 +58,7 @@ def run(*, jobs: int, pools: list[str], worker_concurrency: int,
     call_command("migrate", interactive=False, verbosity=0)
     results = {}
     for pool in pools:
-        concurrency = worker_concurrency if pool == "prefork" else 4 * worker_concurrency
+        concurrency = pool_concurrency(pool, worker_concurrency)
         results[pool] = _one(run_dir / pool, f"{name}-{pool[0]}", jobs, pool, concurrency, say)
     return {
         "scenario": "jobs",

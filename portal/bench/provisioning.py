@@ -33,7 +33,7 @@ from tqdm import tqdm
 from fabric.models import Stamp
 from portal.bench.cpu import Meter
 from portal.bench.load import Outcome, Reaper, Sample, hammer, percentile, summarise
-from portal.bench.stack import Stack, StackFailed
+from portal.bench.stack import Stack, StackFailed, pool_concurrency
 from portal.bench.world import ROOM, VM_SIZE, build_world, client
 from provisioning.models import Job, JobState
 
@@ -42,7 +42,6 @@ __all__ = ["render", "run"]
 BASELINE_PATH = "/api/bench/baseline/"
 PHASES = ("baseline", "vm_create", "drain")
 DELETES = ("after", "during")
-POOLS = ("prefork", "threads")
 
 
 def run(*, clients: int, duration: float, requests: int | None, worker_concurrency: int,
@@ -51,8 +50,7 @@ def run(*, clients: int, duration: float, requests: int | None, worker_concurren
     """Run the benchmark; its figures (see ``render``). ``pool``: the worker's, prefork
     with ``worker_concurrency`` processes or threads with four times as many (as the
     portal's own worker of the stamps' queues)."""
-    if pool == "threads":
-        worker_concurrency *= 4
+    worker_concurrency = pool_concurrency(pool, worker_concurrency)
     name = f"bench-{uuid.uuid4().hex[:6]}"
     run_dir = Path(settings.VAR_DIR) / "bench" / name
     say(f"Run {name}: migrating; logs in {run_dir}")

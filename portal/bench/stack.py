@@ -24,7 +24,17 @@ from portal import broker, processes
 from portal.bench.cpu import Meter
 from stampsim.testing import StampProcess, free_port
 
-__all__ = ["Child", "Stack", "StackFailed"]
+__all__ = ["POOLS", "Child", "Stack", "StackFailed", "pool_concurrency"]
+
+# The worker pools a benchmark can run: prefork with the worker's processes, or threads,
+# four times as many in one process (as the portal runs the stamps' queues).
+POOLS = ("prefork", "threads")
+
+
+def pool_concurrency(pool: str, processes: int) -> int:
+    """The worker's concurrency in ``pool`` for ``processes`` prefork processes."""
+    return processes if pool == "prefork" else 4 * processes
+
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0  # seconds for a process to answer after it was started

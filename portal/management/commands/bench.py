@@ -16,7 +16,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from portal.bench import chart, dr, ipam, jobs, metering, provisioning, scale, stampsim
-from portal.bench.stack import StackFailed
+from portal.bench.stack import POOLS, StackFailed
 
 
 def _positive(text: str) -> int:
@@ -56,7 +56,7 @@ class Command(BaseCommand):
                                  "comma-separated; default %(default)s")
         parser.add_argument("--pools", default="prefork,threads",
                             help="jobs: worker pools to compare, comma-separated "
-                                 f"({', '.join(jobs.POOLS)}); default %(default)s")
+                                 f"({', '.join(POOLS)}); default %(default)s")
         parser.add_argument("--latencies", default="0,50",
                             help="dr: stampsim latencies in ms, comma-separated; "
                                  "default %(default)s")
@@ -76,7 +76,7 @@ class Command(BaseCommand):
                             help="provisioning: the VMs are deleted after the creates "
                                  "(the VM phase measures creates alone) or during them "
                                  "too; default %(default)s")
-        parser.add_argument("--pool", choices=provisioning.POOLS, default="prefork",
+        parser.add_argument("--pool", choices=POOLS, default="prefork",
                             help="provisioning: the worker's pool, prefork (the worker's "
                                  "processes) or threads (four times as many, as the "
                                  "portal runs the stamps' queues); default %(default)s")
@@ -161,8 +161,8 @@ class Command(BaseCommand):
 
     def _jobs(self, n: int, pools: str, worker_concurrency: int, as_json: bool) -> None:
         chosen = [pool.strip() for pool in pools.split(",") if pool.strip()]
-        if not chosen or set(chosen) - set(jobs.POOLS):
-            raise CommandError(f"--pools takes {', '.join(jobs.POOLS)}, comma-separated")
+        if not chosen or set(chosen) - set(POOLS):
+            raise CommandError(f"--pools takes {', '.join(POOLS)}, comma-separated")
         self._measure(jobs, as_json, jobs=n, pools=chosen,
                       worker_concurrency=worker_concurrency, say=self.stderr.write)
 
