@@ -6,7 +6,7 @@ import pytest
 
 from base.errors import Conflict, Forbidden
 from tenants import services
-from tenants.models import ApiToken, Role
+from tenants.models import ApiToken, Role, hash_token
 from tenants.tests.factories import MembershipFactory, UserFactory, token_key
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +29,29 @@ def test_a_token_in_use_is_touched_at_most_once_a_minute(time_machine):
     time_machine.shift(timedelta(seconds=31))
     services.authenticate_token(key)
     assert ApiToken.objects.get(user=user).last_used_at == NINE + timedelta(seconds=61)
+
+
+def test_a_token_is_found_with_its_user_membership_and_tenant_in_one_query(
+        django_assert_num_queries):
+    # given a member's token, a token of a user of no tenant, and a revoked token
+    member = MembershipFactory(admin=True)
+    member_key, loner_key = token_key(member.user), token_key(UserFactory())
+    revoked_key = token_key(UserFactory())
+    ApiToken.objects.filter(digest=hash_token(revoked_key)).update(revoked_at=NINE)
+    # when each key is looked up (the first look-up of a connection also prepares it)
+    assert services.find_token("bft_nobody") is None
+    with django_assert_num_queries(1):
+        token = services.find_token(member_key)
+        # then the member's token comes with what the API reads of the caller, loaded
+        assert (token.user, token.user.membership, token.user.membership.tenant) == (
+            member.user, member, member.tenant)
+        assert token.user.membership.role == Role.ADMIN
+        assert token.digest == hash_token(member_key)
+    with django_assert_num_queries(1):
+        # a user of no tenant has no membership, and asking again reads nothing more
+        assert services.find_token(loner_key).user.membership is None
+    # a revoked token is found, as it is (authentication then refuses it)
+    assert services.find_token(revoked_key).revoked_at == NINE
 
 
 def test_a_revoked_token_or_a_deactivated_user_authenticates_no_more():
