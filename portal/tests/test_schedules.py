@@ -27,3 +27,15 @@ def test_ensure_schedules_writes_each_schedule_once(db):
     for name, (task, _) in SCHEDULES.items():
         assert PeriodicTask.objects.filter(name=name).count() == 1
         assert PeriodicTask.objects.get(name=name).task == task
+
+
+def test_migrate_writes_the_schedules(db):
+    # given a database whose schedules are gone
+    from django.core.management.sql import emit_post_migrate_signal
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.all().delete()
+    # when migrate ends, as it does: post_migrate for every app that has models
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    # then beat has every schedule to run
+    assert set(PeriodicTask.objects.values_list("name", flat=True)) >= set(SCHEDULES)
