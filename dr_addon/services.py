@@ -107,8 +107,8 @@ class DrAddOnHooks:
                            "commission has finished.",
                            code=ErrorCode.SUBSCRIPTION_NOT_READY) from None
 
-    def attached(self, link: SubscriptionAddOn, *, acting_user) -> None:
-        protect(link, acting_user=acting_user)
+    def attached(self, link: SubscriptionAddOn, *, acting_user) -> Job:
+        return protect(link, acting_user=acting_user)
 
     def check_detach(self, link: SubscriptionAddOn) -> None:
         protection = _protection(link.subscription, lock=True)
@@ -129,18 +129,17 @@ class DrAddOnHooks:
         ProtectedVm.objects.filter(vm=vm).delete()
 
 
-def protect(link: SubscriptionAddOn, *, acting_user) -> Protection:
-    """Attaching a DR add-on protects the whole subscription (a job)."""
+def protect(link: SubscriptionAddOn, *, acting_user) -> Job:
+    """Attaching a DR add-on protects the whole subscription: the job that does it."""
     subscription = link.subscription
     primary = _primary_site(subscription)
     recovery = Site.objects.create(subscription=subscription, cloud=link.addon.recovery_cloud,
                                    role=SiteRole.RECOVERY, is_active=False)
     protection = Protection.objects.create(subscription=subscription, addon=link.addon,
                                            recovery_site=recovery)
-    engine.enqueue(runbooks.PROTECT, stamp=primary.cloud.stamp, subscription=subscription,
-                   resource=protection, acting_user=acting_user,
-                   inputs={"protection": str(protection.pk)})
-    return protection
+    return engine.enqueue(runbooks.PROTECT, stamp=primary.cloud.stamp,
+                          subscription=subscription, resource=protection,
+                          acting_user=acting_user, inputs={"protection": str(protection.pk)})
 
 
 def unprotect(link: SubscriptionAddOn, *, acting_user) -> Protection:

@@ -9,12 +9,15 @@ more than its quota.
 """
 
 from functools import cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from django.db import connection
 
 from base import prepared
 from plans.models import AddOn, AddOnKind, Subscription, SubscriptionAddOn
+
+if TYPE_CHECKING:
+    from provisioning.models import Job
 
 __all__ = ["AddOnHooks", "hooks_for", "register", "vm_created", "vm_deleted"]
 
@@ -23,8 +26,9 @@ class AddOnHooks(Protocol):
     def check_attach(self, subscription: Subscription, addon: AddOn) -> None:
         """Raise a ``ServiceError`` if the add-on cannot be attached now."""
 
-    def attached(self, link: SubscriptionAddOn, *, acting_user) -> None:
-        """The link is saved (same transaction): start what the add-on does."""
+    def attached(self, link: SubscriptionAddOn, *, acting_user) -> "Job | None":
+        """The link is saved (same transaction): start what the add-on does; the job
+        that does it, if any."""
 
     def check_detach(self, link: SubscriptionAddOn) -> None:
         """Raise a ``ServiceError`` if the add-on cannot be detached now."""
@@ -46,7 +50,7 @@ class _QuotaOnly:
         pass
 
     def attached(self, link, *, acting_user) -> None:
-        pass
+        return None
 
     def check_detach(self, link) -> None:
         pass

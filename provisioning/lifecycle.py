@@ -97,15 +97,15 @@ def retry_commission(subscription: Subscription, *, acting_user: User) -> Job:
 
 @transaction.atomic
 def attach_addon(subscription: Subscription, *, addon_id, acting_user: User
-                 ) -> SubscriptionAddOn:
-    """Attach an add-on of the plan; the add-on's own hooks check and start its work."""
+                 ) -> tuple[SubscriptionAddOn, Job | None]:
+    """Attach an add-on of the plan; the add-on's own hooks check and start its work (the
+    job that does it, or None: a quota add-on has none)."""
     def precondition(locked: Subscription, addon) -> None:
         addons.hooks_for(addon.kind).check_attach(locked, addon)
 
     link = plan_services.attach_addon(subscription, addon_id=addon_id, acting_user=acting_user,
                                       precondition=precondition)
-    addons.hooks_for(link.addon.kind).attached(link, acting_user=acting_user)
-    return link
+    return link, addons.hooks_for(link.addon.kind).attached(link, acting_user=acting_user)
 
 
 @transaction.atomic

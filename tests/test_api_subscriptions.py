@@ -92,6 +92,7 @@ def test_quota_addon_raises_limits_and_detach_lowers_them(signup, catalog, commi
     # then
     assert response.status_code == 201
     assert catalog["extra"]["id"] in response.json()["addons"]
+    assert response.json()["job"] is None  # a quota add-on starts no job
     quota = owner.get(f"/api/v1/subscriptions/{sid}/quota/").json()
     assert quota["vcpus"]["limit"] == catalog["quotas"]["vcpus"] + 4
     assert quota["vms"]["limit"] == catalog["quotas"]["vms"] + 2

@@ -108,7 +108,9 @@ def protect(w) -> Job:
     link = w["owner"].post(f"/api/v1/subscriptions/{w['sid']}/addons/",
                            {"addon": w["catalog"]["dr"]["id"]}, format="json")
     assert link.status_code == 201, link.content
-    return run_job(Job.objects.get(subscription_id=w["sid"], runbook="dr.protect").pk)
+    job = Job.objects.get(subscription_id=w["sid"], runbook="dr.protect")
+    assert link.json()["job"] == str(job.pk)  # the answer names the protection's job
+    return run_job(job.pk)
 
 
 def fail_over(w, staff) -> Job:

@@ -63,8 +63,9 @@ def protect(w):
     response = w["owner"].post(f"/api/v1/subscriptions/{w['sid']}/addons/",
                                {"addon": w["addon"]["id"]}, format="json")
     assert response.status_code == 201, response.content
-    job = w["owner"].get("/api/v1/jobs/", {"runbook": "dr.protect"}).json()["results"][0]
-    job = wait_job(w["owner"], job["id"], worker=w["worker"], timeout=120)
+    # the answer names the protection's job
+    job = wait_job(w["owner"], response.json()["job"], worker=w["worker"], timeout=120)
+    assert job["runbook"] == "dr.protect"
     assert job["state"] == "succeeded", job["error"]
     return job
 

@@ -45,6 +45,15 @@ class SubscriptionSerializer(PlanSubscription):
         fields = [*PlanSubscription.Meta.fields, "job"]
 
 
+class AttachedAddOnSerializer(SubscriptionSerializer):
+    """The subscription once an add-on is attached; ``job`` is the attachment's."""
+
+    job = serializers.UUIDField(
+        source="attach_job_id", read_only=True, allow_null=True,
+        help_text="The job the add-on started (a DR add-on's protection of the "
+                  "subscription), or null when it started none.")
+
+
 class ProviderSubscriptionSerializer(PlanProviderSubscription):
     job = serializers.UUIDField(source="commission_job_id", read_only=True, allow_null=True)
 
@@ -169,18 +178,21 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return Response(quota.summary(self.get_object()))
 
     @extend_schema(summary="Attach an add-on", request=AttachAddOnSerializer,
-                   responses={201: SubscriptionSerializer},
+                   responses={201: AttachedAddOnSerializer},
                    description="An add-on offered with the subscription's plan; a DR add-on "
-                               "also starts protecting the subscription.")
+                               "also starts protecting the subscription: `job` is the job "
+                               "that does it (null for an add-on that starts none).")
     @action(detail=True, methods=["post"], url_path="addons")
     def attach_addon(self, request, pk=None):
         subscription = self.get_object()
         serializer = AttachAddOnSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        lifecycle.attach_addon(subscription, addon_id=serializer.validated_data["addon"],
-                              acting_user=request.user)
+        _, job = lifecycle.attach_addon(
+            subscription, addon_id=serializer.validated_data["addon"], acting_user=request.user)
         subscription = self.get_queryset().get(pk=subscription.pk)
-        return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
+        subscription.attach_job_id = None if job is None else job.pk
+        return Response(AttachedAddOnSerializer(subscription).data,
+                        status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Detach an add-on", request=None,
                    responses={204: None, **problems(409)})

@@ -130,8 +130,8 @@ class AddOnAttachView(SubscriptionActionView):
     form_class = AddOnChoiceForm
 
     def perform(self, subscription):
-        link = lifecycle.attach_addon(subscription, addon_id=self.data["addon"],
-                                     acting_user=self.request.user)
+        link, _ = lifecycle.attach_addon(subscription, addon_id=self.data["addon"],
+                                        acting_user=self.request.user)
         return f"“{link.addon}” is attached to {subscription.name}."
 
 
