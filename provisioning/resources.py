@@ -403,7 +403,9 @@ def create_snapshot(vm: VirtualMachine, *, name: str, acting_user) -> tuple[Snap
 
 @transaction.atomic
 def restore_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
-    snapshot = Snapshot.objects.select_for_update().get(pk=snapshot.pk)
+    """Restore the checkpoint (a job). ``snapshot`` is read again under lock, in place: the
+    caller's instance is the one the change leaves."""
+    snapshot.__dict__.update(Snapshot.objects.select_for_update().get(pk=snapshot.pk).__dict__)
     if snapshot.state != SnapshotState.READY:
         raise Conflict.in_state(snapshot, f"A {snapshot.state} checkpoint cannot be restored.",
                                 code=ErrorCode.SNAPSHOT_STATE)
@@ -424,8 +426,9 @@ def restore_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
 
 @transaction.atomic
 def delete_snapshot(snapshot: Snapshot, *, acting_user) -> Job:
-    snapshot = Snapshot.objects.select_for_update().select_related("vm__subscription").get(
-        pk=snapshot.pk)
+    """Delete the checkpoint (a job); ``snapshot`` is read again under lock, in place."""
+    snapshot.__dict__.update(Snapshot.objects.select_for_update().select_related(
+        "vm__subscription").get(pk=snapshot.pk).__dict__)
     if snapshot.state not in (SnapshotState.READY, SnapshotState.FAILED):
         raise Conflict.in_state(snapshot, f"A {snapshot.state} checkpoint cannot be deleted.",
                                 code=ErrorCode.SNAPSHOT_STATE)

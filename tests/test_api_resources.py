@@ -72,9 +72,20 @@ def test_vm_lifecycle_with_quota_coming_back(tenant_world):
     settled(owner, response, worker)
     snapshot_id = response.json()["id"]
     assert quota(owner, sid)["snapshots"]["used"] == 1
-    settled(owner, owner.post(f"{url}snapshots/{snapshot_id}/restore/"), worker)
+    restore = owner.post(f"{url}snapshots/{snapshot_id}/restore/")
+    # the answer is the checkpoint as the restore left it, with its job
+    assert (restore.json()["id"], restore.json()["state"]) == (snapshot_id, "restoring")
+    assert restore["Location"] == f"/api/v1/jobs/{restore.json()['job']}/"
+    settled(owner, restore, worker)
     assert owner.get(url).json()["state"] == "stopped"
     settled(owner, owner.post(f"{url}start/"), worker)
+    # a second checkpoint, deleted: the answer is the checkpoint, deleting
+    response = owner.post(f"{url}snapshots/", {"name": "spare"}, format="json")
+    settled(owner, response, worker)
+    delete = owner.delete(f"{url}snapshots/{response.json()['id']}/")
+    assert (delete.json()["name"], delete.json()["state"]) == ("spare", "deleting")
+    settled(owner, delete, worker)
+    assert quota(owner, sid)["snapshots"]["used"] == 1
     # resize checks quota on the difference
     too_big = owner.post(f"{url}resize/", {"vcpus": 9, "memory_mb": 1024}, format="json")
     assert too_big.status_code == 409

@@ -257,21 +257,25 @@ class VmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, SubscriptionSc
             state=SnapshotState.DELETED), pk=snapshot_id)
 
     @extend_schema(summary="Restore a checkpoint", request=None,
-                   responses={202: JobAcceptedSerializer},
-                   description="The VM goes back to the checkpoint; it must be `ready`.")
+                   responses={202: SnapshotAcceptedSerializer},
+                   description="The VM goes back to the checkpoint; it must be `ready`. The "
+                               "answer is the checkpoint, `restoring`, and its job.")
     @action(detail=True, methods=["post"], filter_backends=[],
             url_path=r"snapshots/(?P<snapshot_id>[0-9a-f-]{36})/restore")
     def restore_snapshot(self, request, pk=None, snapshot_id=None):
-        return job_only(resources.restore_snapshot(self._snapshot(pk, snapshot_id),
-                                                   acting_user=request.user))
+        snapshot = self._snapshot(pk, snapshot_id)
+        job = resources.restore_snapshot(snapshot, acting_user=request.user)
+        return with_job(SnapshotSerializer(snapshot).data, job)
 
     @extend_schema(summary="Delete a checkpoint", request=None,
-                   responses={202: JobAcceptedSerializer, **problems(409)})
+                   responses={202: SnapshotAcceptedSerializer, **problems(409)},
+                   description="The answer is the checkpoint, `deleting`, and its job.")
     @action(detail=True, methods=["delete"], filter_backends=[],
             url_path=r"snapshots/(?P<snapshot_id>[0-9a-f-]{36})")
     def delete_snapshot(self, request, pk=None, snapshot_id=None):
-        return job_only(resources.delete_snapshot(self._snapshot(pk, snapshot_id),
-                                                  acting_user=request.user))
+        snapshot = self._snapshot(pk, snapshot_id)
+        job = resources.delete_snapshot(snapshot, acting_user=request.user)
+        return with_job(SnapshotSerializer(snapshot).data, job)
 
 
 class TemplateFilter(django_filters.FilterSet):
